@@ -7,9 +7,13 @@
 //! - [`error`]: `States.*` error names and [`error::StatesError`].
 //! - [`data`]: reference paths / JSONPath, payload templates, intrinsic functions, Choice rules.
 //! - [`validate`]: static validation of a definition, with AWS-style locations.
+//! - [`items`]: ItemReader content (JSON, JSONL, CSV) and ItemBatcher.
+//! - [`mock`]: Step Functions Local mock configuration (`SFN_MOCK_CONFIG`).
 
 pub mod data;
 pub mod error;
 pub mod validate;
 
 pub use error::StatesError;
+pub mod items;
+pub mod mock;

@@ -1,0 +1,1 @@
+//! ItemReader content parsing (JSON, JSONL, CSV with ReaderConfig) and ItemBatcher batching.
