@@ -583,54 +583,12 @@ fn resolve_limit(
     }
 }
 
-/// Minimal reference-path resolution (`$`, `$.a.b`, `$['a'][0]`, `$$.Execution.Id`) for the
-/// batcher's `*Path` fields, which are plain reference paths in AWS.
+/// Resolve a `*Path` field: AWS requires a Reference Path (one node) into the input or `$$`.
 fn resolve_reference_path(path: &str, input: &Value, ctx: &Value) -> Option<Value> {
-    let (mut cur, rest) = if let Some(r) = path.strip_prefix("$$") {
-        (ctx, r)
-    } else {
-        (input, path.strip_prefix('$')?)
-    };
-    let mut chars = rest.char_indices().peekable();
-    let bytes = rest;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '.' => {
-                let start = i + 1;
-                let mut end = bytes.len();
-                while let Some(&(j, d)) = chars.peek() {
-                    if d == '.' || d == '[' {
-                        end = j;
-                        break;
-                    }
-                    chars.next();
-                }
-                let key = bytes.get(start..end)?;
-                if key.is_empty() {
-                    return None;
-                }
-                cur = cur.get(key)?;
-            }
-            '[' => {
-                let start = i + 1;
-                let close = bytes.get(start..)?.find(']')? + start;
-                let inner = bytes.get(start..close)?;
-                cur = if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
-                    cur.get(q)?
-                } else {
-                    cur.get(inner.parse::<usize>().ok()?)?
-                };
-                while let Some(&(j, _)) = chars.peek() {
-                    chars.next();
-                    if j == close {
-                        break;
-                    }
-                }
-            }
-            _ => return None,
-        }
-    }
-    Some(cur.clone())
+    crate::data::path::parse_reference_path(path)
+        .ok()?
+        .select(input, ctx)
+        .ok()
 }
 
 /// Lazily groups items into `{"BatchInput": ..., "Items": [...]}` objects.
@@ -985,7 +943,10 @@ mod tests {
             Some(input.clone())
         );
         assert_eq!(resolve_reference_path("$.a..b", &input, &Value::Null), None);
+        assert_eq!(
+            resolve_reference_path("$.a.b[*]", &input, &Value::Null),
+            None
+        );
         assert_eq!(resolve_reference_path("a.b", &input, &Value::Null), None);
-        assert_eq!(resolve_reference_path("$['x", &input, &Value::Null), None);
     }
 }
