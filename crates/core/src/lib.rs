@@ -1,1 +1,29 @@
-//! sluice-core
+//! sluice-core: the domain of a sluice pipeline and the ports its adapters implement.
+//!
+//! A *job* is one run of a pipeline over one input CSV; the plan step turns each CSV row into a
+//! *task*; every time a task is launched on compute it gets a new *attempt*. This crate knows
+//! what those are, which state changes are legal, how a finished container is classified
+//! (success, Spot reclaim, launch failure, out of memory, application error), how a CSV becomes
+//! tasks and how task results are aggregated. It knows nothing of AWS, SQLite or processes:
+//! handlers (`functions/*`) talk to the outside world only through the traits in [`ports`], which
+//! the local runtime (`sluice-local`) and the AWS adapters (`sluice-aws`) implement.
+//!
+//! Data flows ingest → plan → launch → task-events → aggregate → finish, one module each where
+//! the step has domain logic of its own.
+
+pub mod aggregate;
+pub mod classify;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod ingest;
+pub mod model;
+pub mod pipeline;
+pub mod plan;
+pub mod ports;
+pub mod stats;
+
+pub use error::{ErrorName, StoreError};
+pub use ids::{JobId, TaskId};
+pub use model::{Attempt, AttemptState, Capacity, Job, JobState, Task, TaskState};
+pub use pipeline::PipelineConfig;

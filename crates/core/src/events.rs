@@ -1,0 +1,331 @@
+//! The events sluice reacts to, typed from AWS's documented samples: ECS "Task State Change",
+//! Batch "Job State Change" and S3 "Object Created", as the `detail` of an EventBridge event.
+//!
+//! The local runtime emits exactly these shapes, so the task-events and ingest handlers cannot
+//! tell a laptop from AWS. Every field AWS may omit is optional: a truncated event is handled
+//! (classified as not-final or unknown), never a panic.
+
+use crate::ids::{JobId, TaskId};
+use crate::model::AttemptKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Environment variables through which a launched container knows, and every state-change
+/// event names, the attempt it belongs to. They travel in the RunTask container overrides (ECS)
+/// or SubmitJob container overrides (Batch), which the events echo back.
+pub const ENV_JOB_ID: &str = "SLUICE_JOB_ID";
+pub const ENV_TASK_ID: &str = "SLUICE_TASK_ID";
+pub const ENV_ATTEMPT: &str = "SLUICE_ATTEMPT";
+pub const ENV_RESULT_URI: &str = "SLUICE_RESULT_URI";
+
+pub const ECS_TASK_STATE_CHANGE: &str = "ECS Task State Change";
+pub const BATCH_JOB_STATE_CHANGE: &str = "Batch Job State Change";
+pub const S3_OBJECT_CREATED: &str = "Object Created";
+
+/// The EventBridge envelope. `aws_lambda_events::eventbridge::EventBridgeEvent` has the same
+/// wire shape; this one lets sluice-core and the local runtime stay free of Lambda crates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope<T> {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub source: String,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    pub detail: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+fn attempt_key_from_env(env: &[KeyValue]) -> Option<AttemptKey> {
+    let get = |name: &str| {
+        env.iter()
+            .find(|kv| kv.name == name)
+            .and_then(|kv| kv.value.clone())
+    };
+    Some(AttemptKey {
+        job_id: JobId::new(get(ENV_JOB_ID)?).ok()?,
+        task_id: TaskId::new(get(ENV_TASK_ID)?).ok()?,
+        number: get(ENV_ATTEMPT)?.parse().ok()?,
+    })
+}
+
+/// `detail` of "ECS Task State Change".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsTaskStateChange {
+    #[serde(default)]
+    pub cluster_arn: Option<String>,
+    #[serde(default)]
+    pub task_arn: Option<String>,
+    #[serde(default)]
+    pub task_definition_arn: Option<String>,
+    #[serde(default)]
+    pub container_instance_arn: Option<String>,
+    #[serde(default)]
+    pub last_status: Option<String>,
+    #[serde(default)]
+    pub desired_status: Option<String>,
+    #[serde(default)]
+    pub stop_code: Option<String>,
+    #[serde(default)]
+    pub stopped_reason: Option<String>,
+    #[serde(default)]
+    pub containers: Vec<EcsContainer>,
+    #[serde(default)]
+    pub overrides: Option<EcsOverrides>,
+    #[serde(default)]
+    pub started_by: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub launch_type: Option<String>,
+    #[serde(default)]
+    pub capacity_provider_name: Option<String>,
+    /// Increases with every change of the task; stale deliveries carry a lower one.
+    #[serde(default)]
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub stopping_at: Option<String>,
+    #[serde(default)]
+    pub stopped_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsContainer {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub container_arn: Option<String>,
+    #[serde(default)]
+    pub last_status: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsOverrides {
+    #[serde(default)]
+    pub container_overrides: Vec<EcsContainerOverride>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsContainerOverride {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub environment: Vec<KeyValue>,
+}
+
+impl EcsTaskStateChange {
+    /// The sluice attempt this ECS task ran, from the container overrides sluice set at launch.
+    pub fn attempt_key(&self) -> Option<AttemptKey> {
+        self.overrides
+            .as_ref()?
+            .container_overrides
+            .iter()
+            .find_map(|o| attempt_key_from_env(&o.environment))
+    }
+}
+
+/// `detail` of "Batch Job State Change".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchJobStateChange {
+    #[serde(default)]
+    pub job_arn: Option<String>,
+    #[serde(default)]
+    pub job_name: Option<String>,
+    #[serde(default)]
+    pub job_id: Option<String>,
+    #[serde(default)]
+    pub job_queue: Option<String>,
+    /// SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED or FAILED.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<BatchAttempt>,
+    #[serde(default)]
+    pub container: Option<BatchContainer>,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub started_at: Option<i64>,
+    #[serde(default)]
+    pub stopped_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchAttempt {
+    #[serde(default)]
+    pub container: Option<BatchContainer>,
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<i64>,
+    #[serde(default)]
+    pub stopped_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchContainer {
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub task_arn: Option<String>,
+    #[serde(default)]
+    pub environment: Vec<KeyValue>,
+}
+
+impl BatchJobStateChange {
+    /// The sluice attempt this Batch job ran: from the container environment sluice set at
+    /// SubmitJob, or else from the job's tags.
+    pub fn attempt_key(&self) -> Option<AttemptKey> {
+        if let Some(key) = self
+            .container
+            .as_ref()
+            .and_then(|c| attempt_key_from_env(&c.environment))
+        {
+            return Some(key);
+        }
+        Some(AttemptKey {
+            job_id: JobId::new(self.tags.get(ENV_JOB_ID)?.clone()).ok()?,
+            task_id: TaskId::new(self.tags.get(ENV_TASK_ID)?.clone()).ok()?,
+            number: self.tags.get(ENV_ATTEMPT)?.parse().ok()?,
+        })
+    }
+}
+
+/// `detail` of S3 "Object Created" (EventBridge notifications enabled on the bucket).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct S3ObjectCreated {
+    #[serde(default)]
+    pub version: Option<String>,
+    pub bucket: S3Bucket,
+    pub object: S3Object,
+    #[serde(default, rename = "request-id")]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub requester: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct S3Bucket {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct S3Object {
+    pub key: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub etag: Option<String>,
+    #[serde(default, rename = "version-id")]
+    pub version_id: Option<String>,
+    /// Orders events for the same key; identical on redelivery of the same upload.
+    #[serde(default)]
+    pub sequencer: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_documented_ecs_sample_and_finds_attempt() {
+        let event: EventEnvelope<EcsTaskStateChange> = serde_json::from_value(serde_json::json!({
+            "version": "0", "id": "9bcdac79-b31f-4d3d-9410-fbd727c29fab",
+            "detail-type": "ECS Task State Change", "source": "aws.ecs",
+            "account": "111122223333", "time": "2016-12-06T16:41:06Z", "region": "us-east-1",
+            "resources": ["arn:aws:ecs:us-east-1:111122223333:task/b99d40b3"],
+            "detail": {
+                "clusterArn": "arn:aws:ecs:us-east-1:111122223333:cluster/default",
+                "containers": [{"containerArn": "arn:aws:ecs:us-east-1:111122223333:container/3305bea1",
+                    "exitCode": 1, "lastStatus": "STOPPED", "name": "xray",
+                    "taskArn": "arn:aws:ecs:us-east-1:111122223333:task/b99d40b3"}],
+                "createdAt": "2016-12-06T16:41:05.702Z", "desiredStatus": "STOPPED",
+                "lastStatus": "STOPPED",
+                "overrides": {"containerOverrides": [{"name": "xray", "environment": [
+                    {"name": "SLUICE_JOB_ID", "value": "ber-1"},
+                    {"name": "SLUICE_TASK_ID", "value": "t-007"},
+                    {"name": "SLUICE_ATTEMPT", "value": "2"}]}]},
+                "startedAt": "2016-12-06T16:41:06.8Z", "startedBy": "ecs-svc/9223370556150183303",
+                "updatedAt": "2016-12-06T16:41:06.975Z",
+                "taskArn": "arn:aws:ecs:us-east-1:111122223333:task/b99d40b3",
+                "taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/xray:2",
+                "version": 4, "stopCode": "EssentialContainerExited"
+            }
+        }))
+        .unwrap();
+        assert_eq!(event.detail.version, Some(4));
+        let key = event.detail.attempt_key().unwrap();
+        assert_eq!(key.to_string(), "ber-1/t-007#2");
+    }
+
+    #[test]
+    fn hostile_attempt_env_is_not_a_key() {
+        let detail = EcsTaskStateChange {
+            overrides: Some(EcsOverrides {
+                container_overrides: vec![EcsContainerOverride {
+                    environment: vec![
+                        KeyValue {
+                            name: ENV_JOB_ID.into(),
+                            value: Some("../../etc".into()),
+                        },
+                        KeyValue {
+                            name: ENV_TASK_ID.into(),
+                            value: Some("t".into()),
+                        },
+                        KeyValue {
+                            name: ENV_ATTEMPT.into(),
+                            value: Some("1".into()),
+                        },
+                    ],
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(detail.attempt_key(), None);
+    }
+}

@@ -1,0 +1,374 @@
+//! Job, Task and Attempt records and the state changes allowed between their states.
+//!
+//! Records only move forward. Every store (SQLite, DynamoDB) writes a transition as a
+//! conditional update "from one of `allowed_from(to)`", so a duplicate or stale event that
+//! arrives after a record has moved on cannot move it back.
+
+use crate::ids::{JobId, TaskId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Lifecycle of a job: one run of a pipeline over one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Recorded by ingest; the execution may not have started yet.
+    Submitted,
+    /// The state machine is running it (planned, scaled, fanned out).
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+
+    /// States a job may move to `self` from. A redrive moves a FAILED job back to RUNNING: that
+    /// is the one deliberate backwards move, made by the operator, never by an event.
+    pub fn allowed_from(self) -> &'static [JobState] {
+        match self {
+            JobState::Submitted => &[],
+            JobState::Running => &[JobState::Submitted, JobState::Failed],
+            JobState::Succeeded | JobState::Failed => &[JobState::Submitted, JobState::Running],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Submitted => "SUBMITTED",
+            JobState::Running => "RUNNING",
+            JobState::Succeeded => "SUCCEEDED",
+            JobState::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            JobState::Submitted,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// Where an object lives: a bucket (S3 bucket, or a directory locally) and a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl ObjectRef {
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// One run of a pipeline over one input object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub pipeline: String,
+    pub input: ObjectRef,
+    pub state: JobState,
+    /// Why the job failed, naming the file, line and column for bad input.
+    pub reason: Option<String>,
+    pub execution_arn: Option<String>,
+    pub task_count: u32,
+    /// Where the aggregated results were written, once they are.
+    pub results: Vec<ObjectRef>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Job {
+    pub fn new(
+        id: JobId,
+        pipeline: impl Into<String>,
+        input: ObjectRef,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            pipeline: pipeline.into(),
+            input,
+            state: JobState::Submitted,
+            reason: None,
+            execution_arn: None,
+            task_count: 0,
+            results: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// Fields a job transition may set besides the state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobUpdate {
+    pub reason: Option<String>,
+    pub execution_arn: Option<String>,
+    pub task_count: Option<u32>,
+    pub results: Option<Vec<ObjectRef>>,
+}
+
+/// Lifecycle of a task across its attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    /// Planned, never launched.
+    Pending,
+    /// An attempt is launching or running.
+    Running,
+    /// The last attempt failed in a way the state machine will retry.
+    Retrying,
+    Succeeded,
+    Failed,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "PENDING",
+            TaskState::Running => "RUNNING",
+            TaskState::Retrying => "RETRYING",
+            TaskState::Succeeded => "SUCCEEDED",
+            TaskState::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TaskState::Pending,
+            TaskState::Running,
+            TaskState::Retrying,
+            TaskState::Succeeded,
+            TaskState::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// A SUCCEEDED task never changes again: its result is counted exactly once. A FAILED task
+    /// can be relaunched by a redrive.
+    pub fn allowed_from(self) -> &'static [TaskState] {
+        match self {
+            TaskState::Pending => &[],
+            TaskState::Running => &[TaskState::Pending, TaskState::Retrying, TaskState::Failed],
+            TaskState::Retrying | TaskState::Failed | TaskState::Succeeded => &[TaskState::Running],
+        }
+    }
+}
+
+/// One row of the input: the unit of fan-out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub job_id: JobId,
+    pub id: TaskId,
+    /// Position in the input (0-based), also the default seed of simulation workloads.
+    pub index: u32,
+    /// The row's values by column name, typed per the pipeline's input schema.
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub state: TaskState,
+    /// Number of attempts launched so far.
+    pub attempts: u32,
+    /// How many of them were lost to Spot reclaims.
+    pub spot_interruptions: u32,
+    pub result: Option<ObjectRef>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which kind of capacity an attempt was placed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capacity {
+    Spot,
+    OnDemand,
+}
+
+impl Capacity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capacity::Spot => "spot",
+            Capacity::OnDemand => "on-demand",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "spot" => Some(Capacity::Spot),
+            "on-demand" => Some(Capacity::OnDemand),
+            _ => None,
+        }
+    }
+}
+
+/// Lifecycle of one launch of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptState {
+    /// Recorded with its task token, RunTask not yet answered.
+    Launching,
+    Running,
+    Succeeded,
+    SpotInterrupted,
+    LaunchFailed,
+    OutOfMemory,
+    Failed,
+}
+
+impl AttemptState {
+    pub fn is_final(self) -> bool {
+        !matches!(self, AttemptState::Launching | AttemptState::Running)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Launching => "LAUNCHING",
+            AttemptState::Running => "RUNNING",
+            AttemptState::Succeeded => "SUCCEEDED",
+            AttemptState::SpotInterrupted => "SPOT_INTERRUPTED",
+            AttemptState::LaunchFailed => "LAUNCH_FAILED",
+            AttemptState::OutOfMemory => "OUT_OF_MEMORY",
+            AttemptState::Failed => "FAILED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AttemptState::Launching,
+            AttemptState::Running,
+            AttemptState::Succeeded,
+            AttemptState::SpotInterrupted,
+            AttemptState::LaunchFailed,
+            AttemptState::OutOfMemory,
+            AttemptState::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+    /// Final states are reached only from LAUNCHING or RUNNING, so the second delivery of a
+    /// STOPPED event finds the attempt final and changes nothing.
+    pub fn allowed_from(self) -> &'static [AttemptState] {
+        match self {
+            AttemptState::Launching => &[],
+            AttemptState::Running => &[AttemptState::Launching],
+            _ => &[AttemptState::Launching, AttemptState::Running],
+        }
+    }
+}
+
+/// Identifies an attempt: (job, task, 1-based attempt number).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttemptKey {
+    pub job_id: JobId,
+    pub task_id: TaskId,
+    pub number: u32,
+}
+
+impl std::fmt::Display for AttemptKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}#{}", self.job_id, self.task_id, self.number)
+    }
+}
+
+/// One launch of a task on compute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub key: AttemptKey,
+    pub state: AttemptState,
+    pub capacity: Capacity,
+    /// The Step Functions task token that the attempt's end reports to.
+    pub task_token: String,
+    /// ECS task ARN, Batch job id, or local process id.
+    pub compute_id: Option<String>,
+    pub exit_code: Option<i32>,
+    /// ECS stopCode / Batch status reason, as received.
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    /// The `detail.version` of the last event applied, to drop stale events.
+    pub event_version: Option<u64>,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// Fields an attempt transition may set besides the state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptUpdate {
+    pub compute_id: Option<String>,
+    pub exit_code: Option<i32>,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub event_version: Option<u64>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// A job's claim on compute capacity, held from scale-up to scale-down. The cluster's desired
+/// size is computed from all active leases, so one job's scale-down never takes capacity that
+/// another running job still holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub job_id: JobId,
+    /// Task slots (containers running at once) the job wants.
+    pub slots: u32,
+    pub acquired_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_attempt_states_cannot_be_left() {
+        for to in [
+            AttemptState::Running,
+            AttemptState::Succeeded,
+            AttemptState::Failed,
+            AttemptState::SpotInterrupted,
+        ] {
+            for from in to.allowed_from() {
+                assert!(!from.is_final(), "{to:?} reachable from final {from:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn succeeded_task_is_terminal() {
+        for to in [
+            TaskState::Running,
+            TaskState::Retrying,
+            TaskState::Failed,
+            TaskState::Succeeded,
+        ] {
+            assert!(!to.allowed_from().contains(&TaskState::Succeeded));
+        }
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in ["SUBMITTED", "RUNNING", "SUCCEEDED", "FAILED"] {
+            assert_eq!(JobState::parse(s).unwrap().as_str(), s);
+        }
+        assert_eq!(
+            serde_json::to_string(&AttemptState::SpotInterrupted).unwrap(),
+            "\"SPOT_INTERRUPTED\""
+        );
+        assert_eq!(
+            AttemptState::parse("OUT_OF_MEMORY"),
+            Some(AttemptState::OutOfMemory)
+        );
+    }
+}

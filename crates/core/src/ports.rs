@@ -1,0 +1,270 @@
+//! Ports: the traits through which handlers reach the outside world.
+//!
+//! Handlers (`functions/*`) depend only on these. `sluice-local` implements them with
+//! directories, SQLite, processes and the embedded ASL engine; `sluice-aws` with S3, DynamoDB,
+//! ECS/Batch, Auto Scaling and Step Functions. Every write that changes a record's state is
+//! conditional (see [`Transition`]), so retries and duplicate events are harmless.
+
+use crate::error::StoreError;
+use crate::ids::{JobId, TaskId};
+use crate::model::{
+    Attempt, AttemptKey, AttemptState, AttemptUpdate, Capacity, Job, JobState, JobUpdate, Lease,
+    ObjectRef, Task, TaskState,
+};
+use crate::pipeline::PipelineConfig;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+/// Outcome of a conditional state change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition<T> {
+    /// The record was in an allowed state and now holds the new one.
+    Applied(T),
+    /// The record exists but was not in a state the change may come from; it is unchanged.
+    Rejected(T),
+    /// No such record.
+    Missing,
+}
+
+impl<T> Transition<T> {
+    pub fn applied(&self) -> bool {
+        matches!(self, Transition::Applied(_))
+    }
+}
+
+/// Buckets and keys: S3 on AWS, directories locally.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// `StoreError::NotFound` when the object does not exist.
+    async fn get(&self, object: &ObjectRef) -> Result<Vec<u8>, StoreError>;
+    /// Atomic: readers see the old object or the new one, never a partial write.
+    async fn put(
+        &self,
+        object: &ObjectRef,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError>;
+    async fn exists(&self, object: &ObjectRef) -> Result<bool, StoreError>;
+}
+
+/// Changes to a task besides its state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskUpdate {
+    pub attempts: Option<u32>,
+    pub spot_interruptions: Option<u32>,
+    pub result: Option<ObjectRef>,
+    /// `Some(None)` clears the last error.
+    pub last_error: Option<Option<String>>,
+}
+
+/// Job, task and attempt bookkeeping: a SQLite table locally, a DynamoDB table on AWS.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Insert the job if no job has its id. `false` means it already existed (nothing written).
+    async fn create_job(&self, job: &Job) -> Result<bool, StoreError>;
+    async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
+    /// Most recent first.
+    async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError>;
+    /// Move the job to `to` if its state is in `to.allowed_from()`.
+    async fn transition_job(
+        &self,
+        id: &JobId,
+        to: JobState,
+        update: JobUpdate,
+    ) -> Result<Transition<Job>, StoreError>;
+
+    /// Insert tasks that do not exist yet; existing tasks (a re-planned or redriven job) keep
+    /// their state, so a finished task is never reset.
+    async fn put_tasks(&self, tasks: &[Task]) -> Result<(), StoreError>;
+    async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError>;
+    /// In index order.
+    async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError>;
+    /// Move the task to `to` if its state is in `to.allowed_from()`.
+    async fn transition_task(
+        &self,
+        job: &JobId,
+        task: &TaskId,
+        to: TaskState,
+        update: TaskUpdate,
+    ) -> Result<Transition<Task>, StoreError>;
+
+    /// Insert the attempt if that (job, task, number) does not exist. `false` = it existed.
+    async fn create_attempt(&self, attempt: &Attempt) -> Result<bool, StoreError>;
+    async fn get_attempt(&self, key: &AttemptKey) -> Result<Option<Attempt>, StoreError>;
+    async fn find_attempt_by_compute_id(
+        &self,
+        compute_id: &str,
+    ) -> Result<Option<Attempt>, StoreError>;
+    /// In attempt order.
+    async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError>;
+    /// Move the attempt to `to` if its state is in `to.allowed_from()` and, when the update
+    /// carries an event version, no newer event has been applied.
+    async fn transition_attempt(
+        &self,
+        key: &AttemptKey,
+        to: AttemptState,
+        update: AttemptUpdate,
+    ) -> Result<Transition<Attempt>, StoreError>;
+}
+
+/// What to launch for one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchRequest {
+    pub attempt: AttemptKey,
+    pub capacity: Capacity,
+    /// argv with every placeholder filled except `{output}`, which the adapter replaces with a
+    /// location the task can write to (a file path locally; a container path whose content the
+    /// image's entrypoint uploads to `result` on ECS).
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Where the task's result must end up.
+    pub result: ObjectRef,
+    pub image: Option<String>,
+    pub cpu: u32,
+    pub memory_mib: u32,
+    pub timeout_seconds: Option<u64>,
+}
+
+/// A started task on compute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launched {
+    /// ECS task ARN, Batch job id, or local process handle id.
+    pub compute_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    /// The request was refused or capacity could not be placed; retrying later may work.
+    #[error("launch failed: {0}")]
+    LaunchFailed(String),
+    /// The request itself is wrong (missing image, bad command); retrying will not help.
+    #[error("invalid launch request: {0}")]
+    Invalid(String),
+}
+
+/// Runs containers: a local process pool, ECS RunTask or Batch SubmitJob. When a task stops,
+/// the platform (not this trait) emits a state-change event that the task-events handler gets.
+#[async_trait]
+pub trait Compute: Send + Sync {
+    async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError>;
+}
+
+/// Capacity after a lease change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CapacityStatus {
+    /// Task slots the cluster is sized for now (sum of active leases, capped by the maximum).
+    pub desired_slots: u32,
+    pub active_leases: u32,
+}
+
+/// Sizes the cluster from the leases of all running jobs.
+#[async_trait]
+pub trait CapacityPool: Send + Sync {
+    /// Record (idempotently) the job's lease and resize.
+    async fn acquire(&self, lease: &Lease) -> Result<CapacityStatus, StoreError>;
+    /// Drop the job's lease (a no-op if it holds none) and resize.
+    async fn release(&self, job: &JobId) -> Result<CapacityStatus, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// The token's task already finished, timed out or never existed (InvalidToken,
+    /// TaskDoesNotExist, TaskTimedOut). Reporting to it again is pointless, not an error to retry.
+    #[error("task token is closed: {0}")]
+    TokenClosed(String),
+    /// An execution with that name exists with a different input.
+    #[error("execution already exists: {0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// The orchestrator: Step Functions on AWS, the embedded engine locally.
+#[async_trait]
+pub trait Workflows: Send + Sync {
+    /// Start the pipeline state machine. Idempotent: the same name and input returns the
+    /// existing execution's ARN.
+    async fn start_execution(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> Result<String, WorkflowError>;
+    async fn send_task_success(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> Result<(), WorkflowError>;
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError>;
+}
+
+/// Where pipeline configurations come from.
+#[async_trait]
+pub trait Pipelines: Send + Sync {
+    /// `Ok(None)` for an unknown pipeline.
+    async fn get(&self, name: &str) -> Result<Option<PipelineConfig>, StoreError>;
+}
+
+/// Pipelines stored as `<prefix><name>.toml` in an object store (the data bucket on AWS).
+pub struct StoredPipelines<S> {
+    pub store: S,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+#[async_trait]
+impl<S: ObjectStore> Pipelines for StoredPipelines<S> {
+    async fn get(&self, name: &str) -> Result<Option<PipelineConfig>, StoreError> {
+        if crate::ids::PipelineName::new(name).is_err() {
+            return Ok(None);
+        }
+        let object = ObjectRef::new(&self.bucket, format!("{}{name}.toml", self.prefix));
+        let bytes = match self.store.get(&object).await {
+            Ok(b) => b,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| StoreError::Corrupt {
+            what: object.to_string(),
+            message: "not UTF-8".into(),
+        })?;
+        PipelineConfig::from_toml(&object.to_string(), &text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: object.to_string(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// The names of the buckets a deployment uses.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Buckets {
+    /// Where input CSVs land.
+    pub ingest: String,
+    /// Manifests, task results, aggregated results, pipeline configs.
+    pub data: String,
+}
+
+/// Object layout of a job in the data bucket. One place, so every handler and adapter agrees.
+pub mod layout {
+    use crate::ids::{JobId, TaskId};
+
+    pub fn manifest(job: &JobId) -> String {
+        format!("jobs/{job}/manifest.json")
+    }
+    pub fn task_result(job: &JobId, task: &TaskId) -> String {
+        format!("jobs/{job}/task_results/{task}.json")
+    }
+    pub fn aggregate_csv(job: &JobId) -> String {
+        format!("jobs/{job}/aggregate_results/results.csv")
+    }
+    pub fn aggregate_png(job: &JobId) -> String {
+        format!("jobs/{job}/aggregate_results/results.png")
+    }
+    pub const PIPELINES_PREFIX: &str = "pipelines/";
+}
