@@ -27,3 +27,4 @@ pub use error::{ErrorName, StoreError};
 pub use ids::{JobId, TaskId};
 pub use model::{Attempt, AttemptState, Capacity, Job, JobState, Task, TaskState};
 pub use pipeline::PipelineConfig;
+pub use ports::Services;

@@ -268,3 +268,15 @@ pub mod layout {
     }
     pub const PIPELINES_PREFIX: &str = "pipelines/";
 }
+
+/// Every port a handler may use, built once per process (Lambda cold start, local runtime).
+#[derive(Clone)]
+pub struct Services {
+    pub objects: std::sync::Arc<dyn ObjectStore>,
+    pub jobs: std::sync::Arc<dyn JobStore>,
+    pub compute: std::sync::Arc<dyn Compute>,
+    pub capacity: std::sync::Arc<dyn CapacityPool>,
+    pub workflows: std::sync::Arc<dyn Workflows>,
+    pub pipelines: std::sync::Arc<dyn Pipelines>,
+    pub buckets: Buckets,
+}
