@@ -1224,3 +1224,23 @@ proptest! {
         let _ = validate_str(&v.to_string());
     }
 }
+
+#[test]
+fn repository_state_machines_are_valid() {
+    // The pipeline's own definitions run on AWS, so they must pass the same checks here.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../statemachines");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.to_string_lossy().ends_with(".asl.json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable definition");
+        if let Err(diags) = validate_str(&text) {
+            let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+            panic!("{}:\n{}", path.display(), lines.join("\n"));
+        }
+    }
+}
