@@ -4,7 +4,7 @@
 # fails; 0 once uploaded.
 $ErrorActionPreference = 'Stop'
 
-if (-not $env:SLUICE_OUTPUT) { $env:SLUICE_OUTPUT = 'C:\scratch\result.json' }
+if (-not $env:SLUICE_OUTPUT) { $env:SLUICE_OUTPUT = 'C:\tmp\sluice\result.json' }
 if ($args.Count -eq 0) {
     [Console]::Error.WriteLine('sluice-entrypoint: no command given')
     exit 64

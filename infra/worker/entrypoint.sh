@@ -1,17 +1,17 @@
 #!/bin/sh
 # sluice worker entrypoint (Linux). Runs the task's command (the container command that the
-# launch function passes, e.g. `ber-sim --ebn0-db 2 --seed 7 ... --output /scratch/result.json`),
+# launch function passes, e.g. `ber-sim --ebn0-db 2 --seed 7 ... --output /tmp/sluice/result.json`),
 # then uploads the result file to $SLUICE_RESULT_URI.
 #
 # Contract with the launch function and the task definition:
-#   SLUICE_OUTPUT      where the command writes its result (task definition sets /scratch/result.json;
+#   SLUICE_OUTPUT      where the command writes its result (task definition sets /tmp/sluice/result.json;
 #                      the pipeline's {output} placeholder must render to the same path)
 #   SLUICE_RESULT_URI  s3://<data-bucket>/jobs/<jobId>/task_results/<taskId>/<attempt>.json (per attempt)
 # Exit status: the command's own status when it fails (143 after SIGTERM, e.g. Spot reclaim);
 # 75 (EX_TEMPFAIL) when the result is missing or cannot be uploaded; 0 once uploaded.
 set -u
 
-: "${SLUICE_OUTPUT:=/scratch/result.json}"
+: "${SLUICE_OUTPUT:=/tmp/sluice/result.json}"
 export SLUICE_OUTPUT
 
 if [ "$#" -eq 0 ]; then
