@@ -149,13 +149,32 @@ fn fast_bit(w: u64, sigma: f64) -> (u64, u64) {
     (is_error(w, z, sigma) & accepted, accepted ^ 1)
 }
 
+/// Errors among `chunk` (at most 64 words): the vectorised fast path for all
+/// of them, then the slow path, in word order, for the ones it rejected.
+#[inline(always)]
+fn fast_chunk(chunk: &[u64], sigma: f64, aux: &mut Xoshiro256pp) -> u64 {
+    let mut errors = 0u64;
+    let mut rejected = 0u64;
+    for (j, &w) in chunk.iter().enumerate() {
+        let (e, r) = fast_bit(w, sigma);
+        errors += e;
+        rejected |= r << j;
+    }
+    while rejected != 0 {
+        let j = rejected.trailing_zeros() as usize;
+        rejected &= rejected - 1;
+        let w = chunk[j];
+        errors += is_error(w, normal::slow(w, aux), sigma);
+    }
+    errors
+}
+
 /// Error count of one frame. `#[inline(always)]` so each `target_feature`
 /// wrapper below gets its own copy compiled (and vectorised) for its ISA.
 #[inline(always)]
 fn frame_errors_generic(seed: u64, frame: u64, bits: u64, sigma: f64) -> u64 {
     let (mut lanes, mut aux) = frame_streams(seed, frame);
     let mut words = [0u64; BLOCK];
-    let mut rejected = [0u8; BLOCK];
     let mut block = [0u64; LANES];
     let mut errors = 0u64;
     let mut remaining = bits;
@@ -172,27 +191,13 @@ fn frame_errors_generic(seed: u64, frame: u64, bits: u64, sigma: f64) -> u64 {
             words[full..n].copy_from_slice(&block[..n - full]);
         }
 
-        let mut block_errors = 0u64;
-        for (w, rej) in words[..n].iter().zip(rejected[..n].iter_mut()) {
-            let (e, r) = fast_bit(*w, sigma);
-            block_errors += e;
-            *rej = r as u8;
+        // Fast path over 64-word chunks: an error count plus a bit mask of the
+        // rejected words (cheaper than per-word flags, and most chunks have none).
+        let mut chunks = words[..n].chunks_exact(64);
+        for chunk in chunks.by_ref() {
+            errors += fast_chunk(chunk, sigma, &mut aux);
         }
-        errors += block_errors;
-
-        // Slow path, in bit order (the order fixes which aux draws each bit uses).
-        let padded = n.div_ceil(8) * 8;
-        rejected[n..padded].fill(0);
-        for (c, f) in rejected[..padded].chunks_exact(8).enumerate() {
-            let mut mask = u64::from_le_bytes([f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]]);
-            while mask != 0 {
-                let k = (mask.trailing_zeros() / 8) as usize;
-                mask &= !(0xFFu64 << (8 * k));
-                let w = words[c * 8 + k];
-                let z = normal::slow(w, &mut aux);
-                errors += is_error(w, z, sigma);
-            }
-        }
+        errors += fast_chunk(chunks.remainder(), sigma, &mut aux);
         remaining -= n as u64;
     }
     errors
