@@ -9,11 +9,35 @@
 //! - [`validate`]: static validation of a definition, with AWS-style locations.
 //! - [`items`]: ItemReader content (JSON, JSONL, CSV) and ItemBatcher.
 //! - [`mock`]: Step Functions Local mock configuration (`SFN_MOCK_CONFIG`).
+//! - [`model`]: the typed model of a definition ([`StateMachine`]).
+//! - [`resource`]: what the host plugs in for Task states (Lambda, services, object store).
+//! - [`clock`]: real and virtual time.
+//! - [`history`]: GetExecutionHistory-shaped events and the host's [`HistorySink`].
+//! - [`engine`]: the API — [`Engine`], executions, callbacks, redrive.
+//! - `exec` (private): the interpreter.
 
+pub mod clock;
 pub mod data;
+pub mod engine;
 pub mod error;
-pub mod validate;
-
-pub use error::StatesError;
+pub(crate) mod exec;
+pub mod history;
 pub mod items;
 pub mod mock;
+pub mod model;
+pub mod resource;
+pub mod validate;
+
+pub use clock::{Clock, RealClock, VirtualClock};
+pub use engine::{
+    CallbackError, Engine, EngineConfig, ExecutionDescription, ExecutionError, ExecutionHandle,
+    ExecutionOutcome, ExecutionStatus, StartError, StartOptions,
+};
+pub use error::StatesError;
+pub use history::{HistoryEvent, HistorySink};
+pub use model::{Diagnostic, StateMachine};
+pub use resource::{
+    FunctionError, InMemoryObjectStore, IntegrationPattern, LambdaInvoker, MockTestCaseMocks,
+    MockedResult, ObjectStore, ObjectSummary, Resources, ServiceCall, ServiceIntegration,
+    TaskMocks, TaskResource,
+};

@@ -1,18 +1,197 @@
 //! `sluice asl validate|run`: the embedded States Language engine from the command line.
+//!
+//! - `validate FILE...` checks definitions the way CreateStateMachine does and prints each
+//!   problem as `FILE: /location: message` (exit 0 when all are valid, 1 otherwise).
+//! - `run FILE` executes a definition on the embedded engine and prints ONE JSON object:
+//!   `{"status", "output"?, "error"?, "cause"?, "history"?}`. The exit code is 0 whatever the
+//!   execution status (a FAILED execution is a result, not a CLI error); 2 means the definition
+//!   or the arguments are invalid. Task states are served by a Step Functions Local mock config
+//!   (`--mock-config F --test-case NAME`); a Task with neither a mock nor a host resource fails
+//!   the execution with a `States.Runtime` error naming the resource.
 
-use clap::Subcommand;
-use std::path::PathBuf;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+use sluice_asl::mock::MockConfig;
+use sluice_asl::{
+    Clock, Engine, EngineConfig, MockTestCaseMocks, RealClock, StateMachine, VirtualClock,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum AslCommand {
     /// Validate definitions; print each problem with its location.
-    Validate { files: Vec<PathBuf> },
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a definition on the embedded engine and print the outcome as JSON.
+    Run(RunArgs),
 }
 
+#[derive(Args)]
+pub struct RunArgs {
+    /// The state machine definition (ASL JSON).
+    pub file: PathBuf,
+    /// Execution input as JSON text (default `{}`).
+    #[arg(long, conflicts_with = "input_file")]
+    pub input: Option<String>,
+    /// Read the execution input from a file.
+    #[arg(long)]
+    pub input_file: Option<PathBuf>,
+    /// Step Functions Local mock configuration (JSON).
+    #[arg(long, requires = "test_case")]
+    pub mock_config: Option<PathBuf>,
+    /// The test case of the mock configuration to use.
+    #[arg(long, requires = "mock_config")]
+    pub test_case: Option<String>,
+    /// State machine name (for ARNs and mock lookups); defaults to the file stem.
+    #[arg(long)]
+    pub state_machine_name: Option<String>,
+    /// Include the execution history (GetExecutionHistory events) as `"history": [...]`.
+    #[arg(long)]
+    pub history: bool,
+    /// Use a virtual clock: Wait states, retries and timeouts complete instantly.
+    #[arg(long)]
+    pub virtual_clock: bool,
+}
+
+/// Runs a `sluice asl` command; returns the process exit code.
 pub async fn run(cmd: AslCommand) -> anyhow::Result<u8> {
     match cmd {
-        AslCommand::Validate { files } => {
-            anyhow::bail!("asl validate is not implemented yet ({} files)", files.len())
+        AslCommand::Validate { files } => Ok(validate(&files)),
+        AslCommand::Run(args) => run_file(args).await,
+    }
+}
+
+fn validate(files: &[PathBuf]) -> u8 {
+    let mut ok = true;
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("{}: /: cannot read the file: {e}", file.display());
+                ok = false;
+                continue;
+            }
+        };
+        if let Err(problems) = sluice_asl::validate::validate_str(&text) {
+            ok = false;
+            for p in problems {
+                println!("{}: {p}", file.display());
+            }
         }
+    }
+    if ok { 0 } else { 1 }
+}
+
+/// `pipeline.asl.json` → `pipeline`.
+fn machine_name(file: &Path) -> String {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("StateMachine");
+    let stem = name
+        .strip_suffix(".asl.json")
+        .or_else(|| name.strip_suffix(".json"))
+        .or_else(|| name.strip_suffix(".asl"))
+        .unwrap_or(name);
+    if stem.is_empty() {
+        "StateMachine".into()
+    } else {
+        stem.to_string()
+    }
+}
+
+/// An argument problem: reported on stderr with exit code 2.
+fn usage(message: String) -> anyhow::Result<u8> {
+    eprintln!("error: {message}");
+    Ok(2)
+}
+
+async fn run_file(args: RunArgs) -> anyhow::Result<u8> {
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => return usage(format!("cannot read {}: {e}", args.file.display())),
+    };
+    let name = args
+        .state_machine_name
+        .clone()
+        .unwrap_or_else(|| machine_name(&args.file));
+    let machine = match StateMachine::from_json(&text) {
+        Ok(m) => m.named(name.clone()),
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{}: {p}", args.file.display());
+            }
+            return Ok(2);
+        }
+    };
+    let input_text = match (&args.input, &args.input_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => return usage(format!("cannot read {}: {e}", f.display())),
+        },
+        (None, None) => "{}".into(),
+    };
+    let input: Value = match serde_json::from_str(&input_text) {
+        Ok(v) => v,
+        Err(e) => return usage(format!("the input is not valid JSON: {e}")),
+    };
+    let mut config = EngineConfig::default();
+    if args.virtual_clock {
+        config.clock = Arc::new(VirtualClock::new()) as Arc<dyn Clock>;
+    } else {
+        config.clock = Arc::new(RealClock);
+    }
+    if let (Some(path), Some(case)) = (&args.mock_config, &args.test_case) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return usage(format!("cannot read {}: {e}", path.display())),
+        };
+        let mock = match MockConfig::from_json(&text) {
+            Ok(m) => m,
+            Err(e) => return usage(format!("{}: {e}", path.display())),
+        };
+        match MockTestCaseMocks::new(Arc::new(mock), &name, case) {
+            Ok(m) => config.mocks = Some(Arc::new(m)),
+            Err(e) => return usage(format!("{}: {e}", path.display())),
+        }
+    }
+    let engine = Engine::new(config);
+    let handle = engine
+        .start_execution(Arc::new(machine), None, input)
+        .context("cannot start the execution")?;
+    let outcome = handle.wait().await;
+    let mut out = Map::new();
+    out.insert("status".into(), json!(outcome.status.as_str()));
+    if let Some(o) = outcome.output {
+        out.insert("output".into(), o);
+    }
+    if let Some(e) = outcome.error {
+        out.insert("error".into(), json!(e));
+    }
+    if let Some(c) = outcome.cause {
+        out.insert("cause".into(), json!(c));
+    }
+    if args.history {
+        let events: Vec<Value> = handle.history().iter().map(|e| e.to_json()).collect();
+        out.insert("history".into(), Value::Array(events));
+    }
+    println!("{}", Value::Object(out));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_name_from_file_stem() {
+        assert_eq!(machine_name(Path::new("x/pipeline.asl.json")), "pipeline");
+        assert_eq!(machine_name(Path::new("flow.json")), "flow");
+        assert_eq!(machine_name(Path::new("plain")), "plain");
     }
 }

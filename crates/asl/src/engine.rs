@@ -1,0 +1,554 @@
+//! The engine's public face: start executions, wait for them, stop them, redrive them, and
+//! deliver task-token callbacks — the local equivalent of the Step Functions API
+//! (StartExecution, DescribeExecution, StopExecution, RedriveExecution, SendTask*).
+//!
+//! An [`Engine`] is cheap to clone (an `Arc` inside) and `Send + Sync`, so a host can hand it to
+//! worker tasks that call [`Engine::send_task_success`] while an execution waits. Executions run
+//! as tokio tasks; the state-by-state interpretation lives in [`crate::exec`].
+
+use crate::clock::{Clock, RealClock};
+use crate::error::StatesError;
+use crate::exec;
+use crate::history::{HistoryEvent, HistoryLog, HistorySink};
+use crate::model::StateMachine;
+use crate::resource::{Resources, TaskMocks};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, watch};
+
+/// How an engine is set up. `EngineConfig::default()` has no resources, the real clock, no
+/// history sink and the `local` region.
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub resources: Resources,
+    pub clock: Arc<dyn Clock>,
+    pub history_sink: Option<Arc<dyn HistorySink>>,
+    /// Mocked task responses applied to every execution (see also
+    /// [`StartOptions::mocks`] for one execution).
+    pub mocks: Option<Arc<dyn TaskMocks>>,
+    /// Region in ARNs and `taskScheduled` events. Default `local`.
+    pub region: String,
+    /// Account in ARNs. Default `000000000000`.
+    pub account: String,
+    /// `$$.Execution.RoleArn`.
+    pub role_arn: String,
+    /// Concurrency of a distributed Map whose MaxConcurrency is 0 (AWS allows up to 10,000
+    /// child executions; one machine gets fewer). Default 1,000.
+    pub distributed_map_default_concurrency: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            resources: Resources::default(),
+            clock: Arc::new(RealClock),
+            history_sink: None,
+            mocks: None,
+            region: "local".into(),
+            account: "000000000000".into(),
+            role_arn: "arn:aws:iam::000000000000:role/sluice-local".into(),
+            distributed_map_default_concurrency: 1000,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("resources", &self.resources)
+            .field("region", &self.region)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Execution status, as DescribeExecution reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionStatus {
+    /// `"SUCCEEDED"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::TimedOut => "TIMED_OUT",
+            Self::Aborted => "ABORTED",
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionOutcome {
+    pub status: ExecutionStatus,
+    /// The execution output (succeeded executions only).
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// DescribeExecution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionDescription {
+    pub execution_arn: String,
+    pub state_machine_arn: String,
+    pub name: String,
+    pub status: ExecutionStatus,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start_date: DateTime<Utc>,
+    pub stop_date: Option<DateTime<Utc>>,
+    pub redrive_count: u32,
+}
+
+/// Options for [`Engine::start_execution_with`].
+#[derive(Clone, Default)]
+pub struct StartOptions {
+    /// Execution name; a UUID when absent.
+    pub name: Option<String>,
+    /// Mocked task responses for this execution (overrides [`EngineConfig::mocks`]).
+    pub mocks: Option<Arc<dyn TaskMocks>>,
+}
+
+/// Why StartExecution was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// An execution with this name exists with a different input, or has already closed.
+    #[error("ExecutionAlreadyExists: Execution Already Exists: '{0}'")]
+    ExecutionAlreadyExists(String),
+    #[error("InvalidName: {0}")]
+    InvalidName(String),
+    /// Executions run on tokio; `start_execution` was called outside a runtime.
+    #[error("no tokio runtime is running, so the execution cannot be started")]
+    NoRuntime,
+}
+
+/// Why SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat was refused (AWS's names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// The token was never issued by this engine.
+    #[error("InvalidToken: Invalid Token: '{0}'")]
+    InvalidToken(String),
+    /// The task the token belongs to has already closed (succeeded, failed, timed out or
+    /// its execution stopped).
+    #[error("TaskTimedOut: Task Timed Out: '{0}'")]
+    TaskTimedOut(String),
+}
+
+/// Why DescribeExecution / StopExecution / RedriveExecution was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutionError {
+    #[error("ExecutionDoesNotExist: Execution Does Not Exist: '{0}'")]
+    ExecutionDoesNotExist(String),
+    /// Redrive of an execution that is running or succeeded.
+    #[error("ExecutionNotRedrivable: Execution '{0}' is {1} and cannot be redriven")]
+    ExecutionNotRedrivable(String, ExecutionStatus),
+    #[error("no tokio runtime is running, so the execution cannot be redriven")]
+    NoRuntime,
+}
+
+/// A message delivered to a task waiting on its token.
+#[derive(Debug)]
+pub(crate) enum TokenMessage {
+    Success(Value),
+    Failure(StatesError),
+    Heartbeat,
+}
+
+enum TokenSlot {
+    Open(mpsc::UnboundedSender<TokenMessage>),
+    Closed,
+}
+
+/// Where a redrive restarts: the top-level state that was running, with its input.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RedrivePoint {
+    pub(crate) state: Option<(String, Value)>,
+    /// For a top-level Map: the results of iterations that succeeded (by index).
+    pub(crate) map_results: Option<(String, Arc<Mutex<Vec<Option<Value>>>>)>,
+}
+
+/// One execution, shared by the runner task and every handle.
+pub(crate) struct ExecutionRecord {
+    pub(crate) arn: String,
+    pub(crate) name: String,
+    pub(crate) machine: Arc<StateMachine>,
+    pub(crate) input: Value,
+    pub(crate) start_date: DateTime<Utc>,
+    pub(crate) history: Arc<HistoryLog>,
+    pub(crate) outcome: watch::Sender<Option<ExecutionOutcome>>,
+    pub(crate) stop_date: Mutex<Option<DateTime<Utc>>>,
+    pub(crate) stop: Mutex<Option<tokio::sync::oneshot::Sender<(Option<String>, Option<String>)>>>,
+    pub(crate) redrive_count: Mutex<u32>,
+    pub(crate) redrive: Mutex<RedrivePoint>,
+    pub(crate) mocks: Option<Arc<dyn TaskMocks>>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running or finished execution.
+#[derive(Clone)]
+pub struct ExecutionHandle {
+    record: Arc<ExecutionRecord>,
+}
+
+impl std::fmt::Debug for ExecutionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionHandle")
+            .field("arn", &self.record.arn)
+            .finish()
+    }
+}
+
+impl ExecutionHandle {
+    /// The execution ARN.
+    pub fn arn(&self) -> &str {
+        &self.record.arn
+    }
+
+    /// The execution name.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// Waits until the execution has ended (a redriven execution: until its redrive ends).
+    pub async fn wait(&self) -> ExecutionOutcome {
+        let mut rx = self.record.outcome.subscribe();
+        loop {
+            if let Some(o) = rx.borrow_and_update().clone() {
+                return o;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in the record we hold, so this cannot happen; report it as
+                // an aborted execution rather than hang.
+                return ExecutionOutcome {
+                    status: ExecutionStatus::Aborted,
+                    output: None,
+                    error: Some("States.Runtime".into()),
+                    cause: Some("the execution record was dropped".into()),
+                };
+            }
+        }
+    }
+
+    /// The outcome if the execution has ended.
+    pub fn outcome(&self) -> Option<ExecutionOutcome> {
+        self.record.outcome.borrow().clone()
+    }
+
+    /// The history recorded so far.
+    pub fn history(&self) -> Vec<HistoryEvent> {
+        self.record.history.events()
+    }
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) config: EngineConfig,
+    executions: Mutex<HashMap<String, Arc<ExecutionRecord>>>,
+    tokens: Mutex<HashMap<String, TokenSlot>>,
+    machines: Mutex<HashMap<String, Arc<StateMachine>>>,
+}
+
+/// The States Language engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new(EngineConfig::default())
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    // AWS: 1-80 characters, no whitespace, brackets, wildcards, special or control characters.
+    !name.is_empty()
+        && name.chars().count() <= 80
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c))
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            inner: Arc::new(EngineInner {
+                config,
+                executions: Mutex::new(HashMap::new()),
+                tokens: Mutex::new(HashMap::new()),
+                machines: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The configuration the engine was built with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// `arn:aws:states:<region>:<account>:stateMachine:<name>`.
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        let c = &self.inner.config;
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            c.region, c.account
+        )
+    }
+
+    /// Makes a state machine startable by `states:startExecution` tasks (by name or ARN).
+    pub fn register_state_machine(&self, machine: Arc<StateMachine>) {
+        let arn = self.state_machine_arn(&machine.name);
+        let mut m = lock(&self.inner.machines);
+        m.insert(machine.name.clone(), machine.clone());
+        m.insert(arn, machine);
+    }
+
+    /// A registered state machine by name or ARN.
+    pub fn state_machine(&self, name_or_arn: &str) -> Option<Arc<StateMachine>> {
+        lock(&self.inner.machines).get(name_or_arn).cloned()
+    }
+
+    /// StartExecution. Must be called inside a tokio runtime.
+    ///
+    /// As in AWS (standard workflows), starting a name that is still running with the same
+    /// input returns the running execution; a different input, or a name whose execution has
+    /// closed, is [`StartError::ExecutionAlreadyExists`].
+    pub fn start_execution(
+        &self,
+        machine: Arc<StateMachine>,
+        name: Option<String>,
+        input: Value,
+    ) -> Result<ExecutionHandle, StartError> {
+        self.start_execution_with(machine, input, StartOptions { name, mocks: None })
+    }
+
+    /// StartExecution with per-execution options (mocks).
+    pub fn start_execution_with(
+        &self,
+        machine: Arc<StateMachine>,
+        input: Value,
+        options: StartOptions,
+    ) -> Result<ExecutionHandle, StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let name = options
+            .name
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if !valid_name(&name) {
+            return Err(StartError::InvalidName(format!(
+                "Invalid Name: '{name}' (1-80 characters, no whitespace or special characters)"
+            )));
+        }
+        let c = &self.inner.config;
+        let arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:{name}",
+            c.region, c.account, machine.name
+        );
+        let record = {
+            let mut executions = lock(&self.inner.executions);
+            if let Some(existing) = executions.get(&arn) {
+                let running = existing.outcome.borrow().is_none();
+                if running && existing.input == input {
+                    return Ok(ExecutionHandle {
+                        record: existing.clone(),
+                    });
+                }
+                return Err(StartError::ExecutionAlreadyExists(arn));
+            }
+            let (tx, _rx) = watch::channel(None);
+            let record = Arc::new(ExecutionRecord {
+                arn: arn.clone(),
+                name,
+                machine,
+                input,
+                start_date: c.clock.now(),
+                history: Arc::new(HistoryLog::new(arn.clone(), c.history_sink.clone())),
+                outcome: tx,
+                stop_date: Mutex::new(None),
+                stop: Mutex::new(None),
+                redrive_count: Mutex::new(0),
+                redrive: Mutex::new(RedrivePoint::default()),
+                mocks: options.mocks.or_else(|| c.mocks.clone()),
+            });
+            executions.insert(arn, record.clone());
+            record
+        };
+        exec::launch(self.clone(), record.clone(), &runtime, None);
+        Ok(ExecutionHandle { record })
+    }
+
+    /// A handle on an existing execution.
+    pub fn execution(&self, arn: &str) -> Option<ExecutionHandle> {
+        lock(&self.inner.executions)
+            .get(arn)
+            .map(|r| ExecutionHandle { record: r.clone() })
+    }
+
+    /// DescribeExecution.
+    pub fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ExecutionError> {
+        let record = lock(&self.inner.executions)
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| ExecutionError::ExecutionDoesNotExist(arn.to_string()))?;
+        let outcome = record.outcome.borrow().clone();
+        Ok(ExecutionDescription {
+            execution_arn: record.arn.clone(),
+            state_machine_arn: self.state_machine_arn(&record.machine.name),
+            name: record.name.clone(),
+            status: outcome
+                .as_ref()
+                .map(|o| o.status)
+                .unwrap_or(ExecutionStatus::Running),
+            input: record.input.clone(),
+            output: outcome.as_ref().and_then(|o| o.output.clone()),
+            error: outcome.as_ref().and_then(|o| o.error.clone()),
+            cause: outcome.as_ref().and_then(|o| o.cause.clone()),
+            start_date: record.start_date,
+            stop_date: *lock(&record.stop_date),
+            redrive_count: *lock(&record.redrive_count),
+        })
+    }
+
+    /// StopExecution: the execution ends ABORTED with the given error and cause. Stopping an
+    /// execution that has already ended is a no-op, as in AWS.
+    pub fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<(), ExecutionError> {
+        let record = lock(&self.inner.executions)
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| ExecutionError::ExecutionDoesNotExist(arn.to_string()))?;
+        if let Some(tx) = lock(&record.stop).take() {
+            let _ = tx.send((error, cause));
+        }
+        Ok(())
+    }
+
+    /// RedriveExecution: restarts a FAILED, TIMED_OUT or ABORTED execution from the top-level
+    /// state that was running when it stopped, with that state's input. A top-level Map re-runs
+    /// only the iterations that did not succeed. The ARN stays the same; the history continues
+    /// with an `ExecutionRedriven` event and `$$.Execution.RedriveCount` goes up by one.
+    pub fn redrive(&self, arn: &str) -> Result<ExecutionHandle, ExecutionError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| ExecutionError::NoRuntime)?;
+        let record = lock(&self.inner.executions)
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| ExecutionError::ExecutionDoesNotExist(arn.to_string()))?;
+        let status = record
+            .outcome
+            .borrow()
+            .as_ref()
+            .map(|o| o.status)
+            .unwrap_or(ExecutionStatus::Running);
+        if matches!(
+            status,
+            ExecutionStatus::Running | ExecutionStatus::Succeeded
+        ) {
+            return Err(ExecutionError::ExecutionNotRedrivable(
+                arn.to_string(),
+                status,
+            ));
+        }
+        let point = lock(&record.redrive).clone();
+        {
+            let mut n = lock(&record.redrive_count);
+            *n += 1;
+        }
+        *lock(&record.stop_date) = None;
+        record.outcome.send_replace(None);
+        exec::launch(self.clone(), record.clone(), &runtime, Some(point));
+        Ok(ExecutionHandle { record })
+    }
+
+    /// Issues a task token bound to a waiting task; the receiver gets the callbacks.
+    pub(crate) fn issue_token(&self) -> (String, mpsc::UnboundedReceiver<TokenMessage>) {
+        let token = format!("sluice-tt-{}", uuid::Uuid::new_v4().simple());
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.tokens).insert(token.clone(), TokenSlot::Open(tx));
+        (token, rx)
+    }
+
+    /// Closes a token: later callbacks get [`CallbackError::TaskTimedOut`].
+    pub(crate) fn close_token(&self, token: &str) {
+        if let Some(slot) = lock(&self.inner.tokens).get_mut(token) {
+            *slot = TokenSlot::Closed;
+        }
+    }
+
+    fn deliver(&self, token: &str, msg: TokenMessage, closes: bool) -> Result<(), CallbackError> {
+        let mut tokens = lock(&self.inner.tokens);
+        match tokens.get_mut(token) {
+            None => Err(CallbackError::InvalidToken(token.to_string())),
+            Some(TokenSlot::Closed) => Err(CallbackError::TaskTimedOut(token.to_string())),
+            Some(TokenSlot::Open(tx)) => {
+                if tx.send(msg).is_err() {
+                    // The waiting task is gone (execution stopped or timed out).
+                    tokens.insert(token.to_string(), TokenSlot::Closed);
+                    return Err(CallbackError::TaskTimedOut(token.to_string()));
+                }
+                if closes {
+                    tokens.insert(token.to_string(), TokenSlot::Closed);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// SendTaskSuccess.
+    pub fn send_task_success(&self, token: &str, output: Value) -> Result<(), CallbackError> {
+        self.deliver(token, TokenMessage::Success(output), true)
+    }
+
+    /// SendTaskFailure: the task fails with `error` and `cause` (Retry/Catch match `error`).
+    pub fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), CallbackError> {
+        self.deliver(
+            token,
+            TokenMessage::Failure(StatesError::new(error, cause)),
+            true,
+        )
+    }
+
+    /// SendTaskHeartbeat: restarts the task's HeartbeatSeconds countdown.
+    pub fn send_task_heartbeat(&self, token: &str) -> Result<(), CallbackError> {
+        self.deliver(token, TokenMessage::Heartbeat, false)
+    }
+}

@@ -1,0 +1,248 @@
+//! Parallel and Map states.
+//!
+//! - Parallel runs every branch on the state's effective input; the result is the array of
+//!   branch outputs in branch order. The first branch to fail fails the state with that branch's
+//!   error, and the other branches are cancelled (their futures are dropped).
+//! - Inline Map runs the item processor once per item of `ItemsPath`, at most `MaxConcurrency`
+//!   at a time (0 = no limit), keeping results in item order; the first failed iteration fails
+//!   the state with its error.
+//! - Distributed Map ([`distributed`]) streams items from an ItemReader through child
+//!   "executions" with bounded concurrency, tolerated failures and a ResultWriter.
+
+pub(crate) mod distributed;
+
+use super::{Branch, Run, input_path, shim};
+use crate::clock::WorkGuard;
+use crate::engine::lock;
+use crate::error::StatesError;
+use crate::model::{MapMode, MapState, NumberOrPath, ParallelState, State};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+/// One attempt of a Parallel state; returns the state output.
+pub(crate) async fn run_parallel(
+    run: &Run,
+    state: &State,
+    p: &ParallelState,
+    raw_input: &Value,
+    ctx: &Value,
+    branch: &mut Branch,
+) -> Result<Value, StatesError> {
+    let effective = run.effective_input(&state.io, raw_input, ctx)?;
+    let started = branch.record(run, "ParallelStateStarted", None);
+    let futures = p.branches.iter().map(|g| {
+        let mut b = Branch {
+            history: branch.history.clone(),
+            prev: started,
+            guard: WorkGuard::new(run.clock.clone()),
+            top_level: false,
+        };
+        let input = effective.clone();
+        async move { run.run_graph(g, input, &mut b, None).await }
+    });
+    let joined = futures::future::try_join_all(futures);
+    match branch.guard.idle(joined).await {
+        Ok(results) => {
+            branch.record(run, "ParallelStateSucceeded", None);
+            run.finish_output(
+                &state.io,
+                raw_input.clone(),
+                Value::Array(results),
+                ctx,
+                true,
+            )
+        }
+        Err(e) => {
+            branch.record(run, "ParallelStateFailed", None);
+            Err(e)
+        }
+    }
+}
+
+/// Resolves MaxConcurrency(Path), ToleratedFailure*(Path): a number or a path to one.
+pub(crate) fn resolve_number(
+    n: &NumberOrPath,
+    input: &Value,
+    ctx: &Value,
+    field: &str,
+) -> Result<f64, StatesError> {
+    match n {
+        NumberOrPath::Fixed(f) => Ok(*f),
+        NumberOrPath::Path(p) => {
+            let v = shim::select(p, input, ctx, field)?;
+            v.as_f64().filter(|f| *f >= 0.0).ok_or_else(|| {
+                StatesError::runtime(format!(
+                    "The {field} '{p}' must point to a non-negative number, got {}",
+                    shim::compact(&v)
+                ))
+            })
+        }
+    }
+}
+
+/// The input of iteration `index`: ItemSelector rendered with `$$.Map.Item`, or the item.
+pub(crate) fn item_input(
+    m: &MapState,
+    effective: &Value,
+    ctx: &Value,
+    index: usize,
+    item: Value,
+) -> Result<Value, StatesError> {
+    match &m.item_selector {
+        None => Ok(item),
+        Some(t) => {
+            let mut ctx = ctx.clone();
+            ctx["Map"] = json!({ "Item": { "Index": index, "Value": item } });
+            shim::render(t, effective, &ctx)
+        }
+    }
+}
+
+/// One attempt of a Map state; returns the state output.
+pub(crate) async fn run_map(
+    run: &Run,
+    state: &State,
+    m: &MapState,
+    raw_input: &Value,
+    ctx: &Value,
+    branch: &mut Branch,
+) -> Result<Value, StatesError> {
+    if let MapMode::Distributed { .. } = m.mode {
+        return distributed::run_distributed(run, state, m, raw_input, ctx, branch).await;
+    }
+    let effective = input_path(&state.io, raw_input, ctx)?;
+    let items = match shim::select(&m.items_path, &effective, ctx, "ItemsPath")? {
+        Value::Array(a) => a,
+        other => {
+            return Err(StatesError::runtime(format!(
+                "The ItemsPath '{}' of Map state '{}' must point to a JSON array, got {}",
+                m.items_path,
+                state.name,
+                shim::compact(&other)
+            )));
+        }
+    };
+    let concurrency = resolve_number(&m.max_concurrency, &effective, ctx, "MaxConcurrencyPath")?;
+    let concurrency = if concurrency < 1.0 {
+        items.len().max(1)
+    } else {
+        concurrency as usize
+    };
+    let started = branch.record(
+        run,
+        "MapStateStarted",
+        Some((
+            "mapStateStartedEventDetails",
+            json!({ "length": items.len() }),
+        )),
+    );
+    // Results of earlier runs (redrive) and, at top level, the checkpoint a redrive reads.
+    let previous = previous_results(run, state, branch, items.len());
+    let checkpoint: Option<Arc<Mutex<Vec<Option<Value>>>>> = branch.top_level.then(|| {
+        let cp = Arc::new(Mutex::new(previous.clone()));
+        lock(&run.record.redrive).map_results = Some((state.name.clone(), cp.clone()));
+        cp
+    });
+    let history_log = branch.history.clone();
+    let mut inputs = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        inputs.push(item_input(m, &effective, ctx, index, item)?);
+    }
+    let name = state.name.clone();
+    let stream = futures::stream::iter(inputs.into_iter().enumerate().map(|(index, input)| {
+        let done = previous.get(index).cloned().flatten();
+        let history_log = history_log.clone();
+        let name = name.clone();
+        let checkpoint = checkpoint.clone();
+        async move {
+            if let Some(v) = done {
+                return Ok(v);
+            }
+            let mut b = Branch {
+                history: history_log,
+                prev: started,
+                guard: WorkGuard::new(run.clock.clone()),
+                top_level: false,
+            };
+            let details = json!({ "name": name, "index": index });
+            b.record(
+                run,
+                "MapIterationStarted",
+                Some(("mapIterationStartedEventDetails", details.clone())),
+            );
+            let r = run.run_graph(&m.processor, input, &mut b, None).await;
+            match &r {
+                Ok(v) => {
+                    b.record(
+                        run,
+                        "MapIterationSucceeded",
+                        Some(("mapIterationSucceededEventDetails", details)),
+                    );
+                    if let Some(cp) = &checkpoint {
+                        if let Some(slot) = lock(cp).get_mut(index) {
+                            *slot = Some(v.clone());
+                        }
+                    }
+                }
+                Err(_) => {
+                    b.record(
+                        run,
+                        "MapIterationFailed",
+                        Some(("mapIterationFailedEventDetails", details)),
+                    );
+                }
+            }
+            r
+        }
+    }))
+    .buffered(concurrency);
+    let collect = async {
+        let mut stream = std::pin::pin!(stream);
+        let mut results = Vec::new();
+        while let Some(r) = stream.next().await {
+            results.push(r?);
+        }
+        Ok::<_, StatesError>(results)
+    };
+    match branch.guard.idle(collect).await {
+        Ok(results) => {
+            branch.record(run, "MapStateSucceeded", None);
+            run.finish_output(
+                &state.io,
+                raw_input.clone(),
+                Value::Array(results),
+                ctx,
+                true,
+            )
+        }
+        Err(e) => {
+            branch.record(run, "MapStateFailed", None);
+            Err(e)
+        }
+    }
+}
+
+/// Results of iterations that succeeded before a redrive, for a top-level Map being redriven.
+pub(crate) fn previous_results(
+    run: &Run,
+    state: &State,
+    branch: &Branch,
+    len: usize,
+) -> Vec<Option<Value>> {
+    let mut out = vec![None; len];
+    if !branch.top_level {
+        return out;
+    }
+    if let Some(point) = &run.redrive {
+        if let Some((name, results)) = &point.map_results {
+            if *name == state.name {
+                let prev = lock(results);
+                if prev.len() == len {
+                    out = prev.clone();
+                }
+            }
+        }
+    }
+    out
+}

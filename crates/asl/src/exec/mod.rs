@@ -1,0 +1,533 @@
+//! The executor: interprets a [`StateMachine`] one state at a time, as AWS Step Functions does.
+//!
+//! - [`launch`] runs an execution (or a redrive of one) as a tokio task, racing it against
+//!   StopExecution and the execution-level `TimeoutSeconds`, and records the closing event.
+//! - [`Run::run_graph`] walks a [`Graph`] (top level, Parallel branch or Map iteration),
+//!   recording `*StateEntered`/`*StateExited`, applying Catch and following transitions.
+//! - Each state type's behaviour is in its own function; Task in [`task`], Parallel and Map in
+//!   [`map`]; Retry in [`retry`].
+//!
+//! Input/output processing follows the AWS order: InputPath → Parameters / ItemSelector →
+//! the state's work → ResultSelector → ResultPath (into the raw state input) → OutputPath.
+
+pub(crate) mod map;
+pub(crate) mod retry;
+pub(crate) mod shim;
+pub(crate) mod task;
+
+use crate::clock::{Clock, WorkGuard};
+use crate::engine::{
+    Engine, ExecutionOutcome, ExecutionRecord, ExecutionStatus, RedrivePoint, lock,
+};
+use crate::error::{StatesError, names};
+use crate::history::{self, HistoryLog};
+use crate::model::{FailState, Graph, Io, State, StateKind, Transition, WaitState};
+use crate::resource::TaskMocks;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Everything one run (start or redrive) of an execution shares.
+pub(crate) struct Run {
+    pub(crate) engine: Engine,
+    pub(crate) record: Arc<ExecutionRecord>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) mocks: Option<Arc<dyn TaskMocks>>,
+    /// Invocations per Task state name, for mock responses.
+    pub(crate) invocations: Mutex<HashMap<String, u32>>,
+    /// `$$.Execution` and `$$.StateMachine`.
+    pub(crate) ctx_execution: Value,
+    pub(crate) ctx_machine: Value,
+    /// What a redrive carries over (Map results by index).
+    pub(crate) redrive: Option<RedrivePoint>,
+}
+
+/// Where one chain of states (a branch) stands: its history cursor and its clock activity.
+pub(crate) struct Branch {
+    pub(crate) history: Arc<HistoryLog>,
+    /// Id of the last event on this branch (the next event's `previousEventId`).
+    pub(crate) prev: u64,
+    pub(crate) guard: WorkGuard,
+    /// Only the top-level graph keeps redrive points.
+    pub(crate) top_level: bool,
+}
+
+impl Branch {
+    pub(crate) fn record(
+        &mut self,
+        run: &Run,
+        event_type: &str,
+        details: Option<(&str, Value)>,
+    ) -> u64 {
+        self.prev = self
+            .history
+            .record(run.clock.now(), event_type, self.prev, details);
+        self.prev
+    }
+}
+
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Starts (or redrives) `record` on `runtime`.
+pub(crate) fn launch(
+    engine: Engine,
+    record: Arc<ExecutionRecord>,
+    runtime: &tokio::runtime::Handle,
+    redrive: Option<RedrivePoint>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    *lock(&record.stop) = Some(stop_tx);
+    let clock = engine.inner.config.clock.clone();
+    let redrive_count = *lock(&record.redrive_count);
+    let machine_arn = engine.state_machine_arn(&record.machine.name);
+    let run = Arc::new(Run {
+        ctx_execution: json!({
+            "Id": record.arn,
+            "Input": record.input,
+            "Name": record.name,
+            "RoleArn": engine.inner.config.role_arn,
+            "StartTime": iso(record.start_date),
+            "RedriveCount": redrive_count,
+        }),
+        ctx_machine: json!({ "Id": machine_arn, "Name": record.machine.name }),
+        engine,
+        mocks: record.mocks.clone(),
+        record,
+        clock,
+        invocations: Mutex::new(HashMap::new()),
+        redrive,
+    });
+    runtime.spawn(execute(run, stop_rx));
+}
+
+async fn execute(
+    run: Arc<Run>,
+    stop_rx: tokio::sync::oneshot::Receiver<(Option<String>, Option<String>)>,
+) {
+    let record = run.record.clone();
+    let history = record.history.clone();
+    let mut branch = Branch {
+        history: history.clone(),
+        prev: record.history.events().last().map(|e| e.id).unwrap_or(0),
+        guard: WorkGuard::new(run.clock.clone()),
+        top_level: true,
+    };
+    let (start_state, input) = match &run.redrive {
+        None => {
+            branch.record(
+                &run,
+                "ExecutionStarted",
+                Some((
+                    "executionStartedEventDetails",
+                    json!({
+                        "input": history::payload(&record.input),
+                        "inputDetails": history::not_truncated(),
+                        "roleArn": run.engine.inner.config.role_arn,
+                        "stateMachineArn": run.ctx_machine["Id"],
+                    }),
+                )),
+            );
+            (None, record.input.clone())
+        }
+        Some(point) => {
+            let count = *lock(&record.redrive_count);
+            branch.record(
+                &run,
+                "ExecutionRedriven",
+                Some((
+                    "executionRedrivenEventDetails",
+                    json!({ "redriveCount": count }),
+                )),
+            );
+            match &point.state {
+                Some((state, input)) => (Some(state.clone()), input.clone()),
+                None => (None, record.input.clone()),
+            }
+        }
+    };
+    let machine = record.machine.clone();
+    let deadline = machine.timeout_seconds.map(|s| {
+        record.start_date + chrono::Duration::seconds(s.min(i64::MAX as u64 / 1000) as i64)
+    });
+    let timeout = async {
+        match deadline {
+            Some(d) => run.clock.sleep_until(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let work = run.run_graph(&machine.graph, input, &mut branch, start_state);
+    enum End {
+        Done(Result<Value, StatesError>),
+        Stopped(Option<String>, Option<String>),
+        TimedOut,
+    }
+    let end = tokio::select! {
+        r = work => End::Done(r),
+        s = stop_rx => match s {
+            Ok((e, c)) => End::Stopped(e, c),
+            Err(_) => End::Stopped(None, None),
+        },
+        _ = timeout => End::TimedOut,
+    };
+    let outcome = match end {
+        End::Done(Ok(output)) => {
+            branch.record(
+                &run,
+                "ExecutionSucceeded",
+                Some((
+                    "executionSucceededEventDetails",
+                    json!({ "output": history::payload(&output), "outputDetails": history::not_truncated() }),
+                )),
+            );
+            ExecutionOutcome {
+                status: ExecutionStatus::Succeeded,
+                output: Some(output),
+                error: None,
+                cause: None,
+            }
+        }
+        End::Done(Err(e)) => {
+            branch.record(
+                &run,
+                "ExecutionFailed",
+                Some(("executionFailedEventDetails", error_json(&e))),
+            );
+            ExecutionOutcome {
+                status: ExecutionStatus::Failed,
+                output: None,
+                error: non_empty(&e.error),
+                cause: non_empty(&e.cause),
+            }
+        }
+        End::Stopped(error, cause) => {
+            let mut d = serde_json::Map::new();
+            if let Some(e) = &error {
+                d.insert("error".into(), json!(e));
+            }
+            if let Some(c) = &cause {
+                d.insert("cause".into(), json!(c));
+            }
+            branch.record(
+                &run,
+                "ExecutionAborted",
+                Some(("executionAbortedEventDetails", Value::Object(d))),
+            );
+            ExecutionOutcome {
+                status: ExecutionStatus::Aborted,
+                output: None,
+                error,
+                cause,
+            }
+        }
+        End::TimedOut => {
+            let e = StatesError::new(
+                names::TIMEOUT,
+                format!(
+                    "The execution exceeded its TimeoutSeconds of {}",
+                    machine.timeout_seconds.unwrap_or(0)
+                ),
+            );
+            branch.record(
+                &run,
+                "ExecutionTimedOut",
+                Some(("executionTimedOutEventDetails", error_json(&e))),
+            );
+            ExecutionOutcome {
+                status: ExecutionStatus::TimedOut,
+                output: None,
+                error: Some(e.error),
+                cause: Some(e.cause),
+            }
+        }
+    };
+    drop(branch);
+    *lock(&record.stop_date) = Some(run.clock.now());
+    lock(&record.stop).take();
+    record.outcome.send_replace(Some(outcome));
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// `{"error","cause"}` without empty members, as AWS omits absent ones.
+pub(crate) fn error_json(e: &StatesError) -> Value {
+    let mut d = serde_json::Map::new();
+    if !e.error.is_empty() {
+        d.insert("error".into(), json!(e.error));
+    }
+    if !e.cause.is_empty() {
+        d.insert("cause".into(), json!(e.cause));
+    }
+    Value::Object(d)
+}
+
+/// The Catch/Retry error output: `{"Error","Cause"}`.
+pub(crate) fn error_output(e: &StatesError) -> Value {
+    json!({ "Error": e.error, "Cause": e.cause })
+}
+
+/// What a state's work produced: its output and where to go next.
+pub(crate) enum Step {
+    Next(Value, String),
+    End(Value),
+}
+
+impl Run {
+    /// The context object for a state.
+    pub(crate) fn context(&self, state: &str, entered: DateTime<Utc>, retry_count: u64) -> Value {
+        json!({
+            "Execution": self.ctx_execution,
+            "State": { "EnteredTime": iso(entered), "Name": state, "RetryCount": retry_count },
+            "StateMachine": self.ctx_machine,
+        })
+    }
+
+    /// Runs a graph from its start (or from `start`) until it ends; returns its output.
+    pub(crate) fn run_graph<'a>(
+        &'a self,
+        graph: &'a Graph,
+        input: Value,
+        branch: &'a mut Branch,
+        start: Option<String>,
+    ) -> BoxFuture<'a, Result<Value, StatesError>> {
+        Box::pin(async move {
+            let mut current = start.unwrap_or_else(|| graph.start_at.clone());
+            let mut input = input;
+            loop {
+                let Some(state) = graph.state(&current) else {
+                    return Err(StatesError::runtime(format!(
+                        "The state '{current}' does not exist in the state machine"
+                    )));
+                };
+                let prefix = state.type_name();
+                let entered = self.clock.now();
+                branch.record(
+                    self,
+                    &format!("{prefix}StateEntered"),
+                    Some(history::state_entered(&state.name, &input)),
+                );
+                if branch.top_level {
+                    lock(&self.record.redrive).state = Some((state.name.clone(), input.clone()));
+                }
+                let result = self.run_state(state, input.clone(), branch, entered).await;
+                let step = match result {
+                    Ok(step) => step,
+                    Err(err) => match retry::find_catcher(&state.catch, &err) {
+                        Some(catcher) => {
+                            let out = shim::apply_result_path(
+                                input,
+                                error_output(&err),
+                                catcher.result_path.as_deref(),
+                            )?;
+                            Step::Next(out, catcher.next.clone())
+                        }
+                        None => return Err(err),
+                    },
+                };
+                if matches!(state.kind, StateKind::Fail(_)) {
+                    // Fail states end in an error; this is unreachable by construction.
+                    return Err(StatesError::runtime("a Fail state completed"));
+                }
+                let output = match &step {
+                    Step::Next(o, _) | Step::End(o) => o,
+                };
+                branch.record(
+                    self,
+                    &format!("{prefix}StateExited"),
+                    Some(history::state_exited(&state.name, output)),
+                );
+                match step {
+                    Step::Next(o, next) => {
+                        current = next;
+                        input = o;
+                    }
+                    Step::End(o) => return Ok(o),
+                }
+            }
+        })
+    }
+
+    fn run_state<'a>(
+        &'a self,
+        state: &'a State,
+        input: Value,
+        branch: &'a mut Branch,
+        entered: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Step, StatesError>> {
+        Box::pin(async move {
+            let ctx = self.context(&state.name, entered, 0);
+            let output = match &state.kind {
+                StateKind::Pass { result } => {
+                    let effective = self.effective_input(&state.io, &input, &ctx)?;
+                    let result = match result {
+                        Some(r) => r.clone(),
+                        None => effective,
+                    };
+                    self.finish_output(&state.io, input, result, &ctx, false)?
+                }
+                StateKind::Succeed => {
+                    let effective = input_path(&state.io, &input, &ctx)?;
+                    return Ok(Step::End(output_path(&state.io, effective, &ctx)?));
+                }
+                StateKind::Fail(f) => return Err(self.fail_error(f, &input, &ctx)),
+                StateKind::Choice(c) => {
+                    let effective = input_path(&state.io, &input, &ctx)?;
+                    let mut next = None;
+                    for choice in &c.choices {
+                        if choice.rule.evaluate(&effective, &ctx)? {
+                            next = Some(choice.next.clone());
+                            break;
+                        }
+                    }
+                    let Some(next) = next.or_else(|| c.default.clone()) else {
+                        return Err(StatesError::new(
+                            names::NO_CHOICE_MATCHED,
+                            format!(
+                                "No Choice rule matched and no Default was given in state '{}'",
+                                state.name
+                            ),
+                        ));
+                    };
+                    return Ok(Step::Next(output_path(&state.io, effective, &ctx)?, next));
+                }
+                StateKind::Wait(w) => {
+                    let effective = input_path(&state.io, &input, &ctx)?;
+                    let until = wait_deadline(w, &effective, &ctx, entered)?;
+                    let sleep = self.clock.sleep_until(until);
+                    branch.guard.idle(sleep).await;
+                    output_path(&state.io, effective, &ctx)?
+                }
+                StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_) => {
+                    retry::with_retry(self, state, input, branch, entered).await?
+                }
+            };
+            Ok(match &state.transition {
+                Some(Transition::Next(n)) => Step::Next(output, n.clone()),
+                _ => Step::End(output),
+            })
+        })
+    }
+
+    /// InputPath then Parameters.
+    pub(crate) fn effective_input(
+        &self,
+        io: &Io,
+        input: &Value,
+        ctx: &Value,
+    ) -> Result<Value, StatesError> {
+        let selected = input_path(io, input, ctx)?;
+        match &io.parameters {
+            Some(t) => shim::render(t, &selected, ctx),
+            None => Ok(selected),
+        }
+    }
+
+    /// ResultSelector (when `select`), ResultPath into the raw input, then OutputPath.
+    pub(crate) fn finish_output(
+        &self,
+        io: &Io,
+        raw_input: Value,
+        result: Value,
+        ctx: &Value,
+        select: bool,
+    ) -> Result<Value, StatesError> {
+        let result = match (&io.result_selector, select) {
+            (Some(t), true) => shim::render(t, &result, ctx)?,
+            _ => result,
+        };
+        let combined = shim::apply_result_path(raw_input, result, io.result_path.as_deref())?;
+        output_path(io, combined, ctx)
+    }
+
+    fn fail_error(&self, f: &FailState, input: &Value, ctx: &Value) -> StatesError {
+        let dynamic =
+            |path: &Option<String>, fixed: &Option<String>| -> Result<String, StatesError> {
+                match (path, fixed) {
+                    (Some(p), _) => {
+                        let v = shim::render(&json!({ "v.$": p }), input, ctx)?;
+                        match v.get("v") {
+                            Some(Value::String(s)) => Ok(s.clone()),
+                            other => Err(StatesError::runtime(format!(
+                                "The ErrorPath/CausePath '{p}' must resolve to a string, got {}",
+                                other.map(shim::compact).unwrap_or_default()
+                            ))),
+                        }
+                    }
+                    (None, Some(s)) => Ok(s.clone()),
+                    (None, None) => Ok(String::new()),
+                }
+            };
+        match (
+            dynamic(&f.error_path, &f.error),
+            dynamic(&f.cause_path, &f.cause),
+        ) {
+            (Ok(error), Ok(cause)) => StatesError::new(error, cause),
+            (Err(e), _) | (_, Err(e)) => e,
+        }
+    }
+}
+
+/// InputPath (`null` → `{}`).
+pub(crate) fn input_path(io: &Io, input: &Value, ctx: &Value) -> Result<Value, StatesError> {
+    match &io.input_path {
+        None => Ok(json!({})),
+        Some(p) if p == "$" => Ok(input.clone()),
+        Some(p) => shim::select(p, input, ctx, "InputPath"),
+    }
+}
+
+/// OutputPath (`null` → `{}`).
+pub(crate) fn output_path(io: &Io, output: Value, ctx: &Value) -> Result<Value, StatesError> {
+    match &io.output_path {
+        None => Ok(json!({})),
+        Some(p) if p == "$" => Ok(output),
+        Some(p) => shim::select(p, &output, ctx, "OutputPath"),
+    }
+}
+
+fn wait_deadline(
+    w: &WaitState,
+    input: &Value,
+    ctx: &Value,
+    entered: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StatesError> {
+    let seconds = |n: u64| entered + chrono::Duration::seconds(n.min(99_999_999) as i64);
+    let timestamp = |s: &str, field: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                StatesError::runtime(format!(
+                    "The {field} value '{s}' is not an RFC3339 timestamp (e.g. 2016-03-14T01:59:00Z)"
+                ))
+            })
+    };
+    match w {
+        WaitState::Seconds(n) => Ok(seconds(*n)),
+        WaitState::Timestamp(s) => timestamp(s, "Timestamp"),
+        WaitState::SecondsPath(p) => {
+            let v = shim::select(p, input, ctx, "SecondsPath")?;
+            match v.as_u64() {
+                Some(n) => Ok(seconds(n)),
+                None => Err(StatesError::runtime(format!(
+                    "The SecondsPath '{p}' must point to a non-negative integer, got {}",
+                    shim::compact(&v)
+                ))),
+            }
+        }
+        WaitState::TimestampPath(p) => {
+            let v = shim::select(p, input, ctx, "TimestampPath")?;
+            match v.as_str() {
+                Some(s) => timestamp(s, "TimestampPath"),
+                None => Err(StatesError::runtime(format!(
+                    "The TimestampPath '{p}' must point to a string, got {}",
+                    shim::compact(&v)
+                ))),
+            }
+        }
+    }
+}
