@@ -1,0 +1,289 @@
+//! [`Compute`] on Amazon ECS: one RunTask per attempt.
+//!
+//! The attempt is placed with a capacity-provider strategy (the Spot provider for
+//! `Capacity::Spot`, the on-demand provider once the state machine has escalated), and the
+//! container overrides carry the command and the `SLUICE_*` environment. ECS echoes the
+//! overrides in every "ECS Task State Change" event, which is how the task-events handler finds
+//! the attempt without a lookup. `startedBy` names the job and `group` the task, so
+//! `ListTasks --started-by` finds every container of a job.
+
+use crate::config::EcsConfig;
+use async_trait::async_trait;
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::error::DisplayErrorContext;
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
+    KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
+};
+use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_RESULT_URI, ENV_TASK_ID};
+use sluice_core::model::Capacity;
+use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched};
+use std::collections::BTreeMap;
+
+/// Where the container writes its result; the image's entrypoint uploads this file to
+/// `SLUICE_RESULT_URI` when the command exits 0.
+pub const CONTAINER_RESULT_PATH: &str = "/tmp/sluice/result.json";
+
+/// Tag keys on every ECS task and Batch job, for cost allocation and for finding a job's
+/// containers in the console.
+pub const TAG_JOB: &str = "sluice:job";
+pub const TAG_TASK: &str = "sluice:task";
+pub const TAG_ATTEMPT: &str = "sluice:attempt";
+
+/// ECS RunTask launcher.
+#[derive(Debug, Clone)]
+pub struct EcsCompute {
+    client: Client,
+    config: EcsConfig,
+}
+
+impl EcsCompute {
+    pub fn new(client: Client, config: EcsConfig) -> Self {
+        Self { client, config }
+    }
+
+    fn capacity_provider(&self, capacity: Capacity) -> &str {
+        match capacity {
+            Capacity::Spot => &self.config.spot_capacity_provider,
+            Capacity::OnDemand => &self.config.on_demand_capacity_provider,
+        }
+    }
+}
+
+/// The argv with `{output}` replaced by the container's result path, wherever it appears
+/// (`--out={output}` as well as a bare `{output}`).
+pub fn container_command(command: &[String]) -> Vec<String> {
+    command
+        .iter()
+        .map(|arg| arg.replace("{output}", CONTAINER_RESULT_PATH))
+        .collect()
+}
+
+/// The request's environment plus the attempt's identity. The `SLUICE_*` values win over a
+/// request that sets the same names: events are matched to attempts by them.
+pub fn container_env(request: &LaunchRequest) -> BTreeMap<String, String> {
+    let mut env = request.env.clone();
+    let key = &request.attempt;
+    env.insert(ENV_JOB_ID.into(), key.job_id.to_string());
+    env.insert(ENV_TASK_ID.into(), key.task_id.to_string());
+    env.insert(ENV_ATTEMPT.into(), key.number.to_string());
+    env.insert(ENV_RESULT_URI.into(), request.result.to_string());
+    env
+}
+
+/// Tags naming the attempt.
+pub fn attempt_tags(request: &LaunchRequest) -> Vec<(&'static str, String)> {
+    let key = &request.attempt;
+    vec![
+        (TAG_JOB, key.job_id.to_string()),
+        (TAG_TASK, key.task_id.to_string()),
+        (TAG_ATTEMPT, key.number.to_string()),
+    ]
+}
+
+/// RunTask's idempotency token (≤ 64 ASCII characters): a Lambda retry of the same launch
+/// must not start a second container for the same attempt.
+pub fn client_token(request: &LaunchRequest) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(request.attempt.to_string().as_bytes());
+    hex::encode(digest)
+}
+
+/// `startedBy` allows 128 characters of `[A-Za-z0-9_/-]`; job ids are ≤ 80 of `[A-Za-z0-9_-]`.
+fn started_by(request: &LaunchRequest) -> String {
+    format!("sluice/{}", request.attempt.job_id)
+}
+
+fn group(request: &LaunchRequest) -> String {
+    format!(
+        "sluice:{}:{}",
+        request.attempt.job_id, request.attempt.task_id
+    )
+}
+
+fn validate(request: &LaunchRequest) -> Result<(), ComputeError> {
+    if request.command.is_empty() {
+        return Err(ComputeError::Invalid(format!(
+            "attempt {}: empty command",
+            request.attempt
+        )));
+    }
+    Ok(())
+}
+
+fn to_i32(what: &str, n: u32) -> Result<i32, ComputeError> {
+    i32::try_from(n).map_err(|_| ComputeError::Invalid(format!("{what} {n} is out of range")))
+}
+
+#[async_trait]
+impl Compute for EcsCompute {
+    async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
+        validate(request)?;
+        let env = container_env(request)
+            .into_iter()
+            .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+            .collect();
+        let mut container = ContainerOverride::builder()
+            .name(&self.config.container_name)
+            .set_command(Some(container_command(&request.command)))
+            .set_environment(Some(env));
+        // 0 means "as the task definition says".
+        if request.cpu > 0 {
+            container = container.cpu(to_i32("cpu", request.cpu)?);
+        }
+        if request.memory_mib > 0 {
+            container = container.memory(to_i32("memory", request.memory_mib)?);
+        }
+        if request.image.is_some() {
+            // RunTask cannot override the image; the task definition pins it.
+            tracing::debug!(attempt = %request.attempt, "image override ignored on ECS");
+        }
+        let strategy = CapacityProviderStrategyItem::builder()
+            .capacity_provider(self.capacity_provider(request.capacity))
+            .weight(1)
+            .build()
+            .map_err(|e| ComputeError::Invalid(e.to_string()))?;
+        let mut run = self
+            .client
+            .run_task()
+            .cluster(&self.config.cluster)
+            .task_definition(&self.config.task_definition)
+            .count(1)
+            .capacity_provider_strategy(strategy)
+            .overrides(
+                TaskOverride::builder()
+                    .container_overrides(container.build())
+                    .build(),
+            )
+            .started_by(started_by(request))
+            .group(group(request))
+            .client_token(client_token(request))
+            .enable_ecs_managed_tags(true);
+        for (k, v) in attempt_tags(request) {
+            run = run.tags(Tag::builder().key(k).value(v).build());
+        }
+        if !self.config.subnets.is_empty() {
+            // awsvpc networking: tasks stay private and reach AWS through NAT/endpoints.
+            let vpc = AwsVpcConfiguration::builder()
+                .set_subnets(Some(self.config.subnets.clone()))
+                .set_security_groups(Some(self.config.security_groups.clone()))
+                .assign_public_ip(AssignPublicIp::Disabled)
+                .build()
+                .map_err(|e| ComputeError::Invalid(e.to_string()))?;
+            run = run.network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(vpc)
+                    .build(),
+            );
+        }
+        let out = run.send().await.map_err(|e| {
+            let message = format!(
+                "ECS RunTask for {}: {}",
+                request.attempt,
+                DisplayErrorContext(&e)
+            );
+            if e.as_service_error()
+                .is_some_and(|s| s.is_invalid_parameter_exception())
+            {
+                ComputeError::Invalid(message)
+            } else {
+                ComputeError::LaunchFailed(message)
+            }
+        })?;
+        if let Some(f) = out.failures().first() {
+            // Placement failures (no capacity yet, RESOURCE:MEMORY, AGENT) are transient from
+            // the pipeline's point of view: the state machine retries Sluice.LaunchFailed.
+            return Err(ComputeError::LaunchFailed(format!(
+                "ECS RunTask for {}: {} ({}){}",
+                request.attempt,
+                f.reason().unwrap_or("unknown reason"),
+                f.arn().unwrap_or("no arn"),
+                f.detail().map(|d| format!(": {d}")).unwrap_or_default()
+            )));
+        }
+        out.tasks()
+            .first()
+            .and_then(|t| t.task_arn())
+            .map(|arn| Launched {
+                compute_id: arn.to_owned(),
+            })
+            .ok_or_else(|| {
+                ComputeError::LaunchFailed(format!(
+                    "ECS RunTask for {} returned neither a task nor a failure",
+                    request.attempt
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sluice_core::model::{AttemptKey, ObjectRef};
+    use sluice_core::{JobId, TaskId};
+
+    pub(crate) fn request() -> LaunchRequest {
+        LaunchRequest {
+            attempt: AttemptKey {
+                job_id: JobId::new("ber-0001").unwrap(),
+                task_id: TaskId::new("t-0003").unwrap(),
+                number: 2,
+            },
+            capacity: Capacity::Spot,
+            command: vec!["ber-sim".into(), "--out={output}".into(), "{output}".into()],
+            env: BTreeMap::from([
+                ("RUST_LOG".into(), "info".into()),
+                (ENV_JOB_ID.into(), "forged".into()),
+            ]),
+            result: ObjectRef::new("data", "jobs/ber-0001/task_results/t-0003.json"),
+            image: None,
+            cpu: 1024,
+            memory_mib: 2048,
+            timeout_seconds: Some(600),
+        }
+    }
+
+    #[test]
+    fn output_placeholder_becomes_container_path() {
+        assert_eq!(
+            container_command(&request().command),
+            vec![
+                "ber-sim",
+                "--out=/tmp/sluice/result.json",
+                "/tmp/sluice/result.json"
+            ]
+        );
+    }
+
+    #[test]
+    fn env_carries_attempt_identity() {
+        let env = container_env(&request());
+        assert_eq!(env["SLUICE_JOB_ID"], "ber-0001");
+        assert_eq!(env["SLUICE_TASK_ID"], "t-0003");
+        assert_eq!(env["SLUICE_ATTEMPT"], "2");
+        assert_eq!(
+            env["SLUICE_RESULT_URI"],
+            "s3://data/jobs/ber-0001/task_results/t-0003.json"
+        );
+        assert_eq!(env["RUST_LOG"], "info");
+    }
+
+    #[test]
+    fn client_token_is_stable_and_short() {
+        let a = client_token(&request());
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, client_token(&request()));
+        let mut other = request();
+        other.attempt.number = 3;
+        assert_ne!(a, client_token(&other));
+        assert_eq!(started_by(&request()), "sluice/ber-0001");
+        assert_eq!(group(&request()), "sluice:ber-0001:t-0003");
+    }
+
+    #[test]
+    fn empty_command_is_invalid() {
+        let mut r = request();
+        r.command.clear();
+        assert!(matches!(validate(&r), Err(ComputeError::Invalid(_))));
+    }
+}

@@ -1,0 +1,192 @@
+//! EcsCompute against moto: RunTask carries the overrides, tags, startedBy and group that the
+//! task-events handler relies on; placement failure is a LaunchFailed.
+
+use crate::common::Moto;
+use crate::moto_or_skip;
+use aws_sdk_ecs::types::{ContainerDefinition, TaskField};
+use sluice_aws::EcsCompute;
+use sluice_aws::config::EcsConfig;
+use sluice_core::model::{AttemptKey, Capacity, ObjectRef};
+use sluice_core::ports::{Compute, ComputeError, LaunchRequest};
+use sluice_core::{JobId, TaskId};
+use std::collections::BTreeMap;
+
+pub const CLUSTER: &str = "sluice";
+
+/// A cluster with one registered container instance, and a task definition whose memory fits
+/// it (`memory`) or not.
+pub async fn cluster(client: &aws_sdk_ecs::Client, family: &str, memory: i32) {
+    client
+        .create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    client
+        .register_task_definition()
+        .family(family)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("worker")
+                .image("sluice/ber-sim:latest")
+                .memory(memory)
+                .cpu(256)
+                .essential(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // moto places RunTask only on registered container instances; it needs just an id.
+    client
+        .register_container_instance()
+        .cluster(CLUSTER)
+        .instance_identity_document(r#"{"instanceId": "i-0123456789abcdef0"}"#)
+        .send()
+        .await
+        .unwrap();
+}
+
+pub fn ecs_config(task_definition: &str) -> EcsConfig {
+    EcsConfig {
+        cluster: CLUSTER.into(),
+        task_definition: task_definition.into(),
+        container_name: "worker".into(),
+        subnets: vec![],
+        security_groups: vec![],
+        spot_capacity_provider: "sluice-spot".into(),
+        on_demand_capacity_provider: "sluice-on-demand".into(),
+    }
+}
+
+pub fn launch_request(job: &str, task: &str, number: u32) -> LaunchRequest {
+    LaunchRequest {
+        attempt: AttemptKey {
+            job_id: JobId::new(job).unwrap(),
+            task_id: TaskId::new(task).unwrap(),
+            number,
+        },
+        capacity: Capacity::Spot,
+        command: vec![
+            "ber-sim".into(),
+            "--snr-db".into(),
+            "3".into(),
+            "--out".into(),
+            "{output}".into(),
+        ],
+        env: BTreeMap::from([("RUST_LOG".into(), "debug".into())]),
+        result: ObjectRef::new("data", format!("jobs/{job}/task_results/{task}.json")),
+        image: None,
+        cpu: 512,
+        memory_mib: 1024,
+        timeout_seconds: None,
+    }
+}
+
+#[tokio::test]
+async fn ecs_run_task_carries_overrides_and_tags() {
+    let moto: Moto = moto_or_skip!();
+    let client = aws_sdk_ecs::Client::new(&moto.sdk().await);
+    cluster(&client, "ber-sim", 2048).await;
+    let compute = EcsCompute::new(client.clone(), ecs_config("ber-sim"));
+
+    let launched = compute
+        .launch(&launch_request("ber-0001", "t-0007", 2))
+        .await
+        .unwrap();
+    assert!(
+        launched
+            .compute_id
+            .starts_with("arn:aws:ecs:us-east-1:123456789012:task/"),
+        "{}",
+        launched.compute_id
+    );
+
+    let described = client
+        .describe_tasks()
+        .cluster(CLUSTER)
+        .tasks(&launched.compute_id)
+        .include(TaskField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let task = &described.tasks()[0];
+    assert_eq!(task.started_by(), Some("sluice/ber-0001"));
+    assert_eq!(task.group(), Some("sluice:ber-0001:t-0007"));
+    let tags: BTreeMap<&str, &str> = task
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+        .collect();
+    assert_eq!(tags["sluice:job"], "ber-0001");
+    assert_eq!(tags["sluice:task"], "t-0007");
+    assert_eq!(tags["sluice:attempt"], "2");
+
+    let overrides = task.overrides().expect("overrides echoed");
+    let container = &overrides.container_overrides()[0];
+    assert_eq!(container.name(), Some("worker"));
+    assert_eq!(
+        container.command(),
+        [
+            "ber-sim",
+            "--snr-db",
+            "3",
+            "--out",
+            "/tmp/sluice/result.json"
+        ]
+    );
+    let env: BTreeMap<&str, &str> = container
+        .environment()
+        .iter()
+        .map(|kv| (kv.name().unwrap_or(""), kv.value().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        env,
+        BTreeMap::from([
+            ("RUST_LOG", "debug"),
+            ("SLUICE_ATTEMPT", "2"),
+            ("SLUICE_JOB_ID", "ber-0001"),
+            (
+                "SLUICE_RESULT_URI",
+                "s3://data/jobs/ber-0001/task_results/t-0007.json"
+            ),
+            ("SLUICE_TASK_ID", "t-0007"),
+        ])
+    );
+    assert_eq!(container.cpu(), Some(512));
+    assert_eq!(container.memory(), Some(1024));
+
+    // startedBy finds every container of the job.
+    let listed = client
+        .list_tasks()
+        .cluster(CLUSTER)
+        .started_by("sluice/ber-0001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.task_arns(), [launched.compute_id.clone()]);
+}
+
+#[tokio::test]
+async fn ecs_unplaceable_task_is_launch_failed() {
+    let moto: Moto = moto_or_skip!();
+    let client = aws_sdk_ecs::Client::new(&moto.sdk().await);
+    // More memory than moto's container instance offers: nothing is placed.
+    cluster(&client, "huge", 10_000_000).await;
+    let compute = EcsCompute::new(client, ecs_config("huge"));
+    let err = compute
+        .launch(&launch_request("ber-0002", "t-1", 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ComputeError::LaunchFailed(m) if m.contains("ber-0002/t-1#1")),
+        "{err:?}"
+    );
+
+    let mut bad = launch_request("ber-0002", "t-1", 1);
+    bad.command.clear();
+    assert!(matches!(
+        compute.launch(&bad).await,
+        Err(ComputeError::Invalid(_))
+    ));
+}
