@@ -170,7 +170,9 @@ impl TaskState {
         match self {
             TaskState::Pending => &[],
             TaskState::Running => &[TaskState::Pending, TaskState::Retrying, TaskState::Failed],
-            TaskState::Retrying | TaskState::Failed | TaskState::Succeeded => &[TaskState::Running],
+            TaskState::Retrying | TaskState::Succeeded => &[TaskState::Running],
+            // The aggregate step marks every task the state machine gave up on as FAILED.
+            TaskState::Failed => &[TaskState::Running, TaskState::Retrying, TaskState::Pending],
         }
     }
 }

@@ -280,3 +280,28 @@ pub struct Services {
     pub pipelines: std::sync::Arc<dyn Pipelines>,
     pub buckets: Buckets,
 }
+
+impl Services {
+    /// The job, or an error naming it: every step after ingest needs its job record.
+    pub async fn job(&self, id: &JobId) -> Result<Job, crate::error::StepError> {
+        self.jobs
+            .get_job(id)
+            .await?
+            .ok_or_else(|| crate::error::StepError::invalid_input(format!("unknown job '{id}'")))
+    }
+
+    /// The pipeline's configuration, or an error naming the pipeline.
+    pub async fn pipeline(&self, name: &str) -> Result<PipelineConfig, crate::error::StepError> {
+        match self.pipelines.get(name).await {
+            Ok(Some(cfg)) => Ok(cfg),
+            Ok(None) => Err(crate::error::StepError::invalid_input(format!(
+                "unknown pipeline '{name}': no {}{name}.toml in the data bucket",
+                layout::PIPELINES_PREFIX
+            ))),
+            Err(StoreError::Corrupt { what, message }) => Err(crate::error::StepError::invalid_input(
+                format!("pipeline '{name}' ({what}) is invalid: {message}"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The local process pool as "ECS": each attempt is a process, and its end is an
+//! "ECS Task State Change" event with exactly the JSON shape EventBridge delivers.
+//!
+//! `launch` answers at once with a task ARN, like RunTask; the process waits for a slot in the
+//! pool (capacity), runs with the attempt's environment and the `{output}` placeholder pointing
+//! into the data bucket directory, and when it stops the event goes to the event bus, where the
+//! task-events handler — the same code as on AWS — classifies it.
+//!
+//! Spot interruptions can be injected: a deterministic share of attempts (decided from the seed,
+//! the task id and the attempt number, so a given seed interrupts the same attempts every run)
+//! gets SIGTERM at a random moment of its run, and its event carries `stopCode:
+//! SpotInterruption` like a reclaimed ECS task.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sluice_core::events::ECS_TASK_STATE_CHANGE;
+use sluice_core::model::AttemptKey;
+use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::bucket::DirObjectStore;
+use crate::capacity::Slots;
+use crate::events::EventSink;
+
+pub const LOCAL_CLUSTER_ARN: &str = "arn:aws:ecs:local:000000000000:cluster/sluice-local";
+const CONTAINER_NAME: &str = "worker";
+
+/// Decides which attempts a simulated Spot reclaim hits, and when.
+#[derive(Debug)]
+pub struct SpotInterrupter {
+    rate: f64,
+    seed: u64,
+    /// Running mean of attempt durations, to place the reclaim inside the run.
+    durations: Mutex<(f64, u32)>,
+}
+
+impl SpotInterrupter {
+    pub fn new(rate: f64, seed: u64) -> Self {
+        Self { rate: rate.clamp(0.0, 1.0), seed, durations: Mutex::new((0.0, 0)) }
+    }
+
+    fn uniform(&self, key: &AttemptKey, salt: &str) -> f64 {
+        let mut h = Sha256::new();
+        h.update(self.seed.to_be_bytes());
+        h.update(key.task_id.as_str().as_bytes());
+        h.update(key.number.to_be_bytes());
+        h.update(salt.as_bytes());
+        let d = h.finalize();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d[..8]);
+        (u64::from_be_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// `Some(delay)` when this attempt is to be reclaimed after `delay`.
+    pub fn plan(&self, key: &AttemptKey) -> Option<Duration> {
+        if self.uniform(key, "interrupt") >= self.rate {
+            return None;
+        }
+        let mean = self.durations.lock().map(|d| if d.1 == 0 { 1.0 } else { d.0 / f64::from(d.1) }).unwrap_or(1.0);
+        // Somewhere in the first 90% of a typical run, so the reclaim lands while it works.
+        Some(Duration::from_secs_f64(self.uniform(key, "when") * mean * 0.9))
+    }
+
+    fn record(&self, took: Duration) {
+        if let Ok(mut d) = self.durations.lock() {
+            d.0 += took.as_secs_f64();
+            d.1 += 1;
+        }
+    }
+}
+
+/// Runs attempts as local processes.
+pub struct ProcessCompute {
+    buckets: DirObjectStore,
+    slots: Arc<Slots>,
+    events: Arc<dyn EventSink>,
+    logs: PathBuf,
+    bin_dirs: Vec<PathBuf>,
+    interrupter: Option<Arc<SpotInterrupter>>,
+    versions: Arc<AtomicU64>,
+}
+
+impl ProcessCompute {
+    pub fn new(
+        buckets: DirObjectStore,
+        slots: Arc<Slots>,
+        events: Arc<dyn EventSink>,
+        logs: PathBuf,
+        bin_dirs: Vec<PathBuf>,
+        interrupter: Option<Arc<SpotInterrupter>>,
+    ) -> Self {
+        Self { buckets, slots, events, logs, bin_dirs, interrupter, versions: Arc::new(AtomicU64::new(0)) }
+    }
+}
+
+struct Run {
+    key: AttemptKey,
+    task_arn: String,
+    request: LaunchRequest,
+    argv: Vec<String>,
+    created_at: String,
+}
+
+#[async_trait]
+impl Compute for ProcessCompute {
+    async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
+        if request.command.is_empty() {
+            return Err(ComputeError::Invalid("empty command".into()));
+        }
+        let output = self
+            .buckets
+            .path_of_ref(&request.result)
+            .map_err(|e| ComputeError::Invalid(e.to_string()))?;
+        if let Some(parent) = output.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ComputeError::LaunchFailed(format!("{}: {e}", parent.display())))?;
+        }
+        let output = output.to_string_lossy().to_string();
+        let argv: Vec<String> = request.command.iter().map(|a| a.replace("{output}", &output)).collect();
+        let task_arn = format!("arn:aws:ecs:local:000000000000:task/sluice-local/{}", uuid::Uuid::new_v4().simple());
+        let run = Run {
+            key: request.attempt.clone(),
+            task_arn: task_arn.clone(),
+            request: request.clone(),
+            argv,
+            created_at: now(),
+        };
+        let slots = self.slots.clone();
+        let events = self.events.clone();
+        let logs = self.logs.clone();
+        let bin_dirs = self.bin_dirs.clone();
+        let interrupter = self.interrupter.clone();
+        let versions = self.versions.clone();
+        tokio::spawn(async move {
+            let _slot = slots.acquire().await;
+            run_attempt(run, events, logs, bin_dirs, interrupter, versions).await;
+        });
+        Ok(Launched { compute_id: task_arn })
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// How a run ended, for the event.
+struct Ended {
+    exit_code: Option<i32>,
+    stop_code: &'static str,
+    stopped_reason: String,
+    container_reason: Option<String>,
+}
+
+async fn run_attempt(
+    run: Run,
+    events: Arc<dyn EventSink>,
+    logs: PathBuf,
+    bin_dirs: Vec<PathBuf>,
+    interrupter: Option<Arc<SpotInterrupter>>,
+    versions: Arc<AtomicU64>,
+) {
+    let started_at = now();
+    let log_path = logs.join(run.key.job_id.as_str()).join(format!("{}-{}.log", run.key.task_id, run.key.number));
+    let ended = match spawn(&run, &log_path, &bin_dirs) {
+        Err(reason) => Ended {
+            exit_code: None,
+            stop_code: "TaskFailedToStart",
+            stopped_reason: format!("CannotStartContainerError: {reason}"),
+            container_reason: Some(format!("CannotStartContainerError: {reason}")),
+        },
+        Ok(mut child) => {
+            events.publish(event(&run, "RUNNING", None, &started_at, versions.fetch_add(1, Ordering::SeqCst) + 1));
+            let began = Instant::now();
+            let reclaim = interrupter.as_ref().and_then(|i| i.plan(&run.key));
+            let status = match reclaim {
+                None => child.wait().await.map(|s| (s, false)),
+                Some(delay) => {
+                    tokio::select! {
+                        s = child.wait() => s.map(|s| (s, false)),
+                        _ = tokio::time::sleep(delay) => {
+                            terminate(&mut child).await.map(|s| (s, true))
+                        }
+                    }
+                }
+            };
+            match status {
+                Ok((status, reclaimed)) => {
+                    let code = exit_code(&status);
+                    if reclaimed {
+                        Ended {
+                            exit_code: code,
+                            stop_code: "SpotInterruption",
+                            stopped_reason: "Your Spot Task was interrupted.".into(),
+                            container_reason: None,
+                        }
+                    } else {
+                        if let Some(i) = &interrupter {
+                            i.record(began.elapsed());
+                        }
+                        Ended {
+                            exit_code: code,
+                            stop_code: "EssentialContainerExited",
+                            stopped_reason: "Essential container in task exited".into(),
+                            container_reason: None,
+                        }
+                    }
+                }
+                Err(e) => Ended {
+                    exit_code: None,
+                    stop_code: "EssentialContainerExited",
+                    stopped_reason: format!("lost track of the process: {e}"),
+                    container_reason: None,
+                },
+            }
+        }
+    };
+    let version = versions.fetch_add(1, Ordering::SeqCst) + 1;
+    events.publish(event(&run, "STOPPED", Some(&ended), &started_at, version));
+}
+
+fn spawn(run: &Run, log_path: &std::path::Path, bin_dirs: &[PathBuf]) -> Result<tokio::process::Child, String> {
+    if let Some(parent) = log_path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let log = std::fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let mut path_var: Vec<PathBuf> = bin_dirs.to_vec();
+    if let Some(p) = std::env::var_os("PATH") {
+        path_var.extend(std::env::split_paths(&p));
+    }
+    let path_var = std::env::join_paths(path_var).map_err(|e| e.to_string())?;
+    let program = resolve(&run.argv[0], bin_dirs);
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&run.argv[1..])
+        .envs(&run.request.env)
+        .env("PATH", path_var)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2))
+        .kill_on_drop(true);
+    cmd.spawn().map_err(|e| format!("{}: {e}", run.argv[0]))
+}
+
+/// A bare program name is looked up in the pool's bin directories first (where `ber-sim`
+/// sits beside `sluice`), then on PATH.
+fn resolve(program: &str, bin_dirs: &[PathBuf]) -> PathBuf {
+    if !program.contains('/') {
+        for dir in bin_dirs {
+            let candidate = dir.join(program);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from(program)
+}
+
+/// SIGTERM, like ECS stopping a task on a reclaimed instance; SIGKILL after a grace period.
+async fn terminate(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            child.start_kill()?;
+            child.wait().await
+        }
+    }
+}
+
+fn exit_code(status: &std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s))
+}
+
+fn event(run: &Run, last_status: &str, ended: Option<&Ended>, started_at: &str, version: u64) -> Value {
+    let env: Vec<Value> = run.request.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+    let capacity_provider = match run.request.capacity {
+        sluice_core::Capacity::Spot => "sluice-local-spot",
+        sluice_core::Capacity::OnDemand => "sluice-local-on-demand",
+    };
+    let mut container = json!({
+        "containerArn": format!("{}/{}", run.task_arn.replace(":task/", ":container/"), CONTAINER_NAME),
+        "lastStatus": last_status,
+        "name": CONTAINER_NAME,
+        "taskArn": run.task_arn,
+    });
+    let mut detail = json!({
+        "attachments": [],
+        "availabilityZone": "local",
+        "capacityProviderName": capacity_provider,
+        "clusterArn": LOCAL_CLUSTER_ARN,
+        "containers": [],
+        "createdAt": run.created_at,
+        "desiredStatus": if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" },
+        "group": format!("sluice:{}", run.key.job_id),
+        "launchType": "EC2",
+        "lastStatus": last_status,
+        "overrides": {"containerOverrides": [{"name": CONTAINER_NAME, "command": run.argv, "environment": env}]},
+        "startedAt": started_at,
+        "startedBy": "sluice",
+        "taskArn": run.task_arn,
+        "taskDefinitionArn": "arn:aws:ecs:local:000000000000:task-definition/sluice-worker:1",
+        "updatedAt": now(),
+        "version": version,
+    });
+    if let Some(ended) = ended {
+        if let Some(code) = ended.exit_code {
+            container["exitCode"] = json!(code);
+        }
+        if let Some(reason) = &ended.container_reason {
+            container["reason"] = json!(reason);
+        }
+        detail["stopCode"] = json!(ended.stop_code);
+        detail["stoppedReason"] = json!(ended.stopped_reason);
+        detail["stoppingAt"] = json!(now());
+        detail["stoppedAt"] = json!(now());
+        detail["executionStoppedAt"] = json!(now());
+    }
+    detail["containers"] = json!([container]);
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": ECS_TASK_STATE_CHANGE,
+        "source": "aws.ecs",
+        "account": "000000000000",
+        "time": now(),
+        "region": "local",
+        "resources": [run.task_arn],
+        "detail": detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::{JobId, TaskId};
+
+    fn key(task: &str, n: u32) -> AttemptKey {
+        AttemptKey { job_id: JobId::new("j").unwrap(), task_id: TaskId::new(task).unwrap(), number: n }
+    }
+
+    #[test]
+    fn interruptions_are_deterministic_and_near_the_rate() {
+        let a = SpotInterrupter::new(0.2, 7);
+        let b = SpotInterrupter::new(0.2, 7);
+        let hits: Vec<bool> = (0..2000).map(|i| a.plan(&key(&format!("t-{i}"), 1)).is_some()).collect();
+        let again: Vec<bool> = (0..2000).map(|i| b.plan(&key(&format!("t-{i}"), 1)).is_some()).collect();
+        assert_eq!(hits, again);
+        let n = hits.iter().filter(|h| **h).count();
+        assert!((320..480).contains(&n), "{n} of 2000 at rate 0.2");
+        assert!(SpotInterrupter::new(0.0, 7).plan(&key("t-1", 1)).is_none());
+    }
+}

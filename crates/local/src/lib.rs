@@ -1,0 +1,19 @@
+//! sluice-local: the embedded runtime — the whole pipeline on one machine, no AWS account and
+//! no Docker.
+//!
+//! - [`bucket`]: directory buckets (the ObjectStore port).
+//! - [`store`]: the SQLite job table (the JobStore port), leases and execution history.
+//! - [`capacity`]: the process pool's size, moved by capacity leases (the CapacityPool port).
+//! - [`compute`]: processes as "ECS" tasks emitting ECS Task State Change events (the Compute port).
+//! - [`events`]: the local event bus.
+//! - [`runtime`]: the wiring — the sluice-asl engine running `statemachines/pipeline.asl.json`
+//!   with Lambda resources served by the in-process handlers (the Workflows port).
+
+pub mod bucket;
+pub mod capacity;
+pub mod compute;
+pub mod events;
+pub mod runtime;
+pub mod store;
+
+pub use runtime::{LocalRuntime, RuntimeOptions};

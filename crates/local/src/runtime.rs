@@ -1,0 +1,418 @@
+//! The embedded runtime: every port of sluice-core implemented on one machine and the pipeline
+//! state machine running on the sluice-asl engine, wired so that nothing bypasses the design.
+//!
+//! - Lambda resources in the state machine resolve to the same handler functions that
+//!   `functions/*/src/main.rs` serve on AWS, called in-process.
+//! - The launch handler starts processes through the Compute port with the task token; the
+//!   process pool emits "ECS Task State Change" events onto the local bus; the task-events
+//!   handler answers the token through the Workflows port (the engine's SendTaskSuccess /
+//!   SendTaskFailure).
+//! - Capacity is the size of the process pool, moved by the scale handler's leases.
+//! - `sns:publish` appends to `notifications.jsonl`; every event goes to `events.jsonl`; the
+//!   execution history goes to the SQLite job table.
+//!
+//! Work directory layout: `buckets/<bucket>/<key>`, `sluice.db`, `logs/<job>/<task>-<n>.log`,
+//! `events.jsonl`, `notifications.jsonl`.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sluice_asl::resource::{FunctionError, LambdaInvoker, ObjectSummary, ServiceCall, ServiceIntegration};
+use sluice_asl::{Engine, EngineConfig, HistoryEvent, HistorySink, StateMachine, StatesError};
+use sluice_core::error::StepError;
+use sluice_core::model::ObjectRef;
+use sluice_core::ports::{Buckets, StoredPipelines, WorkflowError, Workflows, layout};
+use sluice_core::{PipelineConfig, Services};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::bucket::DirObjectStore;
+use crate::capacity::{LocalCapacity, Slots};
+use crate::compute::{ProcessCompute, SpotInterrupter};
+use crate::events::EventSink;
+use crate::store::SqliteJobStore;
+
+/// The pipeline state machine, as committed in `statemachines/pipeline.asl.json`.
+pub const PIPELINE_ASL: &str = include_str!("../../../statemachines/pipeline.asl.json");
+pub const INGEST_BUCKET: &str = "sluice-ingest";
+pub const DATA_BUCKET: &str = "sluice-data";
+pub const STATE_MACHINE_NAME: &str = "sluice-pipeline";
+pub const NOTIFICATION_TOPIC_ARN: &str = "arn:aws:sns:local:000000000000:sluice-notifications";
+
+/// The handlers, by the function name the state machine uses.
+pub const FUNCTIONS: [&str; 7] = ["ingest", "plan", "scale", "launch", "task-events", "aggregate", "finish"];
+
+/// The local ARN of a function (what `${PlanFunctionArn}` becomes).
+pub fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:local:000000000000:function:sluice-{name}")
+}
+
+/// The definition with its DefinitionSubstitutions applied for the local runtime, as SAM
+/// applies them on deploy.
+pub fn substitute(definition: &str) -> String {
+    let mut subs: BTreeMap<String, String> = BTreeMap::new();
+    for name in FUNCTIONS {
+        let camel: String = name
+            .split('-')
+            .map(|part| {
+                let mut c = part.chars();
+                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            })
+            .collect();
+        subs.insert(format!("${{{camel}FunctionArn}}"), function_arn(name));
+    }
+    subs.insert("${NotificationTopicArn}".into(), NOTIFICATION_TOPIC_ARN.into());
+    subs.insert("${DataBucket}".into(), DATA_BUCKET.into());
+    subs.iter().fold(definition.to_string(), |text, (k, v)| text.replace(k, v))
+}
+
+/// How to set up a runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub workdir: PathBuf,
+    /// Most task processes at once; default: the number of CPUs.
+    pub max_slots: Option<u32>,
+    /// Simulated Spot reclaims: (share of attempts, seed).
+    pub spot_interruptions: Option<(f64, u64)>,
+    /// Where bare program names in task commands are looked up first; default: the directory
+    /// of the running executable (where `ber-sim` is installed beside `sluice`).
+    pub bin_dirs: Vec<PathBuf>,
+    /// A state machine definition to run instead of the built-in pipeline.asl.json.
+    pub definition: Option<String>,
+}
+
+impl RuntimeOptions {
+    pub fn new(workdir: impl Into<PathBuf>) -> Self {
+        let bin_dirs = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .into_iter()
+            .collect();
+        Self { workdir: workdir.into(), max_slots: None, spot_interruptions: None, bin_dirs, definition: None }
+    }
+}
+
+/// Everything running on one machine.
+pub struct LocalRuntime {
+    pub workdir: PathBuf,
+    pub services: Services,
+    pub store: SqliteJobStore,
+    pub buckets: DirObjectStore,
+    pub engine: Engine,
+    pub machine: Arc<StateMachine>,
+    pub slots: Arc<Slots>,
+    bus: Arc<LocalBus>,
+}
+
+impl LocalRuntime {
+    pub fn open(options: RuntimeOptions) -> anyhow::Result<Self> {
+        let workdir = options.workdir.clone();
+        std::fs::create_dir_all(&workdir).with_context(|| format!("creating work directory {}", workdir.display()))?;
+        let store = SqliteJobStore::open(&workdir.join("sluice.db")).context("opening the job table")?;
+        let buckets = DirObjectStore::new(workdir.join("buckets"));
+        for b in [INGEST_BUCKET, DATA_BUCKET] {
+            std::fs::create_dir_all(buckets.root().join(b))?;
+        }
+        let max_slots = options
+            .max_slots
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+        let slots = Slots::new(0);
+        let bus = Arc::new(LocalBus::new(&workdir)?);
+        let interrupter = options.spot_interruptions.map(|(rate, seed)| Arc::new(SpotInterrupter::new(rate, seed)));
+        let compute = ProcessCompute::new(
+            buckets.clone(),
+            slots.clone(),
+            bus.clone(),
+            workdir.join("logs"),
+            options.bin_dirs.clone(),
+            interrupter,
+        );
+        let capacity = LocalCapacity::new(store.clone(), slots.clone(), max_slots);
+        let handlers = Arc::new(Handlers::default());
+        let notifications = Arc::new(SnsToFile { path: workdir.join("notifications.jsonl"), lock: Mutex::new(()) });
+        let resources = sluice_asl::resource::Resources::new()
+            .with_lambda(handlers.clone())
+            .with_service("sns", notifications)
+            .with_object_store(Arc::new(buckets.clone()));
+        let engine = Engine::new(EngineConfig {
+            resources,
+            history_sink: Some(Arc::new(store.clone())),
+            ..EngineConfig::default()
+        });
+        let definition = substitute(options.definition.as_deref().unwrap_or(PIPELINE_ASL));
+        let machine = StateMachine::from_json(&definition)
+            .map_err(|diags| {
+                let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+                anyhow::anyhow!("the pipeline state machine is invalid:\n{}", lines.join("\n"))
+            })?
+            .named(STATE_MACHINE_NAME);
+        let machine = Arc::new(machine);
+        engine.register_state_machine(machine.clone());
+        let workflows = LocalWorkflows { engine: engine.clone(), machine: machine.clone() };
+        let services = Services {
+            objects: Arc::new(buckets.clone()),
+            jobs: Arc::new(store.clone()),
+            compute: Arc::new(compute),
+            capacity: Arc::new(capacity),
+            workflows: Arc::new(workflows),
+            pipelines: Arc::new(StoredPipelines {
+                store: buckets.clone(),
+                bucket: DATA_BUCKET.into(),
+                prefix: layout::PIPELINES_PREFIX.into(),
+            }),
+            buckets: Buckets { ingest: INGEST_BUCKET.into(), data: DATA_BUCKET.into() },
+        };
+        let _ = handlers.services.set(services.clone());
+        let _ = bus.services.set(services.clone());
+        Ok(Self { workdir, services, store, buckets, engine, machine, slots, bus })
+    }
+
+    /// Make a pipeline known (as uploading `pipelines/<name>.toml` to the data bucket does on AWS).
+    pub fn register_pipeline(&self, cfg: &PipelineConfig) -> anyhow::Result<()> {
+        let text = toml::to_string(cfg).context("serialising the pipeline")?;
+        self.buckets
+            .put_sync(DATA_BUCKET, &format!("{}{}.toml", layout::PIPELINES_PREFIX, cfg.name), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Put a file into the ingest bucket under `key` and return the Object Created event S3
+    /// would send for it.
+    pub fn upload(&self, file: &Path, key: &str) -> anyhow::Result<Value> {
+        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        self.buckets.put_sync(INGEST_BUCKET, key, &body)?;
+        let etag = {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(&body)[..16])
+        };
+        // Every PUT gets a new sequencer, as in S3: uploading the same file again is a new job.
+        let sequencer = format!("{:020X}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+        Ok(sluice_fn_ingest::object_created_event(INGEST_BUCKET, key, body.len() as u64, &etag, &sequencer))
+    }
+
+    /// Deliver an event to the handler an EventBridge rule would route it to, and return the
+    /// handler's result.
+    pub async fn deliver(&self, event: Value) -> Result<Value, StepError> {
+        self.bus.log(&event);
+        route(&self.services, event).await
+    }
+
+    /// Invoke one handler by function name, as `sam local invoke` would.
+    pub async fn invoke(&self, function: &str, payload: Value) -> Result<Value, StepError> {
+        dispatch(&self.services, function, payload).await
+    }
+
+    /// The directory-bucket file behind an object.
+    pub fn path_of(&self, object: &ObjectRef) -> anyhow::Result<PathBuf> {
+        Ok(self.buckets.path_of_ref(object)?)
+    }
+}
+
+/// Route an EventBridge-shaped event like the stack's rules do.
+async fn route(services: &Services, event: Value) -> Result<Value, StepError> {
+    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or("");
+    let function = match detail_type {
+        sluice_core::events::ECS_TASK_STATE_CHANGE | sluice_core::events::BATCH_JOB_STATE_CHANGE => "task-events",
+        sluice_core::events::S3_OBJECT_CREATED | sluice_fn_ingest::SCHEDULE_DETAIL_TYPE => "ingest",
+        other => return Err(StepError::invalid_input(format!("no rule matches events of type '{other}'"))),
+    };
+    dispatch(services, function, event).await
+}
+
+async fn call<I, O, F, Fut>(services: &Services, payload: Value, f: F) -> Result<Value, StepError>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    F: FnOnce(Services, I) -> Fut,
+    Fut: std::future::Future<Output = Result<O, StepError>>,
+{
+    let input: I = serde_json::from_value(payload).map_err(|e| StepError::invalid_input(format!("invalid payload: {e}")))?;
+    let output = f(services.clone(), input).await?;
+    serde_json::to_value(output).map_err(StepError::internal)
+}
+
+/// Run a handler by name with a JSON payload: the in-process equivalent of Lambda Invoke.
+pub async fn dispatch(services: &Services, function: &str, payload: Value) -> Result<Value, StepError> {
+    match function {
+        "ingest" => call(services, payload, |s, i: Value| async move { sluice_fn_ingest::handle(&s, i).await }).await,
+        "plan" => call(services, payload, |s, i| async move { sluice_fn_plan::handle(&s, i).await }).await,
+        "scale" => call(services, payload, |s, i| async move { sluice_fn_scale::handle(&s, i).await }).await,
+        "launch" => call(services, payload, |s, i| async move { sluice_fn_launch::handle(&s, i).await }).await,
+        "task-events" => call(services, payload, |s, i: Value| async move { sluice_fn_task_events::handle(&s, i).await }).await,
+        "aggregate" => call(services, payload, |s, i| async move { sluice_fn_aggregate::handle(&s, i).await }).await,
+        "finish" => call(services, payload, |s, i| async move { sluice_fn_finish::handle(&s, i).await }).await,
+        other => Err(StepError::invalid_input(format!(
+            "unknown function '{other}'; the functions are: {}",
+            FUNCTIONS.join(", ")
+        ))),
+    }
+}
+
+/// Lambda resources of the state machine, served by the in-process handlers.
+#[derive(Default)]
+struct Handlers {
+    services: OnceLock<Services>,
+}
+
+#[async_trait]
+impl LambdaInvoker for Handlers {
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
+        let Some(services) = self.services.get() else {
+            return Err(FunctionError::new("Lambda.ServiceException", "the runtime is still starting"));
+        };
+        // Accept an ARN (with or without a version/alias) or a bare name.
+        let name = function.split(':').nth(6).unwrap_or(function);
+        let Some(handler) = name.strip_prefix("sluice-") else {
+            return Err(FunctionError::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {function}"),
+            ));
+        };
+        if !FUNCTIONS.contains(&handler) {
+            return Err(FunctionError::new("Lambda.ResourceNotFoundException", format!("Function not found: {function}")));
+        }
+        dispatch(services, handler, payload)
+            .await
+            .map_err(|e| FunctionError::new(e.name.as_str(), e.cause))
+    }
+}
+
+/// `arn:aws:states:::sns:publish` on one machine: one JSON line per message.
+struct SnsToFile {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+#[async_trait]
+impl ServiceIntegration for SnsToFile {
+    async fn call(&self, call: ServiceCall) -> Result<Value, StatesError> {
+        if call.action != "publish" {
+            return Err(StatesError::new("SNS.InvalidParameterException", format!("sns:{} is not supported locally", call.action)));
+        }
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let line = json!({"MessageId": message_id, "time": chrono::Utc::now().to_rfc3339(), "publish": call.parameters});
+        let _guard = self.lock.lock().map_err(|_| StatesError::task_failed("notification log lock poisoned"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
+        writeln!(f, "{line}").map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
+        Ok(json!({"MessageId": message_id}))
+    }
+}
+
+/// The Workflows port on the embedded engine.
+struct LocalWorkflows {
+    engine: Engine,
+    machine: Arc<StateMachine>,
+}
+
+fn token_error(e: sluice_asl::CallbackError) -> WorkflowError {
+    WorkflowError::TokenClosed(e.to_string())
+}
+
+#[async_trait]
+impl Workflows for LocalWorkflows {
+    async fn start_execution(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
+        match self.engine.start_execution(self.machine.clone(), Some(name.to_string()), input.clone()) {
+            Ok(handle) => Ok(handle.arn().to_string()),
+            Err(sluice_asl::StartError::ExecutionAlreadyExists(arn)) => Err(WorkflowError::AlreadyExists(arn)),
+            Err(e) => Err(WorkflowError::Backend(e.to_string())),
+        }
+    }
+
+    async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError> {
+        self.engine.send_task_success(token, output.clone()).map_err(token_error)
+    }
+
+    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), WorkflowError> {
+        self.engine.send_task_failure(token, error, cause).map_err(token_error)
+    }
+}
+
+impl HistorySink for SqliteJobStore {
+    fn record(&self, execution_arn: &str, event: &HistoryEvent) {
+        if let Err(e) = self.append_history(execution_arn, event.id, &event.to_json()) {
+            tracing::error!(execution = execution_arn, error = %e, "could not persist a history event");
+        }
+    }
+}
+
+#[async_trait]
+impl sluice_asl::resource::ObjectStore for DirObjectStore {
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StatesError> {
+        self.get_sync(bucket, key).map_err(|e| match e {
+            sluice_core::StoreError::NotFound(m) => StatesError::new("S3.NoSuchKey", format!("The specified key does not exist: {m}")),
+            other => StatesError::new("S3.S3Exception", other.to_string()),
+        })
+    }
+
+    async fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectSummary>, StatesError> {
+        let keys = self.list_sync(bucket, prefix).map_err(|e| StatesError::new("S3.S3Exception", e.to_string()))?;
+        Ok(keys
+            .into_iter()
+            .map(|(key, size)| ObjectSummary { key, size, etag: None, last_modified: None, storage_class: None })
+            .collect())
+    }
+
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StatesError> {
+        self.put_sync(bucket, key, &body).map_err(|e| StatesError::new("S3.S3Exception", e.to_string()))
+    }
+}
+
+/// The local EventBridge: logs every event and routes it to its handler, retrying a failed
+/// delivery a few times with backoff as an EventBridge target retry policy would.
+struct LocalBus {
+    services: OnceLock<Services>,
+    log: Mutex<std::fs::File>,
+}
+
+impl LocalBus {
+    fn new(workdir: &Path) -> anyhow::Result<Self> {
+        let path = workdir.join("events.jsonl");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self { services: OnceLock::new(), log: Mutex::new(log) })
+    }
+
+    fn log(&self, event: &Value) {
+        if let Ok(mut f) = self.log.lock() {
+            let _ = writeln!(f, "{event}");
+        }
+    }
+}
+
+impl EventSink for LocalBus {
+    fn publish(&self, event: Value) {
+        self.log(&event);
+        let Some(services) = self.services.get().cloned() else {
+            tracing::error!("event published before the runtime started; dropped");
+            return;
+        };
+        tokio::spawn(async move {
+            let mut delay = std::time::Duration::from_millis(100);
+            for attempt in 1..=4 {
+                match route(&services, event.clone()).await {
+                    Ok(result) => {
+                        tracing::debug!(%result, "event handled");
+                        return;
+                    }
+                    // Bad events are not retried: they will not get better.
+                    Err(e) if e.name == sluice_core::ErrorName::InvalidInput => {
+                        tracing::error!(error = %e, "event rejected");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "event delivery failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 4;
+                    }
+                }
+            }
+            tracing::error!("event delivery failed 4 times; dropped");
+        });
+    }
+}

@@ -1,0 +1,470 @@
+//! The SQLite job table: jobs, tasks, attempts, capacity leases and execution history.
+//!
+//! The same conditional-write discipline as the DynamoDB table on AWS: a state change is an
+//! `UPDATE ... WHERE state IN (<allowed predecessors>)`, and for attempts also "no newer event
+//! version applied", so duplicate and stale events cannot move a record backwards. WAL mode and
+//! a busy timeout let `sluice status` read while a run writes.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use sluice_core::model::{
+    Attempt, AttemptKey, AttemptState, AttemptUpdate, JobUpdate, Lease, ObjectRef,
+};
+use sluice_core::ports::{JobStore, TaskUpdate, Transition};
+use sluice_core::{Capacity, Job, JobId, JobState, StoreError, Task, TaskId, TaskState};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    input_bucket TEXT NOT NULL,
+    input_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    execution_arn TEXT,
+    task_count INTEGER NOT NULL DEFAULT 0,
+    results TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS tasks (
+    job_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    spot_interruptions INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    last_error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    capacity TEXT NOT NULL,
+    task_token TEXT NOT NULL,
+    compute_id TEXT,
+    exit_code INTEGER,
+    stop_code TEXT,
+    stopped_reason TEXT,
+    event_version INTEGER,
+    started_at TEXT NOT NULL,
+    stopped_at TEXT,
+    PRIMARY KEY (job_id, task_id, number)
+);
+CREATE INDEX IF NOT EXISTS attempts_by_compute_id ON attempts(compute_id);
+CREATE TABLE IF NOT EXISTS leases (
+    job_id TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    execution_arn TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (execution_arn, event_id)
+);
+"#;
+
+/// The job table in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteJobStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { what: what.to_string(), message: e.to_string() }
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("timestamp", e))
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+impl SqliteJobStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        Self::init(conn)
+    }
+
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| backend("connection lock poisoned"))?;
+        f(&mut conn)
+    }
+
+    // ---- leases (used by the local capacity pool) ----
+
+    pub fn put_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO leases(job_id, slots, acquired_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(job_id) DO UPDATE SET slots = excluded.slots",
+                params![lease.job_id.as_str(), lease.slots, ts(&lease.acquired_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_lease(&self, job: &JobId) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM leases WHERE job_id = ?1", params![job.as_str()]).map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    /// (sum of slots, number of leases).
+    pub fn lease_totals(&self) -> Result<(u64, u32), StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT COALESCE(SUM(slots), 0), COUNT(*) FROM leases", [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32)))
+                .map_err(backend)
+        })
+    }
+
+    // ---- execution history (from the engine's history sink) ----
+
+    pub fn append_history(&self, execution_arn: &str, event_id: u64, event: &serde_json::Value) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO history(execution_arn, event_id, event) VALUES (?1, ?2, ?3)",
+                params![execution_arn, event_id as i64, event.to_string()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    pub fn history(&self, execution_arn: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT event FROM history WHERE execution_arn = ?1 ORDER BY event_id").map_err(backend)?;
+            let rows = stmt.query_map(params![execution_arn], |r| r.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|r| {
+                let text = r.map_err(backend)?;
+                serde_json::from_str(&text).map_err(|e| corrupt("history event", e))
+            })
+            .collect()
+        })
+    }
+
+    fn read_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
+        c.query_row("SELECT * FROM jobs WHERE id = ?1", params![id], |r| Ok(job_row(r)))
+            .optional()
+            .map_err(backend)?
+            .transpose()
+    }
+
+    fn read_task(c: &Connection, job: &str, task: &str) -> Result<Option<Task>, StoreError> {
+        c.query_row("SELECT * FROM tasks WHERE job_id = ?1 AND task_id = ?2", params![job, task], |r| Ok(task_row(r)))
+            .optional()
+            .map_err(backend)?
+            .transpose()
+    }
+
+    fn read_attempt(c: &Connection, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
+        c.query_row(
+            "SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 AND number = ?3",
+            params![key.job_id.as_str(), key.task_id.as_str(), key.number],
+            |r| Ok(attempt_row(r)),
+        )
+        .optional()
+        .map_err(backend)?
+        .transpose()
+    }
+}
+
+fn col<T: rusqlite::types::FromSql>(r: &Row, name: &str) -> Result<T, StoreError> {
+    r.get(name).map_err(|e| corrupt(name, e))
+}
+
+fn job_row(r: &Row) -> Result<Job, StoreError> {
+    let state: String = col(r, "state")?;
+    let results: String = col(r, "results")?;
+    Ok(Job {
+        id: JobId::new(col::<String>(r, "id")?).map_err(|e| corrupt("job id", e))?,
+        pipeline: col(r, "pipeline")?,
+        input: ObjectRef::new(col::<String>(r, "input_bucket")?, col::<String>(r, "input_key")?),
+        state: JobState::parse(&state).ok_or_else(|| corrupt("job state", &state))?,
+        reason: col(r, "reason")?,
+        execution_arn: col(r, "execution_arn")?,
+        task_count: col::<i64>(r, "task_count")? as u32,
+        results: serde_json::from_str(&results).map_err(|e| corrupt("job results", e))?,
+        created_at: parse_ts(&col::<String>(r, "created_at")?)?,
+        updated_at: parse_ts(&col::<String>(r, "updated_at")?)?,
+    })
+}
+
+fn task_row(r: &Row) -> Result<Task, StoreError> {
+    let state: String = col(r, "state")?;
+    let params: String = col(r, "params")?;
+    let result: Option<String> = col(r, "result")?;
+    Ok(Task {
+        job_id: JobId::new(col::<String>(r, "job_id")?).map_err(|e| corrupt("job id", e))?,
+        id: TaskId::new(col::<String>(r, "task_id")?).map_err(|e| corrupt("task id", e))?,
+        index: col::<i64>(r, "idx")? as u32,
+        params: serde_json::from_str(&params).map_err(|e| corrupt("task params", e))?,
+        state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
+        attempts: col::<i64>(r, "attempts")? as u32,
+        spot_interruptions: col::<i64>(r, "spot_interruptions")? as u32,
+        result: result.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| corrupt("task result", e))?,
+        last_error: col(r, "last_error")?,
+        updated_at: parse_ts(&col::<String>(r, "updated_at")?)?,
+    })
+}
+
+fn attempt_row(r: &Row) -> Result<Attempt, StoreError> {
+    let state: String = col(r, "state")?;
+    let capacity: String = col(r, "capacity")?;
+    let stopped_at: Option<String> = col(r, "stopped_at")?;
+    Ok(Attempt {
+        key: AttemptKey {
+            job_id: JobId::new(col::<String>(r, "job_id")?).map_err(|e| corrupt("job id", e))?,
+            task_id: TaskId::new(col::<String>(r, "task_id")?).map_err(|e| corrupt("task id", e))?,
+            number: col::<i64>(r, "number")? as u32,
+        },
+        state: AttemptState::parse(&state).ok_or_else(|| corrupt("attempt state", &state))?,
+        capacity: Capacity::parse(&capacity).ok_or_else(|| corrupt("capacity", &capacity))?,
+        task_token: col(r, "task_token")?,
+        compute_id: col(r, "compute_id")?,
+        exit_code: col(r, "exit_code")?,
+        stop_code: col(r, "stop_code")?,
+        stopped_reason: col(r, "stopped_reason")?,
+        event_version: col::<Option<i64>>(r, "event_version")?.map(|v| v as u64),
+        started_at: parse_ts(&col::<String>(r, "started_at")?)?,
+        stopped_at: stopped_at.as_deref().map(parse_ts).transpose()?,
+    })
+}
+
+#[async_trait]
+impl JobStore for SqliteJobStore {
+    async fn create_job(&self, job: &Job) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let n = c
+                .execute(
+                    "INSERT OR IGNORE INTO jobs(id, pipeline, input_bucket, input_key, state, reason, execution_arn, task_count, results, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        job.id.as_str(), job.pipeline, job.input.bucket, job.input.key, job.state.as_str(),
+                        job.reason, job.execution_arn, job.task_count,
+                        serde_json::to_string(&job.results).map_err(backend)?,
+                        ts(&job.created_at), ts(&job.updated_at)
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+    }
+
+    async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+        self.with(|c| Self::read_job(c, id.as_str()))
+    }
+
+    async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1").map_err(backend)?;
+            let rows = stmt.query_map(params![limit as i64], |r| Ok(job_row(r))).map_err(backend)?;
+            rows.map(|r| r.map_err(backend)?).collect()
+        })
+    }
+
+    async fn transition_job(&self, id: &JobId, to: JobState, update: JobUpdate) -> Result<Transition<Job>, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(backend)?;
+            let Some(current) = Self::read_job(&tx, id.as_str())? else { return Ok(Transition::Missing) };
+            // Re-applying the current state with new fields (e.g. results while RUNNING) is allowed.
+            // A final job keeps its first outcome and reason.
+            if (current.state == to && to.is_final()) || (current.state != to && !to.allowed_from().contains(&current.state)) {
+                return Ok(Transition::Rejected(current));
+            }
+            let results = match &update.results {
+                Some(r) => serde_json::to_string(r).map_err(backend)?,
+                None => serde_json::to_string(&current.results).map_err(backend)?,
+            };
+            tx.execute(
+                "UPDATE jobs SET state = ?2, reason = COALESCE(?3, reason), execution_arn = COALESCE(?4, execution_arn),
+                 task_count = COALESCE(?5, task_count), results = ?6, updated_at = ?7 WHERE id = ?1",
+                params![id.as_str(), to.as_str(), update.reason, update.execution_arn, update.task_count, results, ts(&Utc::now())],
+            )
+            .map_err(backend)?;
+            let after = Self::read_job(&tx, id.as_str())?.ok_or_else(|| backend("job vanished in transaction"))?;
+            tx.commit().map_err(backend)?;
+            Ok(Transition::Applied(after))
+        })
+    }
+
+    async fn put_tasks(&self, tasks: &[Task]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare(
+                        "INSERT OR IGNORE INTO tasks(job_id, task_id, idx, params, state, attempts, spot_interruptions, result, last_error, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )
+                    .map_err(backend)?;
+                for t in tasks {
+                    stmt.execute(params![
+                        t.job_id.as_str(), t.id.as_str(), t.index, serde_json::to_string(&t.params).map_err(backend)?,
+                        t.state.as_str(), t.attempts, t.spot_interruptions,
+                        t.result.as_ref().map(serde_json::to_string).transpose().map_err(backend)?,
+                        t.last_error, ts(&t.updated_at)
+                    ])
+                    .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+    }
+
+    async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError> {
+        self.with(|c| Self::read_task(c, job.as_str(), task.as_str()))
+    }
+
+    async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx").map_err(backend)?;
+            let rows = stmt.query_map(params![job.as_str()], |r| Ok(task_row(r))).map_err(backend)?;
+            rows.map(|r| r.map_err(backend)?).collect()
+        })
+    }
+
+    async fn transition_task(&self, job: &JobId, task: &TaskId, to: TaskState, update: TaskUpdate) -> Result<Transition<Task>, StoreError> {
+        self.with(|c| {
+            let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
+            let sql = format!(
+                "UPDATE tasks SET state = ?, attempts = COALESCE(?, attempts), spot_interruptions = COALESCE(?, spot_interruptions),
+                 result = COALESCE(?, result), last_error = CASE WHEN ? THEN ? ELSE last_error END, updated_at = ?
+                 WHERE job_id = ? AND task_id = ? AND state IN ({})",
+                placeholders(allowed.len().max(1))
+            );
+            let result = update.result.as_ref().map(serde_json::to_string).transpose().map_err(backend)?;
+            let (set_error, error) = match &update.last_error {
+                Some(e) => (true, e.clone()),
+                None => (false, None),
+            };
+            let now = ts(&Utc::now());
+            let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+                Box::new(to.as_str()), Box::new(update.attempts), Box::new(update.spot_interruptions),
+                Box::new(result), Box::new(set_error), Box::new(error), Box::new(now),
+                Box::new(job.as_str().to_string()), Box::new(task.as_str().to_string()),
+            ];
+            if allowed.is_empty() {
+                values.push(Box::new("<none>"));
+            }
+            for a in &allowed {
+                values.push(Box::new(a.to_string()));
+            }
+            let n = c.execute(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
+            let current = Self::read_task(c, job.as_str(), task.as_str())?;
+            Ok(match (n, current) {
+                (_, None) => Transition::Missing,
+                (0, Some(t)) => Transition::Rejected(t),
+                (_, Some(t)) => Transition::Applied(t),
+            })
+        })
+    }
+
+    async fn create_attempt(&self, a: &Attempt) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let n = c
+                .execute(
+                    "INSERT OR IGNORE INTO attempts(job_id, task_id, number, state, capacity, task_token, compute_id, exit_code, stop_code, stopped_reason, event_version, started_at, stopped_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    params![
+                        a.key.job_id.as_str(), a.key.task_id.as_str(), a.key.number, a.state.as_str(), a.capacity.as_str(),
+                        a.task_token, a.compute_id, a.exit_code, a.stop_code, a.stopped_reason,
+                        a.event_version.map(|v| v as i64), ts(&a.started_at), a.stopped_at.as_ref().map(ts)
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+    }
+
+    async fn get_attempt(&self, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
+        self.with(|c| Self::read_attempt(c, key))
+    }
+
+    async fn find_attempt_by_compute_id(&self, compute_id: &str) -> Result<Option<Attempt>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT * FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1", params![compute_id], |r| Ok(attempt_row(r)))
+                .optional()
+                .map_err(backend)?
+                .transpose()
+        })
+    }
+
+    async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number").map_err(backend)?;
+            let rows = stmt.query_map(params![job.as_str(), task.as_str()], |r| Ok(attempt_row(r))).map_err(backend)?;
+            rows.map(|r| r.map_err(backend)?).collect()
+        })
+    }
+
+    async fn transition_attempt(&self, key: &AttemptKey, to: AttemptState, update: AttemptUpdate) -> Result<Transition<Attempt>, StoreError> {
+        self.with(|c| {
+            let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
+            let sql = format!(
+                "UPDATE attempts SET state = ?, compute_id = COALESCE(?, compute_id), exit_code = COALESCE(?, exit_code),
+                 stop_code = COALESCE(?, stop_code), stopped_reason = COALESCE(?, stopped_reason),
+                 event_version = COALESCE(?, event_version), stopped_at = COALESCE(?, stopped_at)
+                 WHERE job_id = ? AND task_id = ? AND number = ?
+                 AND (? IS NULL OR event_version IS NULL OR event_version < ?)
+                 AND state IN ({})",
+                placeholders(allowed.len().max(1))
+            );
+            let version = update.event_version.map(|v| v as i64);
+            let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+                Box::new(to.as_str()), Box::new(update.compute_id.clone()), Box::new(update.exit_code),
+                Box::new(update.stop_code.clone()), Box::new(update.stopped_reason.clone()), Box::new(version),
+                Box::new(update.stopped_at.as_ref().map(ts)),
+                Box::new(key.job_id.as_str().to_string()), Box::new(key.task_id.as_str().to_string()), Box::new(key.number),
+                Box::new(version), Box::new(version),
+            ];
+            if allowed.is_empty() {
+                values.push(Box::new("<none>"));
+            }
+            for a in &allowed {
+                values.push(Box::new(a.to_string()));
+            }
+            let n = c.execute(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
+            let current = Self::read_attempt(c, key)?;
+            Ok(match (n, current) {
+                (_, None) => Transition::Missing,
+                (0, Some(a)) => Transition::Rejected(a),
+                (_, Some(a)) => Transition::Applied(a),
+            })
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! Finish: the job's outcome, recorded once.
+//!
+//! Called at the end of the happy path (after aggregation) and from the failure path (with the
+//! error the state machine caught). Marks the job SUCCEEDED when every task succeeded, FAILED
+//! otherwise with a reason a person can act on, and returns the outcome the state machine
+//! notifies about and ends with. Idempotent: a job already final keeps its first outcome (for
+//! bad input, the plan step's reason naming file, line and column).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_core::error::StepError;
+use sluice_core::model::{JobUpdate, ObjectRef};
+use sluice_core::ports::Transition;
+use sluice_core::{JobId, JobState, Services, TaskState};
+
+/// The error a Catch put in `$.failure`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishInput {
+    pub job_id: JobId,
+    #[serde(default)]
+    pub execution_arn: Option<String>,
+    #[serde(default)]
+    pub failure: Option<CaughtError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Summary {
+    pub tasks: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub results: Vec<ObjectRef>,
+}
+
+/// Always has all four fields (error and reason are null on success): the state machine's
+/// ResultSelector reads each of them.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct FinishOutput {
+    pub status: JobState,
+    pub error: Option<String>,
+    pub reason: Option<String>,
+    pub summary: Summary,
+}
+
+pub const TASKS_FAILED: &str = "Sluice.TasksFailed";
+
+pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOutput, StepError> {
+    let job = services.job(&input.job_id).await?;
+    let tasks = services.jobs.list_tasks(&job.id).await?;
+    let succeeded = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count() as u32;
+    let failed_tasks: Vec<_> = tasks.iter().filter(|t| t.state != TaskState::Succeeded).collect();
+
+    let (to, error, reason) = match &input.failure {
+        Some(caught) => (JobState::Failed, Some(caught.error.clone()), Some(cause_text(caught))),
+        None if failed_tasks.is_empty() => (JobState::Succeeded, None, None),
+        None => {
+            let examples: Vec<String> = failed_tasks
+                .iter()
+                .take(5)
+                .map(|t| match &t.last_error {
+                    Some(e) => format!("{} ({e})", t.id),
+                    None => t.id.to_string(),
+                })
+                .collect();
+            let more = if failed_tasks.len() > 5 { format!(" and {} more", failed_tasks.len() - 5) } else { String::new() };
+            (
+                JobState::Failed,
+                Some(TASKS_FAILED.to_string()),
+                Some(format!("{} of {} tasks failed: {}{more}", failed_tasks.len(), tasks.len(), examples.join("; "))),
+            )
+        }
+    };
+    let update = JobUpdate { reason: reason.clone(), execution_arn: input.execution_arn.clone(), ..Default::default() };
+    let job = match services.jobs.transition_job(&job.id, to, update).await? {
+        Transition::Applied(j) => j,
+        // Already final: the first outcome stands (e.g. the plan step's precise reason).
+        Transition::Rejected(j) => j,
+        Transition::Missing => return Err(StepError::internal(format!("job {} vanished", input.job_id))),
+    };
+    let (error, reason) = match job.state {
+        JobState::Succeeded => (None, None),
+        _ => (
+            error.or_else(|| Some("Sluice.JobFailed".into())),
+            job.reason.clone().or(reason).or_else(|| Some("the job failed".into())),
+        ),
+    };
+    tracing::info!(job = %job.id, state = job.state.as_str(), "job finished");
+    Ok(FinishOutput {
+        status: job.state,
+        error,
+        reason,
+        summary: Summary { tasks: tasks.len() as u32, succeeded, failed: failed_tasks.len() as u32, results: job.results.clone() },
+    })
+}
+
+/// Lambda errors caught by Step Functions carry a JSON cause; show its message.
+fn cause_text(caught: &CaughtError) -> String {
+    let cause = caught.cause.clone().unwrap_or_default();
+    match serde_json::from_str::<Value>(&cause) {
+        Ok(v) => v
+            .get("errorMessage")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or(cause),
+        Err(_) if cause.is_empty() => caught.error.clone(),
+        Err(_) => cause,
+    }
+}

@@ -1,0 +1,165 @@
+//! Launch: start one attempt of a task and leave the state machine waiting on its token.
+//!
+//! Invoked by the fan-out Map with `lambda:invoke.waitForTaskToken`. The attempt is recorded
+//! with its task token *before* the container starts, so the task-events handler can always
+//! find whom to report to, however fast the container stops. The attempt runs on Spot unless
+//! the task has already lost too many attempts to Spot reclaims. A Lambda retry of the same
+//! invocation (same token) does not launch a second container.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sluice_core::error::{ErrorName, StepError};
+use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_RESULT_URI, ENV_TASK_ID};
+use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, ObjectRef};
+use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition, layout};
+use sluice_core::{Capacity, JobId, Services, TaskId, TaskState};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchInput {
+    pub job_id: JobId,
+    pub task_id: TaskId,
+    pub task_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchOutput {
+    pub attempt: u32,
+    /// `launched`, `already-launched` (a retried invocation) or `already-succeeded`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOutput, StepError> {
+    let job = services.job(&input.job_id).await?;
+    let pipeline = services.pipeline(&job.pipeline).await?;
+    let task = services
+        .jobs
+        .get_task(&job.id, &input.task_id)
+        .await?
+        .ok_or_else(|| StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id)))?;
+    let result_ref = ObjectRef::new(&services.buckets.data, layout::task_result(&job.id, &task.id));
+
+    // A task that already succeeded (a redriven Map re-running an iteration) is reported
+    // straight back: its result is counted once, never recomputed.
+    if task.state == TaskState::Succeeded {
+        let output = json!({"taskId": task.id, "result": task.result.clone().unwrap_or(result_ref), "attempt": task.attempts});
+        services
+            .workflows
+            .send_task_success(&input.task_token, &output)
+            .await
+            .or_else(ignore_closed_token)?;
+        return Ok(LaunchOutput { attempt: task.attempts, status: "already-succeeded".into(), compute_id: None, capacity: None });
+    }
+
+    // The same invocation delivered twice carries the same token: don't launch twice.
+    let attempts = services.jobs.list_attempts(&job.id, &task.id).await?;
+    if let Some(previous) = attempts.iter().find(|a| a.task_token == input.task_token) {
+        return Ok(LaunchOutput {
+            attempt: previous.key.number,
+            status: "already-launched".into(),
+            compute_id: previous.compute_id.clone(),
+            capacity: Some(previous.capacity),
+        });
+    }
+
+    let number = attempts.iter().map(|a| a.key.number).max().unwrap_or(0).max(task.attempts) + 1;
+    let capacity = if task.spot_interruptions >= pipeline.retry.on_demand_after_spot_interruptions {
+        Capacity::OnDemand
+    } else {
+        Capacity::Spot
+    };
+    let key = AttemptKey { job_id: job.id.clone(), task_id: task.id.clone(), number };
+    let attempt = Attempt {
+        key: key.clone(),
+        state: AttemptState::Launching,
+        capacity,
+        task_token: input.task_token.clone(),
+        compute_id: None,
+        exit_code: None,
+        stop_code: None,
+        stopped_reason: None,
+        event_version: None,
+        started_at: Utc::now(),
+        stopped_at: None,
+    };
+    if !services.jobs.create_attempt(&attempt).await? {
+        return Err(StepError::internal(format!("attempt {key} was recorded concurrently")));
+    }
+    services
+        .jobs
+        .transition_task(
+            &job.id,
+            &task.id,
+            TaskState::Running,
+            TaskUpdate { attempts: Some(number), ..Default::default() },
+        )
+        .await?;
+
+    let vars = pipeline.command_vars(&task, number);
+    let command = pipeline
+        .render_command(&vars)
+        .map_err(|e| StepError::invalid_input(format!("pipeline '{}': task.command: {e}", pipeline.name)))?;
+    let mut env = pipeline.task.env.clone();
+    env.insert(ENV_JOB_ID.into(), job.id.to_string());
+    env.insert(ENV_TASK_ID.into(), task.id.to_string());
+    env.insert(ENV_ATTEMPT.into(), number.to_string());
+    env.insert(ENV_RESULT_URI.into(), result_ref.to_string());
+    let request = LaunchRequest {
+        attempt: key.clone(),
+        capacity,
+        command,
+        env,
+        result: result_ref,
+        image: pipeline.task.image.clone(),
+        cpu: pipeline.task.cpu,
+        memory_mib: pipeline.task.memory_mib,
+        timeout_seconds: pipeline.task.timeout_seconds,
+    };
+
+    match services.compute.launch(&request).await {
+        Ok(launched) => {
+            let update = AttemptUpdate { compute_id: Some(launched.compute_id.clone()), ..Default::default() };
+            // If the container already stopped and task-events finished the attempt, this is
+            // rejected, which is right: the final state stands. Record the compute id anyway.
+            if let Transition::Rejected(current) = services.jobs.transition_attempt(&key, AttemptState::Running, update).await? {
+                tracing::info!(attempt = %key, state = current.state.as_str(), "attempt finished before launch returned");
+            }
+            tracing::info!(attempt = %key, compute = %launched.compute_id, capacity = capacity.as_str(), "launched");
+            Ok(LaunchOutput { attempt: number, status: "launched".into(), compute_id: Some(launched.compute_id), capacity: Some(capacity) })
+        }
+        Err(e) => {
+            let (name, state) = match &e {
+                ComputeError::LaunchFailed(_) => (ErrorName::LaunchFailed, TaskState::Retrying),
+                ComputeError::Invalid(_) => (ErrorName::InvalidInput, TaskState::Failed),
+            };
+            let reason = e.to_string();
+            services
+                .jobs
+                .transition_attempt(&key, AttemptState::LaunchFailed, AttemptUpdate { stopped_reason: Some(reason.clone()), stopped_at: Some(Utc::now()), ..Default::default() })
+                .await?;
+            services
+                .jobs
+                .transition_task(&job.id, &task.id, state, TaskUpdate { last_error: Some(Some(reason.clone())), ..Default::default() })
+                .await?;
+            // Raised from the Lambda, this fails the waiting Task state with `name`, which the
+            // state machine's Retry matches.
+            Err(StepError::new(name, format!("attempt {key}: {reason}")))
+        }
+    }
+}
+
+fn ignore_closed_token(e: sluice_core::ports::WorkflowError) -> Result<(), StepError> {
+    match e {
+        sluice_core::ports::WorkflowError::TokenClosed(msg) => {
+            tracing::warn!(%msg, "task token already closed");
+            Ok(())
+        }
+        other => Err(StepError::internal(other)),
+    }
+}
