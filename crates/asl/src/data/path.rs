@@ -54,8 +54,12 @@ pub struct ParsedPath {
     original: String,
     root: Root,
     query: JsonPath,
-    /// `Some` exactly when the path is definite (names and indices only).
+    /// `Some` exactly when the path is a Reference Path (names and indices only).
     segments: Option<Vec<Segment>>,
+    /// Whether the query (without any `.length()`) is definite: one value, or NotFound.
+    definite_query: bool,
+    /// The path ends in Jayway's `.length()`, which AWS accepts in (non-reference) Paths.
+    length: bool,
 }
 
 impl ParsedPath {
@@ -70,6 +74,12 @@ impl ParsedPath {
                 "The path '{path}' is invalid: a path must start with '$' or '$$'"
             )));
         };
+        // `$.items.length()` is common in AWS definitions; RFC 9535 has no such function, so
+        // the suffix is applied to the result of the rest of the path.
+        let (rest, length) = match rest.strip_suffix(".length()") {
+            Some(base) => (base, true),
+            None => (rest, false),
+        };
         let normalized = format!("${}", normalize(rest));
         let query = JsonPath::parse(&normalized).map_err(|e| {
             PathError::Invalid(format!(
@@ -83,7 +93,9 @@ impl ParsedPath {
             original: path.to_owned(),
             root,
             query,
-            segments,
+            definite_query: segments.is_some(),
+            segments: if length { None } else { segments },
+            length,
         })
     }
 
@@ -102,7 +114,7 @@ impl ParsedPath {
         self.segments.as_deref()
     }
 
-    /// True when the path can only ever identify one node.
+    /// True when the path is a Reference Path: it can only ever identify one node.
     pub fn is_definite(&self) -> bool {
         self.segments.is_some()
     }
@@ -111,13 +123,26 @@ impl ParsedPath {
     pub fn select(&self, input: &Value, ctx: &Value) -> Result<Value, PathError> {
         let doc = self.document(input, ctx);
         let nodes = self.query.query(doc);
-        if self.is_definite() {
+        let value = if self.definite_query {
             nodes
                 .first()
                 .cloned()
-                .ok_or_else(|| PathError::NotFound(self.original.clone()))
+                .ok_or_else(|| PathError::NotFound(self.original.clone()))?
         } else {
-            Ok(Value::Array(nodes.all().into_iter().cloned().collect()))
+            Value::Array(nodes.all().into_iter().cloned().collect())
+        };
+        if !self.length {
+            return Ok(value);
+        }
+        match value {
+            Value::Array(items) => Ok(Value::from(items.len())),
+            Value::Object(fields) => Ok(Value::from(fields.len())),
+            Value::String(s) => Ok(Value::from(s.chars().count())),
+            other => Err(PathError::Invalid(format!(
+                "The path '{}' applies length() to {}, which has no length",
+                self.original,
+                compact(&other)
+            ))),
         }
     }
 
@@ -583,6 +608,29 @@ mod tests {
     }
 
     #[test]
+    fn length_function_as_aws_accepts_it() {
+        let d = doc();
+        assert_eq!(select("$.bar.length()", &d, &ctx()), Ok(json!(3)));
+        assert_eq!(
+            select("$.jar[?(@.a > 2)].length()", &d, &ctx()),
+            Ok(json!(3))
+        );
+        assert_eq!(select("$.car.length()", &d, &ctx()), Ok(json!(1)));
+        assert_eq!(select("$.length()", &json!([1, 2]), &ctx()), Ok(json!(2)));
+        assert_eq!(
+            select("$.nope.length()", &d, &ctx()),
+            Err(PathError::NotFound("$.nope.length()".into()))
+        );
+        assert!(matches!(
+            select("$.foo.length()", &d, &ctx()),
+            Err(PathError::Invalid(_))
+        ));
+        // Functions are not allowed in Reference Paths.
+        assert!(validate_reference_path("$.bar.length()").is_err());
+        assert_eq!(validate_path("$.bar.length()"), Ok(()));
+    }
+
+    #[test]
     fn missing_definite_path_is_not_found() {
         let d = doc();
         assert_eq!(
@@ -616,7 +664,7 @@ mod tests {
             "$.a,b",
             "$..",
             "$.a b",
-            "$.length()",
+            "$.a.sum()",
             "$['a",
         ] {
             assert!(validate_path(bad).is_err(), "{bad:?} should be invalid");
