@@ -180,12 +180,18 @@ enum TokenSlot {
     Closed,
 }
 
+/// Results of a Map's iterations by index (`None`: not succeeded), shared with a redrive.
+pub(crate) type MapResults = Arc<Mutex<Vec<Option<Value>>>>;
+
+/// StopExecution's error and cause, sent to the running execution.
+pub(crate) type StopSignal = tokio::sync::oneshot::Sender<(Option<String>, Option<String>)>;
+
 /// Where a redrive restarts: the top-level state that was running, with its input.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RedrivePoint {
     pub(crate) state: Option<(String, Value)>,
     /// For a top-level Map: the results of iterations that succeeded (by index).
-    pub(crate) map_results: Option<(String, Arc<Mutex<Vec<Option<Value>>>>)>,
+    pub(crate) map_results: Option<(String, MapResults)>,
 }
 
 /// One execution, shared by the runner task and every handle.
@@ -198,7 +204,7 @@ pub(crate) struct ExecutionRecord {
     pub(crate) history: Arc<HistoryLog>,
     pub(crate) outcome: watch::Sender<Option<ExecutionOutcome>>,
     pub(crate) stop_date: Mutex<Option<DateTime<Utc>>>,
-    pub(crate) stop: Mutex<Option<tokio::sync::oneshot::Sender<(Option<String>, Option<String>)>>>,
+    pub(crate) stop: Mutex<Option<StopSignal>>,
     pub(crate) redrive_count: Mutex<u32>,
     pub(crate) redrive: Mutex<RedrivePoint>,
     pub(crate) mocks: Option<Arc<dyn TaskMocks>>,

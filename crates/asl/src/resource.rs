@@ -140,9 +140,11 @@ pub trait ObjectStore: Send + Sync {
 }
 
 /// An [`ObjectStore`] in memory: for tests, the CLI, and hosts without S3.
+type Objects = BTreeMap<(String, String), Arc<Vec<u8>>>;
+
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryObjectStore {
-    objects: Arc<Mutex<BTreeMap<(String, String), Arc<Vec<u8>>>>>,
+    objects: Arc<Mutex<Objects>>,
 }
 
 impl InMemoryObjectStore {
@@ -172,7 +174,7 @@ impl InMemoryObjectStore {
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Arc<Vec<u8>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Objects> {
         self.objects.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

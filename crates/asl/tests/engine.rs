@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sluice_asl::{
     CallbackError, Engine, EngineConfig, ExecutionStatus, FunctionError, HistoryEvent, HistorySink,
-    InMemoryObjectStore, LambdaInvoker, Resources, ServiceCall, ServiceIntegration, StartError,
-    StateMachine, StatesError, VirtualClock,
+    LambdaInvoker, Resources, ServiceCall, ServiceIntegration, StartError, StateMachine,
+    StatesError, VirtualClock,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -13,7 +13,7 @@ pub(crate) mod distributed;
 
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
-use crate::engine::lock;
+use crate::engine::{MapResults, lock};
 use crate::error::StatesError;
 use crate::model::{MapMode, MapState, NumberOrPath, ParallelState, State};
 use futures::StreamExt;
@@ -139,7 +139,7 @@ pub(crate) async fn run_map(
     );
     // Results of earlier runs (redrive) and, at top level, the checkpoint a redrive reads.
     let previous = previous_results(run, state, branch, items.len());
-    let checkpoint: Option<Arc<Mutex<Vec<Option<Value>>>>> = branch.top_level.then(|| {
+    let checkpoint: Option<MapResults> = branch.top_level.then(|| {
         let cp = Arc::new(Mutex::new(previous.clone()));
         lock(&run.record.redrive).map_results = Some((state.name.clone(), cp.clone()));
         cp
@@ -180,9 +180,7 @@ pub(crate) async fn run_map(
                         Some(("mapIterationSucceededEventDetails", details)),
                     );
                     if let Some(cp) = &checkpoint {
-                        if let Some(slot) = lock(cp).get_mut(index) {
-                            *slot = Some(v.clone());
-                        }
+                        store_result(cp, index, v);
                     }
                 }
                 Err(_) => {
@@ -223,6 +221,16 @@ pub(crate) async fn run_map(
     }
 }
 
+/// Records a succeeded iteration in the redrive checkpoint (growing it when needed, for
+/// distributed Maps whose item count is only known at the end).
+pub(crate) fn store_result(checkpoint: &MapResults, index: usize, v: &Value) {
+    let mut cp = lock(checkpoint);
+    if cp.len() <= index {
+        cp.resize(index + 1, None);
+    }
+    cp[index] = Some(v.clone());
+}
+
 /// Results of iterations that succeeded before a redrive, for a top-level Map being redriven.
 pub(crate) fn previous_results(
     run: &Run,
@@ -234,15 +242,14 @@ pub(crate) fn previous_results(
     if !branch.top_level {
         return out;
     }
-    if let Some(point) = &run.redrive {
-        if let Some((name, results)) = &point.map_results {
-            if *name == state.name {
-                let prev = lock(results);
-                if prev.len() == len {
-                    out = prev.clone();
-                }
-            }
-        }
+    let previous = run
+        .redrive
+        .as_ref()
+        .and_then(|p| p.map_results.as_ref())
+        .filter(|(name, _)| *name == state.name)
+        .map(|(_, results)| lock(results).clone());
+    if let Some(prev) = previous.filter(|p| p.len() == len) {
+        out = prev;
     }
     out
 }

@@ -9,6 +9,7 @@
 //! - `States.Timeout` also matches `States.HeartbeatTimeout` (a heartbeat timeout is a kind of
 //!   timeout: AWS documents both under States.Timeout);
 //! - `States.Runtime` is never retried or caught: it always fails the execution.
+//!
 //! Each retrier keeps its own attempt counter; `MaxAttempts: 0` never retries.
 
 use super::{Branch, Run};
@@ -126,19 +127,16 @@ mod tests {
 
     #[test]
     fn matching_rules() {
-        let all = vec![names::ALL.to_string()];
-        let tf = vec![names::TASK_FAILED.to_string()];
-        let to = vec![names::TIMEOUT.to_string()];
+        let all = [names::ALL.to_string()];
+        let tf = [names::TASK_FAILED.to_string()];
+        let to = [names::TIMEOUT.to_string()];
         assert!(matches(&all, &e("Custom")));
         assert!(!matches(&all, &e(names::RUNTIME)));
         assert!(!matches(&all, &e(names::DATA_LIMIT_EXCEEDED)));
         assert!(matches(&tf, &e("Lambda.Unknown")));
         assert!(!matches(&tf, &e(names::TIMEOUT)));
         assert!(matches(&to, &e(names::HEARTBEAT_TIMEOUT)));
-        assert!(!matches(
-            &vec![names::RUNTIME.to_string()],
-            &e(names::RUNTIME)
-        ));
+        assert!(!matches(&[names::RUNTIME.to_string()], &e(names::RUNTIME)));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use super::super::{Branch, Run, input_path, iso, shim};
 use super::{item_input, resolve_number};
 use crate::clock::WorkGuard;
-use crate::engine::lock;
+use crate::engine::{MapResults, lock};
 use crate::error::{StatesError, names};
 use crate::history::{self, HistoryLog};
 use crate::items::{BatcherConfig, InputType, ReaderConfig, read_items};
@@ -305,13 +305,13 @@ async fn map_run(
         "arn:aws:states:{}:{}:execution:{machine_name}/{label}:",
         config.region, config.account
     );
-    let redriven: Option<Arc<Mutex<Vec<Option<Value>>>>> = run
+    let redriven: Option<MapResults> = run
         .redrive
         .as_ref()
         .and_then(|p| p.map_results.as_ref())
         .filter(|(n, _)| branch.top_level && *n == state.name)
         .map(|(_, r)| r.clone());
-    let checkpoint: Option<Arc<Mutex<Vec<Option<Value>>>>> = branch.top_level.then(|| {
+    let checkpoint: Option<MapResults> = branch.top_level.then(|| {
         let cp = Arc::new(Mutex::new(Vec::new()));
         lock(&run.record.redrive).map_results = Some((state.name.clone(), cp.clone()));
         cp
@@ -390,21 +390,15 @@ async fn map_run(
             total += 1;
             if child.output.is_err() {
                 failed += 1;
-                if let Some(n) = tolerated_count {
-                    if failed as f64 > n {
-                        return Err(threshold_error());
-                    }
+                if tolerated_count.is_some_and(|n| failed as f64 > n) {
+                    return Err(threshold_error());
                 }
                 if tolerated_count.is_none() && tolerated_pct.is_none() {
                     return Err(threshold_error());
                 }
             }
             if let (Some(cp), Ok(v)) = (&checkpoint, &child.output) {
-                let mut cp = lock(cp);
-                if cp.len() <= child.index {
-                    cp.resize(child.index + 1, None);
-                }
-                cp[child.index] = Some(v.clone());
+                super::store_result(cp, child.index, v);
             }
             match &mut writer {
                 Some(w) => w.push(&child, &child_arn_prefix, &machine_name).await?,
@@ -414,10 +408,8 @@ async fn map_run(
                 }),
             }
         }
-        if let Some(p) = tolerated_pct {
-            if total > 0 && (failed as f64) * 100.0 > p * total as f64 {
-                return Err(threshold_error());
-            }
+        if tolerated_pct.is_some_and(|p| total > 0 && (failed as f64) * 100.0 > p * total as f64) {
+            return Err(threshold_error());
         }
         match writer {
             Some(w) => w.finish().await,
