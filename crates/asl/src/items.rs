@@ -518,9 +518,11 @@ impl BatcherConfig {
             input,
             ctx,
         )?;
-        if max_items_per_batch.is_none() && max_input_bytes_per_batch.is_none() {
+        if obj.is_empty() {
+            // Without any field there is nothing to configure; AWS tooling (CDK) rejects it too.
             return Err(StatesError::runtime(
-                "ItemBatcher needs MaxItemsPerBatch or MaxInputBytesPerBatch (or their Path forms)",
+                "ItemBatcher needs at least one of MaxItemsPerBatch, MaxInputBytesPerBatch (or \
+                 their Path forms) or BatchInput",
             ));
         }
         Ok(Self {
@@ -528,6 +530,12 @@ impl BatcherConfig {
             max_input_bytes_per_batch,
             batch_input: obj.get("BatchInput").cloned(),
         })
+    }
+
+    /// The byte limit that applies: `MaxInputBytesPerBatch`, or AWS's 256 KiB batch input cap.
+    pub fn effective_max_bytes(&self) -> u64 {
+        self.max_input_bytes_per_batch
+            .unwrap_or(MAX_INPUT_BYTES_PER_BATCH_LIMIT)
     }
 
     /// Wrap an item iterator into a lazy batch iterator.
@@ -594,7 +602,8 @@ fn resolve_reference_path(path: &str, input: &Value, ctx: &Value) -> Option<Valu
 /// Lazily groups items into `{"BatchInput": ..., "Items": [...]}` objects.
 ///
 /// A batch closes when it holds `MaxItemsPerBatch` items or when adding the next item would make
-/// the serialised batch exceed `MaxInputBytesPerBatch`. A single item too large for any batch is
+/// the serialised batch exceed `MaxInputBytesPerBatch` (256 KiB when not set, AWS's cap on a
+/// child execution's input). A single item too large for any batch is
 /// an error (AWS fails the Map Run rather than dropping the item).
 pub struct Batcher<I> {
     items: I,
@@ -612,15 +621,11 @@ impl<I> Batcher<I> {
         obj.insert("Items".into(), Value::Array(items));
         Value::Object(obj)
     }
+}
 
-    /// Serialised size of the batch object if it held `items`.
-    fn size_with(&self, items: &[Value]) -> usize {
-        // Rendering a clone is simple and exact; batches are bounded by 256 KiB so the cost is
-        // bounded too.
-        serde_json::to_vec(&self.render(items.to_vec()))
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX)
-    }
+/// Compact serialised length of a value (what the batch input size limit is measured on).
+fn json_len(v: &Value) -> usize {
+    serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
 }
 
 impl<I> Iterator for Batcher<I>
@@ -634,15 +639,12 @@ where
             return None;
         }
         let max_items = self.cfg.max_items_per_batch.unwrap_or(u64::MAX);
-        let max_bytes = self
-            .cfg
-            .max_input_bytes_per_batch
-            .and_then(|b| usize::try_from(b).ok());
+        let limit = usize::try_from(self.cfg.effective_max_bytes()).unwrap_or(usize::MAX);
+        // The batch object serialises as its empty form plus each item and a comma between
+        // items, so the size is tracked incrementally instead of re-serialising the batch.
+        let mut size = json_len(&self.render(Vec::new()));
         let mut batch: Vec<Value> = Vec::new();
-        loop {
-            if (batch.len() as u64) >= max_items {
-                break;
-            }
+        while (batch.len() as u64) < max_items {
             let item = match self.pending.take() {
                 Some(v) => v,
                 None => match self.items.next() {
@@ -654,22 +656,20 @@ where
                     Some(Ok(v)) => v,
                 },
             };
-            if let Some(limit) = max_bytes {
-                batch.push(item);
-                if self.size_with(&batch) > limit {
-                    let item = batch.pop().unwrap_or(Value::Null);
-                    if batch.is_empty() {
-                        self.done = true;
-                        return Some(Err(reader_failed(format!(
-                            "An item does not fit in a batch of MaxInputBytesPerBatch {limit} bytes"
-                        ))));
-                    }
-                    self.pending = Some(item);
-                    break;
+            let added = json_len(&item).saturating_add(usize::from(!batch.is_empty()));
+            if size.saturating_add(added) > limit {
+                if batch.is_empty() {
+                    self.done = true;
+                    return Some(Err(reader_failed(format!(
+                        "An item does not fit in a batch of at most {limit} bytes \
+                         (MaxInputBytesPerBatch)"
+                    ))));
                 }
-            } else {
-                batch.push(item);
+                self.pending = Some(item);
+                break;
             }
+            size += added;
+            batch.push(item);
         }
         if batch.is_empty() {
             self.done = true;
@@ -899,7 +899,7 @@ mod tests {
     fn batcher_errors() {
         let none = json!({});
         for (v, frag) in [
-            (json!({}), "needs"),
+            (json!({}), "at least one"),
             (json!({"MaxItemsPerBatch": 0}), "between 1"),
             (json!({"MaxInputBytesPerBatch": 262_145}), "262144"),
             (
@@ -929,6 +929,38 @@ mod tests {
         let out: Vec<_> = b.batches(items.into_iter()).collect();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].clone().expect_err("err").cause, "boom");
+    }
+
+    #[test]
+    fn batch_size_tracking_is_exact() {
+        let none = json!({});
+        let items: Vec<Value> = (0..50)
+            .map(|i| json!({"id": i, "name": "x".repeat(i % 7)}))
+            .collect();
+        for limit in [64u64, 100, 333, 1000] {
+            let b = BatcherConfig::from_json(
+                &json!({"MaxInputBytesPerBatch": limit, "BatchInput": {"k": [1, 2]}}),
+                &none,
+                &none,
+            )
+            .expect("batcher");
+            let batches: Vec<Value> = b
+                .batches(items.clone().into_iter().map(Ok))
+                .map(|r| r.expect("batch"))
+                .collect();
+            let mut flattened = Vec::new();
+            for batch in &batches {
+                let len = serde_json::to_vec(batch).expect("serialise").len() as u64;
+                assert!(len <= limit, "{len} > {limit}");
+                flattened.extend(batch["Items"].as_array().cloned().unwrap_or_default());
+            }
+            assert_eq!(flattened, items, "no item lost or reordered at {limit}");
+        }
+        // Only BatchInput: batches are capped by AWS's 256 KiB limit.
+        let b = BatcherConfig::from_json(&json!({"BatchInput": {}}), &none, &none).expect("ok");
+        assert_eq!(b.effective_max_bytes(), 262_144);
+        let n = b.batches((0..1000).map(|i| Ok(json!(i)))).count();
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -685,6 +685,13 @@ impl Validator {
             rules::check_reference_path,
         );
         self.opt_check(obj, ptr, "Label", rules::check_label);
+        if obj.contains_key("ItemsPath") && obj.contains_key("ItemReader") {
+            self.err(
+                ptr,
+                "'ItemsPath' and 'ItemReader' are mutually exclusive: a Distributed Map reads \
+                 its items either from the input or from the ItemReader",
+            );
+        }
         if let Some(r) = obj.get("ItemReader") {
             self.item_reader(r, &child(ptr, "ItemReader"));
         }
@@ -802,19 +809,13 @@ impl Validator {
             ],
             "ItemBatcher",
         );
-        let has_limit = [
-            "MaxItemsPerBatch",
-            "MaxItemsPerBatchPath",
-            "MaxInputBytesPerBatch",
-            "MaxInputBytesPerBatchPath",
-        ]
-        .iter()
-        .any(|k| obj.contains_key(*k));
-        if !has_limit {
+        if obj.is_empty() {
+            // Every field is optional, but an empty batcher configures nothing (CDK rejects it
+            // as well); without limits a batch is capped only by the 256 KiB input size.
             self.err(
                 bptr,
-                "'ItemBatcher' needs 'MaxItemsPerBatch' or 'MaxInputBytesPerBatch' (or a Path \
-                 form)",
+                "'ItemBatcher' needs at least one of 'MaxItemsPerBatch', \
+                 'MaxInputBytesPerBatch' (or their Path forms) or 'BatchInput'",
             );
         }
         self.exclusive_pair(obj, bptr, "MaxItemsPerBatch", |v| {

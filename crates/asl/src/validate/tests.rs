@@ -1035,7 +1035,15 @@ fn bad_definitions() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             "item batcher empty",
             distributed(json!({"ItemBatcher": {}})),
             "/States/M/ItemBatcher",
-            "needs 'MaxItemsPerBatch'",
+            "at least one of",
+        ),
+        (
+            "ItemsPath with ItemReader",
+            distributed(json!({"ItemsPath": "$.items", "ItemReader": {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "Parameters": {"Bucket": "b", "Key": "k"}}})),
+            "/States/M",
+            "'ItemsPath' and 'ItemReader' are mutually exclusive",
         ),
         (
             "item batcher bytes too large",
