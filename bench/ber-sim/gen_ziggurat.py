@@ -1,4 +1,4 @@
-"""Generate the normal ziggurat tables (1024 layers by default) for workers/ber-sim (src/zig_tables.rs).
+"""Generate the normal ziggurat tables (2048 layers by default) for workers/ber-sim (src/zig_tables.rs).
 
 Usage: python3 gen_ziggurat.py workers/ber-sim/src/zig_tables.rs [LAYERS]   (needs mpmath)
 
@@ -8,7 +8,7 @@ the tables are committed as f64 literals so every build/machine uses identical v
 import sys
 import mpmath as m
 m.mp.dps = 50
-N = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 2048
 f = lambda x: m.exp(-x*x/2)
 finv = lambda y: m.sqrt(-2*m.log(y))
 def area(R): return R*f(R) + m.sqrt(m.pi/2)*m.erfc(R/m.sqrt(2))

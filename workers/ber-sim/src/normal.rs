@@ -1,14 +1,14 @@
 //! Standard normal samples by the ziggurat method (Marsaglia & Tsang 2000),
 //! split into a branch-free *fast path* that the kernel runs with SIMD on every
-//! bit, and an exact scalar *slow path* for the ~0.43 % of draws it rejects.
+//! bit, and an exact scalar *slow path* for the ~0.25 % of draws it rejects.
 //!
-//! 1024 layers (rather than the usual 128 or 256) because the slow path is
-//! branchy scalar code: each doubling of the layer count halves how often it
-//! runs, and the 16 KiB of fast-path tables still sit in L1.
+//! 2048 layers (rather than the usual 128 or 256) because the slow path is
+//! branchy scalar code with cache misses: each doubling of the layer count
+//! halves how often it runs, and the 16 KiB fast-path table still sits in L1.
 //!
 //! # Why this is statistically exact
-//! The ziggurat covers the density `f(x) = exp(-x²/2)` (x ≥ 0) with 1024 layers
-//! of equal area `V`: a base strip that includes the tail beyond `R`, and 1023
+//! The ziggurat covers the density `f(x) = exp(-x²/2)` (x ≥ 0) with 2048 layers
+//! of equal area `V`: a base strip that includes the tail beyond `R`, and 2047
 //! rectangles. A layer is chosen uniformly, a point uniformly in it; points under
 //! the curve are returned, the tail is sampled exactly with Marsaglia's (1964)
 //! exponential method, and points in a layer's "wedge" above the curve are
@@ -25,10 +25,10 @@
 //!
 //! | bits   | use                                           |
 //! |--------|-----------------------------------------------|
-//! | 0..=9  | layer index `i` (1024 layers)                 |
-//! | 10     | sign of the noise sample                      |
-//! | 11     | the transmitted data bit `b` (used by `sim`)  |
-//! | 12..63 | 52-bit magnitude `u ∈ [0, 1)`                 |
+//! | 0..=10 | layer index `i` (2048 layers)                 |
+//! | 11     | sign of the noise sample                      |
+//! | 12     | the transmitted data bit `b` (used by `sim`)  |
+//! | 13..63 | 51-bit magnitude `u ∈ [0, 1)`                 |
 //!
 //! The tables in `zig_tables.rs` are generated offline with 50-digit
 //! arithmetic (`bench/ber-sim/gen_ziggurat.py`) and checked by the tests below.
@@ -37,7 +37,14 @@
 
 use crate::rng::Xoshiro256pp;
 
-#[allow(clippy::excessive_precision, clippy::unreadable_literal, dead_code)]
+// The tables are `const` because they are only read while const-evaluating
+// `PACKED` and `SLOW` (and by tests); nothing large is copied at run time.
+#[allow(
+    clippy::excessive_precision,
+    clippy::unreadable_literal,
+    clippy::large_const_arrays,
+    dead_code
+)]
 mod tables {
     include!("zig_tables.rs");
 }
@@ -47,12 +54,13 @@ pub(crate) use tables::{F, LAYERS, RATIO, X};
 const SIGN_BIT: u32 = LAYERS.trailing_zeros();
 /// Bit position of the transmitted data bit.
 pub(crate) const DATA_BIT: u32 = SIGN_BIT + 1;
-const _: () = assert!(LAYERS.is_power_of_two() && DATA_BIT < 12);
+// The magnitude takes bits 13..=63, right above the data bit.
+const _: () = assert!(LAYERS.is_power_of_two() && DATA_BIT == 12);
 
 /// Bit pattern of 1.0: OR-ing 52 random bits into it gives a double in [1, 2).
 pub(crate) const ONE_BITS: u64 = 0x3FF0_0000_0000_0000;
 
-/// Layer index (bits 0..=9).
+/// Layer index (bits 0..=10).
 #[inline(always)]
 pub(crate) fn layer(w: u64) -> usize {
     (w & (LAYERS as u64 - 1)) as usize
@@ -64,15 +72,19 @@ pub(crate) fn sign_mask(w: u64) -> u64 {
     ((w >> SIGN_BIT) & 1) << 63
 }
 
-/// Magnitude `u ∈ [0, 1)` on a grid of 2^-52 (exact: `[1, 2) - 1`).
+/// Magnitude `u ∈ [0, 1)` on a grid of 2^-51 (exact: `[1, 2) - 1`): bits
+/// 13..=63 become mantissa bits 1..=51; mantissa bit 0, which would be the data
+/// bit, is cleared so the two stay independent.
 #[inline(always)]
 pub(crate) fn magnitude(w: u64) -> f64 {
-    f64::from_bits((w >> 12) | ONE_BITS) - 1.0
+    f64::from_bits(((w >> 12) & (MANTISSA & !1)) | ONE_BITS) - 1.0
 }
 
 /// Biased IEEE exponent subtracted from `X[i]`'s exponent when packing it.
-const X_EXP_BASE: u64 = 1020;
+const X_EXP_BASE: u64 = 1019;
 const MANTISSA: u64 = (1 << 52) - 1;
+/// Smallest biased exponent of a packed `eps` (eps >= 2^-49).
+const EPS_EXP_BASE: u64 = 974;
 
 /// Fast-path table: one word per layer, so the SIMD loop needs a single gather
 /// per bit (gathers are its bottleneck; two tables cost ~35 % more time).
@@ -80,14 +92,16 @@ const MANTISSA: u64 = (1 << 52) - 1;
 /// Layout of `PACKED[i]`:
 /// * bits 0..=51: the mantissa of `X[i]`, bits 52..=54: its exponent minus
 ///   [`X_EXP_BASE`] — `X[i]` is recovered *exactly* (all edges lie in
-///   [0.125, 8), so three exponent bits suffice);
-/// * bits 55..=60 `E` and 61..=63 `M`: an acceptance threshold
-///   `1 - 2^-E·(1 + M/8)`, the largest such value `<= RATIO[i]`.
+///   [0.0625, 8), so three exponent bits suffice);
+/// * bits 55..=63: `eps = 2^-E·(1 + M/8)` as a 9-bit mini-float (3 mantissa
+///   bits `M`, 6 exponent bits `E'` = biased exponent − [`EPS_EXP_BASE`]), the
+///   smallest such value with `1 - eps <= RATIO[i]`; the fast path accepts
+///   when `1 - u > eps`. Decoding it is a shift, a mask and an add.
 ///
 /// The threshold is conservative: `u` below it is certainly below `RATIO[i]`.
 /// Words between the two go to the slow path, which re-tests against the exact
 /// `RATIO[i]` first, so the sampler stays exact; the rounding only sends
-/// ~0.04 % more draws down the slow path. Computed at compile time; every step
+/// ~0.03 % more draws down the slow path. Computed at compile time; every step
 /// (`1 - eps` with a 4-bit eps) is exact in f64.
 pub(crate) static PACKED: [u64; LAYERS] = {
     let mut t = [0u64; LAYERS];
@@ -99,8 +113,8 @@ pub(crate) static PACKED: [u64; LAYERS] = {
             exp >= X_EXP_BASE && exp - X_EXP_BASE < 8,
             "X out of packable range"
         );
-        // Code 0 (E = 0, M = 0) means threshold 0: never accept (top layer).
-        let mut code = 0u64;
+        // eps = 1 (threshold 0: never accept) unless something better fits.
+        let mut code = (1023 - EPS_EXP_BASE) << 3;
         let mut best = 0.0f64;
         let mut e = 0u64;
         while e < 50 {
@@ -109,7 +123,7 @@ pub(crate) static PACKED: [u64; LAYERS] = {
                 let thr = 1.0 - f64::from_bits(((1023 - e) << 52) | (m << 49));
                 if thr <= RATIO[i] && thr > best {
                     best = thr;
-                    code = e | (m << 6);
+                    code = ((1023 - e - EPS_EXP_BASE) << 3) | m;
                 }
                 m += 1;
             }
@@ -127,12 +141,17 @@ pub(crate) fn packed_edge(t: u64) -> f64 {
     f64::from_bits((t & MANTISSA) | ((((t >> 52) & 7) + X_EXP_BASE) << 52))
 }
 
-/// Conservative acceptance threshold from a packed entry.
+/// `eps` from a packed entry: bits 55..=63 land on 49..=57 (mantissa bits
+/// 49..=51 and the low six exponent bits), then the exponent base is added.
 #[inline(always)]
+pub(crate) fn packed_eps(t: u64) -> f64 {
+    f64::from_bits(((t >> 6) & (0x1FF << 49)) + (EPS_EXP_BASE << 52))
+}
+
+/// Conservative acceptance threshold `1 - eps` from a packed entry (exact).
+#[cfg(test)]
 pub(crate) fn packed_threshold(t: u64) -> f64 {
-    let e = (t >> 55) & 63;
-    let m = t >> 61;
-    1.0 - f64::from_bits(((1023 - e) << 52) | (m << 49))
+    1.0 - packed_eps(t)
 }
 
 /// Fast path: the candidate sample for word `w` and whether it is accepted
@@ -142,9 +161,12 @@ pub(crate) fn packed_threshold(t: u64) -> f64 {
 #[inline(always)]
 pub fn fast(w: u64) -> (f64, bool) {
     let t = PACKED[layer(w)];
-    let u = magnitude(w);
+    let f = f64::from_bits(((w >> 12) & (MANTISSA & !1)) | ONE_BITS);
+    let u = f - 1.0;
     let z = f64::from_bits((u * packed_edge(t)).to_bits() ^ sign_mask(w));
-    (z, u < packed_threshold(t))
+    // `2 - f` is exactly `1 - u` (Sterbenz), and `1 - eps` is exact, so this is
+    // exactly `u < 1 - eps`.
+    (z, 2.0 - f > packed_eps(t))
 }
 
 /// Curvature of `f` over a layer's wedge, which decides which cheap bounds hold.
@@ -158,47 +180,77 @@ enum Shape {
     Mixed,
 }
 
-/// Per-layer constants for the wedge test, in coordinates normalised to the
-/// wedge rectangle: `t = (X[i] - x) / (X[i] - X[i+1])` and
-/// `v = (y - F[i]) / (F[i+1] - F[i])`, both in [0, 1]. There the chord is
-/// `v = t`, the tangent at `X[i]` is `v = a·t` and the tangent at `X[i+1]`
-/// is `v = 1 - b·(1 - t)`.
+/// Everything the slow path needs about one layer, in one 64-byte cache line
+/// (the slow path runs rarely, so its tables are usually not in L1; one line
+/// per call instead of five scattered ones).
+///
+/// The wedge constants use coordinates normalised to the wedge rectangle:
+/// `t = (X[i] - x) / (X[i] - X[i+1])` and `v = (y - F[i]) / (F[i+1] - F[i])`,
+/// both in [0, 1]. There the chord is `v = t`, the tangent at `X[i]` is
+/// `v = a·t` and the tangent at `X[i+1]` is `v = 1 - b·(1 - t)`.
 #[derive(Clone, Copy, Debug)]
-struct Wedge {
+#[repr(C, align(64))]
+struct SlowLayer {
+    x: f64,
+    x_next: f64,
+    f: f64,
+    f_next: f64,
+    ratio: f64,
     a: f64,
     b: f64,
     inv_width: f64,
-    shape: Shape,
 }
 
-/// Computed at compile time from the tables with plain IEEE arithmetic (a
-/// `static`, not a `const`, so the 32 KiB table exists once).
-static WEDGES: [Wedge; LAYERS] = {
-    let mut w = [Wedge {
+impl SlowLayer {
+    fn shape(&self) -> Shape {
+        if self.x_next >= 1.0 {
+            Shape::Convex
+        } else if self.x <= 1.0 {
+            Shape::Concave
+        } else {
+            Shape::Mixed
+        }
+    }
+}
+
+/// Computed at compile time from the tables with plain IEEE arithmetic.
+static SLOW: [SlowLayer; LAYERS] = {
+    let mut t = [SlowLayer {
+        x: 0.0,
+        x_next: 0.0,
+        f: 0.0,
+        f_next: 0.0,
+        ratio: 0.0,
         a: 0.0,
         b: 0.0,
         inv_width: 0.0,
-        shape: Shape::Mixed,
     }; LAYERS];
-    let mut i = 1;
+    let mut i = 0;
     while i < LAYERS {
         let width = X[i] - X[i + 1];
         let height = F[i + 1] - F[i];
-        w[i] = Wedge {
-            a: X[i] * F[i] * width / height,
-            b: X[i + 1] * F[i + 1] * width / height,
-            inv_width: 1.0 / width,
-            shape: if X[i + 1] >= 1.0 {
-                Shape::Convex
-            } else if X[i] <= 1.0 {
-                Shape::Concave
+        t[i] = SlowLayer {
+            x: X[i],
+            x_next: X[i + 1],
+            f: F[i],
+            f_next: F[i + 1],
+            ratio: RATIO[i],
+            // Layer 0 (base strip + tail) has no wedge; its constants are unused.
+            a: if i == 0 {
+                0.0
             } else {
-                Shape::Mixed
+                X[i] * F[i] * width / height
             },
+            b: if i == 0 {
+                0.0
+            } else {
+                X[i + 1] * F[i + 1] * width / height
+            },
+            inv_width: 1.0 / width,
         };
         i += 1;
     }
-    w
+    t
 };
 
 /// Slow path: finishes a draw whose first word `w` was rejected by [`fast`],
@@ -209,11 +261,12 @@ static WEDGES: [Wedge; LAYERS] = {
 pub fn slow(mut w: u64, aux: &mut Xoshiro256pp) -> f64 {
     loop {
         let i = layer(w);
+        let l = &SLOW[i];
         let u = magnitude(w);
         let neg = sign_mask(w);
-        let x = u * X[i];
+        let x = u * l.x;
         let signed = |v: f64| f64::from_bits(v.to_bits() ^ neg);
-        if u < RATIO[i] {
+        if u < l.ratio {
             return signed(x);
         }
         if i == 0 {
@@ -222,32 +275,31 @@ pub fn slow(mut w: u64, aux: &mut Xoshiro256pp) -> f64 {
         // Wedge: a height uniform between the layer's bottom f(X[i]) and top
         // f(X[i+1]); accept if it is under the curve.
         let v = aux.next_f64();
-        if wedge_accepts(i, x, v) {
+        if wedge_accepts(l, x, v) {
             return signed(x);
         }
         w = aux.next_u64();
     }
 }
 
-/// Whether the wedge point (x, F[i] + v·(F[i+1] - F[i])) of layer `i >= 1` lies
-/// under `f`. The chord and tangent bounds settle most points without `exp`
-/// (they are exact inequalities for a convex/concave `f`; the two tests can
-/// disagree only within rounding of the curve, where the `exp` test itself is
-/// no more exact); the rest get the exact comparison.
+/// Whether the wedge point (x, F[i] + v·(F[i+1] - F[i])) of a layer `i >= 1`
+/// lies under `f`. The chord and tangent bounds settle most points without
+/// `exp` (they are exact inequalities for a convex/concave `f`; the two tests
+/// can disagree only within rounding of the curve, where the `exp` test itself
+/// is no more exact); the rest get the exact comparison.
 #[inline]
-fn wedge_accepts(i: usize, x: f64, v: f64) -> bool {
-    let wd = WEDGES[i];
-    let t = (X[i] - x) * wd.inv_width;
-    let tangents_max = (wd.a * t).max(1.0 - wd.b * (1.0 - t));
-    let tangents_min = (wd.a * t).min(1.0 - wd.b * (1.0 - t));
-    match wd.shape {
+fn wedge_accepts(l: &SlowLayer, x: f64, v: f64) -> bool {
+    let t = (l.x - x) * l.inv_width;
+    let upper_tangent = l.a * t;
+    let lower_tangent = 1.0 - l.b * (1.0 - t);
+    match l.shape() {
         Shape::Convex if v >= t => return false,
-        Shape::Convex if v < tangents_max => return true,
+        Shape::Convex if v < upper_tangent.max(lower_tangent) => return true,
         Shape::Concave if v < t => return true,
-        Shape::Concave if v >= tangents_min => return false,
+        Shape::Concave if v >= upper_tangent.min(lower_tangent) => return false,
         _ => {}
     }
-    let y = F[i] + v * (F[i + 1] - F[i]);
+    let y = l.f + v * (l.f_next - l.f);
     y < libm::exp(-0.5 * x * x)
 }
 
@@ -332,18 +384,21 @@ mod tests {
     #[test]
     fn wedge_bounds_agree_with_exact_test() {
         let mut rng = Xoshiro256pp::from_splitmix(&mut SplitMix64::new(3));
-        let mut shapes = [0usize; 3];
+        let mut mixed = 0;
         for i in 1..LAYERS {
-            shapes[WEDGES[i].shape as usize] += 1;
-            for _ in 0..500 {
+            let l = &SLOW[i];
+            assert_eq!((l.x, l.x_next, l.ratio), (X[i], X[i + 1], RATIO[i]));
+            mixed += (l.shape() == Shape::Mixed) as usize;
+            for _ in 0..300 {
                 let x = X[i + 1] + rng.next_f64() * (X[i] - X[i + 1]);
                 let v = rng.next_f64();
                 let exact = F[i] + v * (F[i + 1] - F[i]) < (-0.5 * x * x).exp();
-                assert_eq!(wedge_accepts(i, x, v), exact, "layer {i} x {x} v {v}");
+                assert_eq!(wedge_accepts(l, x, v), exact, "layer {i} x {x} v {v}");
             }
         }
         // Exactly one layer straddles the inflection point.
-        assert_eq!(shapes[Shape::Mixed as usize], 1);
+        assert_eq!(mixed, 1);
+        assert_eq!(std::mem::size_of::<SlowLayer>(), 64);
     }
 
     #[test]
@@ -352,17 +407,17 @@ mod tests {
         let w = 0x5555_5555_5555_5555u64;
         assert_ne!(layer(w ^ 1), layer(w));
         assert_eq!(magnitude(w ^ 1), magnitude(w));
-        assert_ne!(layer(w ^ 0x200), layer(w));
-        assert_ne!(sign_mask(w ^ 0x400), sign_mask(w));
-        assert_eq!(layer(w ^ 0x400), layer(w));
-        assert_eq!(magnitude(w ^ 0x400), magnitude(w));
+        assert_ne!(layer(w ^ 0x400), layer(w));
+        assert_ne!(sign_mask(w ^ 0x800), sign_mask(w));
+        assert_eq!(layer(w ^ 0x800), layer(w));
+        assert_eq!(magnitude(w ^ 0x800), magnitude(w));
         let data = 1u64 << DATA_BIT;
-        assert_eq!(data, 0x800);
+        assert_eq!(data, 0x1000);
         assert_eq!(layer(w ^ data), layer(w));
         assert_eq!(magnitude(w ^ data), magnitude(w));
         assert_eq!(sign_mask(w ^ data), sign_mask(w));
-        assert_ne!(magnitude(w ^ (1 << 12)), magnitude(w));
-        assert_eq!(magnitude(u64::MAX), 1.0 - f64::EPSILON);
+        assert_ne!(magnitude(w ^ (1 << 13)), magnitude(w));
+        assert_eq!(magnitude(u64::MAX), 1.0 - 2.0 * f64::EPSILON);
     }
 
     /// Moments and tail probabilities of 4M samples against the exact normal.
