@@ -719,6 +719,56 @@ mod tests {
     }
 
     #[test]
+    fn comments_and_combinators_parse() {
+        let (r, next) = parse_choice(&json!({
+            "Comment": "adults only",
+            "And": [
+                {"Variable": "$.age", "NumericGreaterThanEquals": 18, "Comment": "inner"},
+                {"Or": [
+                    {"Variable": "$.country", "StringEquals": "NZ"},
+                    {"Not": {"Variable": "$.banned", "BooleanEquals": true}}
+                ]}
+            ],
+            "Next": "Adult"
+        }))
+        .unwrap();
+        assert_eq!(next.as_deref(), Some("Adult"));
+        assert!(matches!(&r, ChoiceRule::And(rules) if rules.len() == 2));
+        let ctx = json!({});
+        assert_eq!(
+            r.evaluate(&json!({"age": 20, "country": "DE", "banned": false}), &ctx),
+            Ok(true)
+        );
+        assert_eq!(
+            r.evaluate(&json!({"age": 20, "country": "DE", "banned": true}), &ctx),
+            Ok(false)
+        );
+        assert_eq!(
+            r.evaluate(&json!({"age": 20, "country": "NZ", "banned": true}), &ctx),
+            Ok(true)
+        );
+        assert_eq!(
+            r.evaluate(&json!({"age": 17, "country": "NZ"}), &ctx),
+            Ok(false)
+        );
+        assert!(parse_choice(&json!({"Variable": "$.a", "IsNull": true, "Comment": 1})).is_err());
+    }
+
+    #[test]
+    fn every_operator_resolves_from_its_field_name() {
+        for op in Operator::ALL {
+            assert_eq!(Operator::from_field(op.name()), Some((op, false)));
+            let path_field = format!("{}Path", op.name());
+            let expected = op.has_path_form().then_some((op, true));
+            assert_eq!(Operator::from_field(&path_field), expected, "{path_field}");
+        }
+        assert_eq!(
+            Operator::ALL.iter().filter(|o| o.has_path_form()).count(),
+            16
+        );
+    }
+
+    #[test]
     fn deep_nesting_is_rejected_not_overflowed() {
         let mut r = json!({"Variable": "$.a", "IsNull": true});
         for _ in 0..(MAX_RULE_DEPTH + 2) {

@@ -631,6 +631,16 @@ mod tests {
     }
 
     #[test]
+    fn descendant_and_wildcard_spellings() {
+        let d = json!({"a-b": 1, "x": {"a-b": 2, "y": [3]}});
+        assert_eq!(select("$..['a-b']", &d, &ctx()), Ok(json!([1, 2])));
+        assert_eq!(select("$..a-b", &d, &ctx()), Ok(json!([1, 2])));
+        assert_eq!(select("$.x.*", &d, &ctx()), Ok(json!([2, [3]])));
+        assert_eq!(select("$.x.y.*", &d, &ctx()), Ok(json!([3])));
+        assert_eq!(select("$.*", &json!({}), &ctx()), Ok(json!([])));
+    }
+
+    #[test]
     fn missing_definite_path_is_not_found() {
         let d = doc();
         assert_eq!(

@@ -192,6 +192,35 @@ mod tests {
     }
 
     #[test]
+    fn map_item_selector_with_context_example() {
+        // The Map state's ItemSelector example: index and value of the current item.
+        let template = json!({
+            "ContextIndex.$": "$$.Map.Item.Index",
+            "ContextValue.$": "$$.Map.Item.Value",
+            "ExecutionName.$": "$$.Execution.Name"
+        });
+        assert_eq!(
+            render(&template, &json!({"ignored": true}), &ctx()),
+            Ok(json!({"ContextIndex": 0, "ContextValue": {"x": 1}, "ExecutionName": "e1"}))
+        );
+    }
+
+    #[test]
+    fn indefinite_paths_in_templates_yield_arrays() {
+        let input = json!({"items": [{"id": 1, "ok": true}, {"id": 2, "ok": false}]});
+        let template = json!({
+            "ids.$": "$.items[*].id",
+            "good.$": "$.items[?(@.ok == true)].id",
+            "none.$": "$.items[?(@.id > 5)]",
+            "count.$": "$.items.length()"
+        });
+        assert_eq!(
+            render(&template, &input, &ctx()),
+            Ok(json!({"ids": [1, 2], "good": [1], "none": [], "count": 2}))
+        );
+    }
+
+    #[test]
     fn result_selector_flattening_example() {
         let template = json!({"flattenArray.$": "$[*][*]"});
         let input = json!([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);

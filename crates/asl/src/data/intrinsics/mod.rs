@@ -492,6 +492,38 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_between_tokens_is_allowed() {
+        assert_eq!(
+            eval("  States.Format ( 'a{}b' ,  $.x )  ", json!({"x": 1})),
+            Ok(json!("a1b"))
+        );
+        assert_eq!(
+            eval("States.Array( States.MathAdd( 1 , 2 ) )", json!({})),
+            Ok(json!([3]))
+        );
+    }
+
+    #[test]
+    fn path_arguments_keep_their_shape() {
+        let input = json!({"xs": [{"v": 1}, {"v": 2}], "s": "a"});
+        assert_eq!(
+            eval("States.ArrayLength($.xs[*].v)", input.clone()),
+            Ok(json!(2))
+        );
+        assert_eq!(
+            eval("States.Array($.xs[0].v, $.xs.length())", input.clone()),
+            Ok(json!([1, 2]))
+        );
+        let err = eval("States.Format('{}', $.missing)", input).unwrap_err();
+        assert_eq!(err.error, names::INTRINSIC_FAILURE);
+        assert!(
+            err.cause.contains("'$.missing'") && err.cause.contains("States.Format"),
+            "{}",
+            err.cause
+        );
+    }
+
+    #[test]
     fn parse_errors_are_intrinsic_failures() {
         fails("States.Nope()", json!({}), "unknown intrinsic function");
         fails(
