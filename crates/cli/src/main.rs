@@ -1,13 +1,25 @@
 //! The `sluice` binary: a thin layer of argument parsing over the library crates.
 //!
+//! - `sluice run INPUT.csv`: one job on this machine, with progress.
+//! - `sluice serve --watch DIR`: CSVs dropped into DIR and schedules start jobs.
+//! - `sluice status [JOB]`: the job table.
+//! - `sluice invoke FUNCTION --event FILE`: one handler on one event, like `sam local invoke`.
 //! - `sluice asl ...`: the embedded States Language engine on its own (validate, run).
 
 mod asl;
+mod invoke;
+mod run;
+mod serve;
+mod status;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Event-driven batch pipelines, on AWS or on one machine")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Event-driven batch pipelines, on AWS or on one machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,6 +27,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one job to completion on this machine.
+    Run(run::RunArgs),
+    /// Watch a directory for CSVs and fire schedules, like the deployed pipeline.
+    Serve(serve::ServeArgs),
+    /// Show jobs, or one job's tasks.
+    Status(status::StatusArgs),
+    /// Run one handler on one event file against the local runtime.
+    Invoke(invoke::InvokeArgs),
     /// The embedded Amazon States Language engine.
     #[command(subcommand)]
     Asl(asl::AslCommand),
@@ -22,7 +42,17 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -31,6 +61,10 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Invoke(args) => invoke::run(args).await,
             Command::Asl(cmd) => asl::run(cmd).await,
         }
     });

@@ -28,8 +28,14 @@ impl DirObjectStore {
 
     /// The file an object lives in, or an error for a key that could escape its bucket.
     pub fn path_of(&self, bucket: &str, key: &str) -> Result<PathBuf, StoreError> {
-        let bad = |why: &str| StoreError::Backend(format!("invalid object s3://{bucket}/{key}: {why}"));
-        if bucket.is_empty() || !bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') || bucket.starts_with('.') {
+        let bad =
+            |why: &str| StoreError::Backend(format!("invalid object s3://{bucket}/{key}: {why}"));
+        if bucket.is_empty()
+            || !bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            || bucket.starts_with('.')
+        {
             return Err(bad("bucket name"));
         }
         if key.is_empty() || key.len() > 1024 {
@@ -38,7 +44,10 @@ impl DirObjectStore {
         if key.starts_with('/') || key.chars().any(char::is_control) || key.contains('\\') {
             return Err(bad("absolute, backslash or control characters"));
         }
-        if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        if key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        {
             return Err(bad("empty, '.' or '..' path segment"));
         }
         Ok(self.root.join(bucket).join(key))
@@ -64,7 +73,9 @@ impl DirObjectStore {
         }
         let tmp = path.with_file_name(format!(
             ".{}.{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object"),
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::write(&tmp, body).map_err(io)?;
@@ -110,7 +121,12 @@ impl ObjectStore for DirObjectStore {
         self.get_sync(&object.bucket, &object.key)
     }
 
-    async fn put(&self, object: &ObjectRef, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        object: &ObjectRef,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
         self.put_sync(&object.bucket, &object.key, &body)
     }
 
@@ -128,17 +144,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DirObjectStore::new(dir.path());
         let obj = ObjectRef::new("data", "jobs/j1/manifest.json");
-        assert!(matches!(store.get(&obj).await, Err(StoreError::NotFound(_))));
-        store.put(&obj, b"[1]".to_vec(), "application/json").await.unwrap();
+        assert!(matches!(
+            store.get(&obj).await,
+            Err(StoreError::NotFound(_))
+        ));
+        store
+            .put(&obj, b"[1]".to_vec(), "application/json")
+            .await
+            .unwrap();
         assert_eq!(store.get(&obj).await.unwrap(), b"[1]");
         assert!(store.exists(&obj).await.unwrap());
-        assert_eq!(store.list_sync("data", "jobs/").unwrap(), vec![("jobs/j1/manifest.json".to_string(), 3)]);
+        assert_eq!(
+            store.list_sync("data", "jobs/").unwrap(),
+            vec![("jobs/j1/manifest.json".to_string(), 3)]
+        );
     }
 
     #[test]
     fn hostile_keys_never_leave_the_bucket() {
         let store = DirObjectStore::new("/tmp/x");
-        for key in ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "a\u{0}b", "a\\..\\b", ""] {
+        for key in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "a//b",
+            "a\u{0}b",
+            "a\\..\\b",
+            "",
+        ] {
             assert!(store.path_of("data", key).is_err(), "{key:?} accepted");
         }
         assert!(store.path_of("../x", "a").is_err());

@@ -23,7 +23,10 @@ pub struct Slots {
 
 impl Slots {
     pub fn new(limit: u32) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new((0, limit)), changed: Notify::new() })
+        Arc::new(Self {
+            state: Mutex::new((0, limit)),
+            changed: Notify::new(),
+        })
     }
 
     pub fn set_limit(&self, limit: u32) {
@@ -48,7 +51,9 @@ impl Slots {
                 && s.0 < s.1
             {
                 s.0 += 1;
-                return SlotGuard { slots: Arc::clone(self) };
+                return SlotGuard {
+                    slots: Arc::clone(self),
+                };
             }
             notified.await;
         }
@@ -79,14 +84,21 @@ pub struct LocalCapacity {
 
 impl LocalCapacity {
     pub fn new(store: SqliteJobStore, slots: Arc<Slots>, max_slots: u32) -> Self {
-        Self { store, slots, max_slots: max_slots.max(1) }
+        Self {
+            store,
+            slots,
+            max_slots: max_slots.max(1),
+        }
     }
 
     fn resize(&self) -> Result<CapacityStatus, StoreError> {
         let (sum, leases) = self.store.lease_totals()?;
         let desired = sum.min(u64::from(self.max_slots)) as u32;
         self.slots.set_limit(desired);
-        Ok(CapacityStatus { desired_slots: desired, active_leases: leases })
+        Ok(CapacityStatus {
+            desired_slots: desired,
+            active_leases: leases,
+        })
     }
 }
 
@@ -115,11 +127,31 @@ mod tests {
         let now = chrono::Utc::now();
         let a = JobId::new("a").unwrap();
         let b = JobId::new("b").unwrap();
-        cap.acquire(&Lease { job_id: a.clone(), slots: 3, acquired_at: now }).await.unwrap();
-        let s = cap.acquire(&Lease { job_id: b.clone(), slots: 4, acquired_at: now }).await.unwrap();
+        cap.acquire(&Lease {
+            job_id: a.clone(),
+            slots: 3,
+            acquired_at: now,
+        })
+        .await
+        .unwrap();
+        let s = cap
+            .acquire(&Lease {
+                job_id: b.clone(),
+                slots: 4,
+                acquired_at: now,
+            })
+            .await
+            .unwrap();
         assert_eq!((s.desired_slots, s.active_leases), (7, 2));
         // Acquiring twice is idempotent.
-        let s = cap.acquire(&Lease { job_id: b.clone(), slots: 4, acquired_at: now }).await.unwrap();
+        let s = cap
+            .acquire(&Lease {
+                job_id: b.clone(),
+                slots: 4,
+                acquired_at: now,
+            })
+            .await
+            .unwrap();
         assert_eq!(s.desired_slots, 7);
         let s = cap.release(&a).await.unwrap();
         assert_eq!((s.desired_slots, s.active_leases), (4, 1));
@@ -139,7 +171,10 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "second launch must wait for a slot");
         drop(first);
-        let _second = tokio::time::timeout(std::time::Duration::from_secs(2), waiter).await.unwrap().unwrap();
+        let _second = tokio::time::timeout(std::time::Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(slots.snapshot(), (1, 1));
     }
 }

@@ -42,7 +42,11 @@ pub struct SpotInterrupter {
 
 impl SpotInterrupter {
     pub fn new(rate: f64, seed: u64) -> Self {
-        Self { rate: rate.clamp(0.0, 1.0), seed, durations: Mutex::new((0.0, 0)) }
+        Self {
+            rate: rate.clamp(0.0, 1.0),
+            seed,
+            durations: Mutex::new((0.0, 0)),
+        }
     }
 
     fn uniform(&self, key: &AttemptKey, salt: &str) -> f64 {
@@ -62,9 +66,15 @@ impl SpotInterrupter {
         if self.uniform(key, "interrupt") >= self.rate {
             return None;
         }
-        let mean = self.durations.lock().map(|d| if d.1 == 0 { 1.0 } else { d.0 / f64::from(d.1) }).unwrap_or(1.0);
+        let mean = self
+            .durations
+            .lock()
+            .map(|d| if d.1 == 0 { 1.0 } else { d.0 / f64::from(d.1) })
+            .unwrap_or(1.0);
         // Somewhere in the first 90% of a typical run, so the reclaim lands while it works.
-        Some(Duration::from_secs_f64(self.uniform(key, "when") * mean * 0.9))
+        Some(Duration::from_secs_f64(
+            self.uniform(key, "when") * mean * 0.9,
+        ))
     }
 
     fn record(&self, took: Duration) {
@@ -95,7 +105,15 @@ impl ProcessCompute {
         bin_dirs: Vec<PathBuf>,
         interrupter: Option<Arc<SpotInterrupter>>,
     ) -> Self {
-        Self { buckets, slots, events, logs, bin_dirs, interrupter, versions: Arc::new(AtomicU64::new(0)) }
+        Self {
+            buckets,
+            slots,
+            events,
+            logs,
+            bin_dirs,
+            interrupter,
+            versions: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -118,11 +136,19 @@ impl Compute for ProcessCompute {
             .path_of_ref(&request.result)
             .map_err(|e| ComputeError::Invalid(e.to_string()))?;
         if let Some(parent) = output.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ComputeError::LaunchFailed(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ComputeError::LaunchFailed(format!("{}: {e}", parent.display())))?;
         }
         let output = output.to_string_lossy().to_string();
-        let argv: Vec<String> = request.command.iter().map(|a| a.replace("{output}", &output)).collect();
-        let task_arn = format!("arn:aws:ecs:local:000000000000:task/sluice-local/{}", uuid::Uuid::new_v4().simple());
+        let argv: Vec<String> = request
+            .command
+            .iter()
+            .map(|a| a.replace("{output}", &output))
+            .collect();
+        let task_arn = format!(
+            "arn:aws:ecs:local:000000000000:task/sluice-local/{}",
+            uuid::Uuid::new_v4().simple()
+        );
         let run = Run {
             key: request.attempt.clone(),
             task_arn: task_arn.clone(),
@@ -140,7 +166,9 @@ impl Compute for ProcessCompute {
             let _slot = slots.acquire().await;
             run_attempt(run, events, logs, bin_dirs, interrupter, versions).await;
         });
-        Ok(Launched { compute_id: task_arn })
+        Ok(Launched {
+            compute_id: task_arn,
+        })
     }
 }
 
@@ -165,7 +193,9 @@ async fn run_attempt(
     versions: Arc<AtomicU64>,
 ) {
     let started_at = now();
-    let log_path = logs.join(run.key.job_id.as_str()).join(format!("{}-{}.log", run.key.task_id, run.key.number));
+    let log_path = logs
+        .join(run.key.job_id.as_str())
+        .join(format!("{}-{}.log", run.key.task_id, run.key.number));
     let ended = match spawn(&run, &log_path, &bin_dirs) {
         Err(reason) => Ended {
             exit_code: None,
@@ -174,7 +204,13 @@ async fn run_attempt(
             container_reason: Some(format!("CannotStartContainerError: {reason}")),
         },
         Ok(mut child) => {
-            events.publish(event(&run, "RUNNING", None, &started_at, versions.fetch_add(1, Ordering::SeqCst) + 1));
+            events.publish(event(
+                &run,
+                "RUNNING",
+                None,
+                &started_at,
+                versions.fetch_add(1, Ordering::SeqCst) + 1,
+            ));
             let began = Instant::now();
             let reclaim = interrupter.as_ref().and_then(|i| i.plan(&run.key));
             let status = match reclaim {
@@ -223,11 +259,16 @@ async fn run_attempt(
     events.publish(event(&run, "STOPPED", Some(&ended), &started_at, version));
 }
 
-fn spawn(run: &Run, log_path: &std::path::Path, bin_dirs: &[PathBuf]) -> Result<tokio::process::Child, String> {
+fn spawn(
+    run: &Run,
+    log_path: &std::path::Path,
+    bin_dirs: &[PathBuf],
+) -> Result<tokio::process::Child, String> {
     if let Some(parent) = log_path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
-    let log = std::fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log =
+        std::fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let log2 = log.try_clone().map_err(|e| e.to_string())?;
     let mut path_var: Vec<PathBuf> = bin_dirs.to_vec();
     if let Some(p) = std::env::var_os("PATH") {
@@ -282,8 +323,19 @@ fn exit_code(status: &std::process::ExitStatus) -> Option<i32> {
     status.code().or_else(|| status.signal().map(|s| 128 + s))
 }
 
-fn event(run: &Run, last_status: &str, ended: Option<&Ended>, started_at: &str, version: u64) -> Value {
-    let env: Vec<Value> = run.request.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+fn event(
+    run: &Run,
+    last_status: &str,
+    ended: Option<&Ended>,
+    started_at: &str,
+    version: u64,
+) -> Value {
+    let env: Vec<Value> = run
+        .request
+        .env
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
     let capacity_provider = match run.request.capacity {
         sluice_core::Capacity::Spot => "sluice-local-spot",
         sluice_core::Capacity::OnDemand => "sluice-local-on-demand",
@@ -346,15 +398,23 @@ mod tests {
     use sluice_core::{JobId, TaskId};
 
     fn key(task: &str, n: u32) -> AttemptKey {
-        AttemptKey { job_id: JobId::new("j").unwrap(), task_id: TaskId::new(task).unwrap(), number: n }
+        AttemptKey {
+            job_id: JobId::new("j").unwrap(),
+            task_id: TaskId::new(task).unwrap(),
+            number: n,
+        }
     }
 
     #[test]
     fn interruptions_are_deterministic_and_near_the_rate() {
         let a = SpotInterrupter::new(0.2, 7);
         let b = SpotInterrupter::new(0.2, 7);
-        let hits: Vec<bool> = (0..2000).map(|i| a.plan(&key(&format!("t-{i}"), 1)).is_some()).collect();
-        let again: Vec<bool> = (0..2000).map(|i| b.plan(&key(&format!("t-{i}"), 1)).is_some()).collect();
+        let hits: Vec<bool> = (0..2000)
+            .map(|i| a.plan(&key(&format!("t-{i}"), 1)).is_some())
+            .collect();
+        let again: Vec<bool> = (0..2000)
+            .map(|i| b.plan(&key(&format!("t-{i}"), 1)).is_some())
+            .collect();
         assert_eq!(hits, again);
         let n = hits.iter().filter(|h| **h).count();
         assert!((320..480).contains(&n), "{n} of 2000 at rate 0.2");

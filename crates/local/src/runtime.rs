@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use sluice_asl::resource::{FunctionError, LambdaInvoker, ObjectSummary, ServiceCall, ServiceIntegration};
+use sluice_asl::resource::{
+    FunctionError, LambdaInvoker, ObjectSummary, ServiceCall, ServiceIntegration,
+};
 use sluice_asl::{Engine, EngineConfig, HistoryEvent, HistorySink, StateMachine, StatesError};
 use sluice_core::error::StepError;
 use sluice_core::model::ObjectRef;
@@ -44,7 +46,15 @@ pub const STATE_MACHINE_NAME: &str = "sluice-pipeline";
 pub const NOTIFICATION_TOPIC_ARN: &str = "arn:aws:sns:local:000000000000:sluice-notifications";
 
 /// The handlers, by the function name the state machine uses.
-pub const FUNCTIONS: [&str; 7] = ["ingest", "plan", "scale", "launch", "task-events", "aggregate", "finish"];
+pub const FUNCTIONS: [&str; 7] = [
+    "ingest",
+    "plan",
+    "scale",
+    "launch",
+    "task-events",
+    "aggregate",
+    "finish",
+];
 
 /// The local ARN of a function (what `${PlanFunctionArn}` becomes).
 pub fn function_arn(name: &str) -> String {
@@ -60,14 +70,20 @@ pub fn substitute(definition: &str) -> String {
             .split('-')
             .map(|part| {
                 let mut c = part.chars();
-                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
             })
             .collect();
         subs.insert(format!("${{{camel}FunctionArn}}"), function_arn(name));
     }
-    subs.insert("${NotificationTopicArn}".into(), NOTIFICATION_TOPIC_ARN.into());
+    subs.insert(
+        "${NotificationTopicArn}".into(),
+        NOTIFICATION_TOPIC_ARN.into(),
+    );
     subs.insert("${DataBucket}".into(), DATA_BUCKET.into());
-    subs.iter().fold(definition.to_string(), |text, (k, v)| text.replace(k, v))
+    subs.iter()
+        .fold(definition.to_string(), |text, (k, v)| text.replace(k, v))
 }
 
 /// How to set up a runtime.
@@ -92,7 +108,13 @@ impl RuntimeOptions {
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .into_iter()
             .collect();
-        Self { workdir: workdir.into(), max_slots: None, spot_interruptions: None, bin_dirs, definition: None }
+        Self {
+            workdir: workdir.into(),
+            max_slots: None,
+            spot_interruptions: None,
+            bin_dirs,
+            definition: None,
+        }
     }
 }
 
@@ -111,18 +133,24 @@ pub struct LocalRuntime {
 impl LocalRuntime {
     pub fn open(options: RuntimeOptions) -> anyhow::Result<Self> {
         let workdir = options.workdir.clone();
-        std::fs::create_dir_all(&workdir).with_context(|| format!("creating work directory {}", workdir.display()))?;
-        let store = SqliteJobStore::open(&workdir.join("sluice.db")).context("opening the job table")?;
+        std::fs::create_dir_all(&workdir)
+            .with_context(|| format!("creating work directory {}", workdir.display()))?;
+        let store =
+            SqliteJobStore::open(&workdir.join("sluice.db")).context("opening the job table")?;
         let buckets = DirObjectStore::new(workdir.join("buckets"));
         for b in [INGEST_BUCKET, DATA_BUCKET] {
             std::fs::create_dir_all(buckets.root().join(b))?;
         }
-        let max_slots = options
-            .max_slots
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
+        let max_slots = options.max_slots.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        });
         let slots = Slots::new(0);
         let bus = Arc::new(LocalBus::new(&workdir)?);
-        let interrupter = options.spot_interruptions.map(|(rate, seed)| Arc::new(SpotInterrupter::new(rate, seed)));
+        let interrupter = options
+            .spot_interruptions
+            .map(|(rate, seed)| Arc::new(SpotInterrupter::new(rate, seed)));
         let compute = ProcessCompute::new(
             buckets.clone(),
             slots.clone(),
@@ -133,7 +161,10 @@ impl LocalRuntime {
         );
         let capacity = LocalCapacity::new(store.clone(), slots.clone(), max_slots);
         let handlers = Arc::new(Handlers::default());
-        let notifications = Arc::new(SnsToFile { path: workdir.join("notifications.jsonl"), lock: Mutex::new(()) });
+        let notifications = Arc::new(SnsToFile {
+            path: workdir.join("notifications.jsonl"),
+            lock: Mutex::new(()),
+        });
         let resources = sluice_asl::resource::Resources::new()
             .with_lambda(handlers.clone())
             .with_service("sns", notifications)
@@ -147,12 +178,18 @@ impl LocalRuntime {
         let machine = StateMachine::from_json(&definition)
             .map_err(|diags| {
                 let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-                anyhow::anyhow!("the pipeline state machine is invalid:\n{}", lines.join("\n"))
+                anyhow::anyhow!(
+                    "the pipeline state machine is invalid:\n{}",
+                    lines.join("\n")
+                )
             })?
             .named(STATE_MACHINE_NAME);
         let machine = Arc::new(machine);
         engine.register_state_machine(machine.clone());
-        let workflows = LocalWorkflows { engine: engine.clone(), machine: machine.clone() };
+        let workflows = LocalWorkflows {
+            engine: engine.clone(),
+            machine: machine.clone(),
+        };
         let services = Services {
             objects: Arc::new(buckets.clone()),
             jobs: Arc::new(store.clone()),
@@ -164,18 +201,33 @@ impl LocalRuntime {
                 bucket: DATA_BUCKET.into(),
                 prefix: layout::PIPELINES_PREFIX.into(),
             }),
-            buckets: Buckets { ingest: INGEST_BUCKET.into(), data: DATA_BUCKET.into() },
+            buckets: Buckets {
+                ingest: INGEST_BUCKET.into(),
+                data: DATA_BUCKET.into(),
+            },
         };
         let _ = handlers.services.set(services.clone());
         let _ = bus.services.set(services.clone());
-        Ok(Self { workdir, services, store, buckets, engine, machine, slots, bus })
+        Ok(Self {
+            workdir,
+            services,
+            store,
+            buckets,
+            engine,
+            machine,
+            slots,
+            bus,
+        })
     }
 
     /// Make a pipeline known (as uploading `pipelines/<name>.toml` to the data bucket does on AWS).
     pub fn register_pipeline(&self, cfg: &PipelineConfig) -> anyhow::Result<()> {
         let text = toml::to_string(cfg).context("serialising the pipeline")?;
-        self.buckets
-            .put_sync(DATA_BUCKET, &format!("{}{}.toml", layout::PIPELINES_PREFIX, cfg.name), text.as_bytes())?;
+        self.buckets.put_sync(
+            DATA_BUCKET,
+            &format!("{}{}.toml", layout::PIPELINES_PREFIX, cfg.name),
+            text.as_bytes(),
+        )?;
         Ok(())
     }
 
@@ -189,8 +241,17 @@ impl LocalRuntime {
             hex::encode(&sha2::Sha256::digest(&body)[..16])
         };
         // Every PUT gets a new sequencer, as in S3: uploading the same file again is a new job.
-        let sequencer = format!("{:020X}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
-        Ok(sluice_fn_ingest::object_created_event(INGEST_BUCKET, key, body.len() as u64, &etag, &sequencer))
+        let sequencer = format!(
+            "{:020X}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        Ok(sluice_fn_ingest::object_created_event(
+            INGEST_BUCKET,
+            key,
+            body.len() as u64,
+            &etag,
+            &sequencer,
+        ))
     }
 
     /// Deliver an event to the handler an EventBridge rule would route it to, and return the
@@ -213,11 +274,19 @@ impl LocalRuntime {
 
 /// Route an EventBridge-shaped event like the stack's rules do.
 async fn route(services: &Services, event: Value) -> Result<Value, StepError> {
-    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or("");
+    let detail_type = event
+        .get("detail-type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let function = match detail_type {
-        sluice_core::events::ECS_TASK_STATE_CHANGE | sluice_core::events::BATCH_JOB_STATE_CHANGE => "task-events",
+        sluice_core::events::ECS_TASK_STATE_CHANGE
+        | sluice_core::events::BATCH_JOB_STATE_CHANGE => "task-events",
         sluice_core::events::S3_OBJECT_CREATED | sluice_fn_ingest::SCHEDULE_DETAIL_TYPE => "ingest",
-        other => return Err(StepError::invalid_input(format!("no rule matches events of type '{other}'"))),
+        other => {
+            return Err(StepError::invalid_input(format!(
+                "no rule matches events of type '{other}'"
+            )));
+        }
     };
     dispatch(services, function, event).await
 }
@@ -229,21 +298,61 @@ where
     F: FnOnce(Services, I) -> Fut,
     Fut: std::future::Future<Output = Result<O, StepError>>,
 {
-    let input: I = serde_json::from_value(payload).map_err(|e| StepError::invalid_input(format!("invalid payload: {e}")))?;
+    let input: I = serde_json::from_value(payload)
+        .map_err(|e| StepError::invalid_input(format!("invalid payload: {e}")))?;
     let output = f(services.clone(), input).await?;
     serde_json::to_value(output).map_err(StepError::internal)
 }
 
 /// Run a handler by name with a JSON payload: the in-process equivalent of Lambda Invoke.
-pub async fn dispatch(services: &Services, function: &str, payload: Value) -> Result<Value, StepError> {
+pub async fn dispatch(
+    services: &Services,
+    function: &str,
+    payload: Value,
+) -> Result<Value, StepError> {
     match function {
-        "ingest" => call(services, payload, |s, i: Value| async move { sluice_fn_ingest::handle(&s, i).await }).await,
-        "plan" => call(services, payload, |s, i| async move { sluice_fn_plan::handle(&s, i).await }).await,
-        "scale" => call(services, payload, |s, i| async move { sluice_fn_scale::handle(&s, i).await }).await,
-        "launch" => call(services, payload, |s, i| async move { sluice_fn_launch::handle(&s, i).await }).await,
-        "task-events" => call(services, payload, |s, i: Value| async move { sluice_fn_task_events::handle(&s, i).await }).await,
-        "aggregate" => call(services, payload, |s, i| async move { sluice_fn_aggregate::handle(&s, i).await }).await,
-        "finish" => call(services, payload, |s, i| async move { sluice_fn_finish::handle(&s, i).await }).await,
+        "ingest" => {
+            call(services, payload, |s, i: Value| async move {
+                sluice_fn_ingest::handle(&s, i).await
+            })
+            .await
+        }
+        "plan" => {
+            call(services, payload, |s, i| async move {
+                sluice_fn_plan::handle(&s, i).await
+            })
+            .await
+        }
+        "scale" => {
+            call(services, payload, |s, i| async move {
+                sluice_fn_scale::handle(&s, i).await
+            })
+            .await
+        }
+        "launch" => {
+            call(services, payload, |s, i| async move {
+                sluice_fn_launch::handle(&s, i).await
+            })
+            .await
+        }
+        "task-events" => {
+            call(services, payload, |s, i: Value| async move {
+                sluice_fn_task_events::handle(&s, i).await
+            })
+            .await
+        }
+        "aggregate" => {
+            call(services, payload, |s, i| async move {
+                sluice_fn_aggregate::handle(&s, i).await
+            })
+            .await
+        }
+        "finish" => {
+            call(services, payload, |s, i| async move {
+                sluice_fn_finish::handle(&s, i).await
+            })
+            .await
+        }
         other => Err(StepError::invalid_input(format!(
             "unknown function '{other}'; the functions are: {}",
             FUNCTIONS.join(", ")
@@ -261,7 +370,10 @@ struct Handlers {
 impl LambdaInvoker for Handlers {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
         let Some(services) = self.services.get() else {
-            return Err(FunctionError::new("Lambda.ServiceException", "the runtime is still starting"));
+            return Err(FunctionError::new(
+                "Lambda.ServiceException",
+                "the runtime is still starting",
+            ));
         };
         // Accept an ARN (with or without a version/alias) or a bare name.
         let name = function.split(':').nth(6).unwrap_or(function);
@@ -272,7 +384,10 @@ impl LambdaInvoker for Handlers {
             ));
         };
         if !FUNCTIONS.contains(&handler) {
-            return Err(FunctionError::new("Lambda.ResourceNotFoundException", format!("Function not found: {function}")));
+            return Err(FunctionError::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {function}"),
+            ));
         }
         dispatch(services, handler, payload)
             .await
@@ -290,17 +405,24 @@ struct SnsToFile {
 impl ServiceIntegration for SnsToFile {
     async fn call(&self, call: ServiceCall) -> Result<Value, StatesError> {
         if call.action != "publish" {
-            return Err(StatesError::new("SNS.InvalidParameterException", format!("sns:{} is not supported locally", call.action)));
+            return Err(StatesError::new(
+                "SNS.InvalidParameterException",
+                format!("sns:{} is not supported locally", call.action),
+            ));
         }
         let message_id = uuid::Uuid::new_v4().to_string();
         let line = json!({"MessageId": message_id, "time": chrono::Utc::now().to_rfc3339(), "publish": call.parameters});
-        let _guard = self.lock.lock().map_err(|_| StatesError::task_failed("notification log lock poisoned"))?;
+        let _guard = self
+            .lock
+            .lock()
+            .map_err(|_| StatesError::task_failed("notification log lock poisoned"))?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
             .map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
-        writeln!(f, "{line}").map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
+        writeln!(f, "{line}")
+            .map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
         Ok(json!({"MessageId": message_id}))
     }
 }
@@ -318,19 +440,34 @@ fn token_error(e: sluice_asl::CallbackError) -> WorkflowError {
 #[async_trait]
 impl Workflows for LocalWorkflows {
     async fn start_execution(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
-        match self.engine.start_execution(self.machine.clone(), Some(name.to_string()), input.clone()) {
+        match self.engine.start_execution(
+            self.machine.clone(),
+            Some(name.to_string()),
+            input.clone(),
+        ) {
             Ok(handle) => Ok(handle.arn().to_string()),
-            Err(sluice_asl::StartError::ExecutionAlreadyExists(arn)) => Err(WorkflowError::AlreadyExists(arn)),
+            Err(sluice_asl::StartError::ExecutionAlreadyExists(arn)) => {
+                Err(WorkflowError::AlreadyExists(arn))
+            }
             Err(e) => Err(WorkflowError::Backend(e.to_string())),
         }
     }
 
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError> {
-        self.engine.send_task_success(token, output.clone()).map_err(token_error)
+        self.engine
+            .send_task_success(token, output.clone())
+            .map_err(token_error)
     }
 
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), WorkflowError> {
-        self.engine.send_task_failure(token, error, cause).map_err(token_error)
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
+        self.engine
+            .send_task_failure(token, error, cause)
+            .map_err(token_error)
     }
 }
 
@@ -346,21 +483,37 @@ impl HistorySink for SqliteJobStore {
 impl sluice_asl::resource::ObjectStore for DirObjectStore {
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StatesError> {
         self.get_sync(bucket, key).map_err(|e| match e {
-            sluice_core::StoreError::NotFound(m) => StatesError::new("S3.NoSuchKey", format!("The specified key does not exist: {m}")),
+            sluice_core::StoreError::NotFound(m) => StatesError::new(
+                "S3.NoSuchKey",
+                format!("The specified key does not exist: {m}"),
+            ),
             other => StatesError::new("S3.S3Exception", other.to_string()),
         })
     }
 
-    async fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectSummary>, StatesError> {
-        let keys = self.list_sync(bucket, prefix).map_err(|e| StatesError::new("S3.S3Exception", e.to_string()))?;
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<ObjectSummary>, StatesError> {
+        let keys = self
+            .list_sync(bucket, prefix)
+            .map_err(|e| StatesError::new("S3.S3Exception", e.to_string()))?;
         Ok(keys
             .into_iter()
-            .map(|(key, size)| ObjectSummary { key, size, etag: None, last_modified: None, storage_class: None })
+            .map(|(key, size)| ObjectSummary {
+                key,
+                size,
+                etag: None,
+                last_modified: None,
+                storage_class: None,
+            })
             .collect())
     }
 
     async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StatesError> {
-        self.put_sync(bucket, key, &body).map_err(|e| StatesError::new("S3.S3Exception", e.to_string()))
+        self.put_sync(bucket, key, &body)
+            .map_err(|e| StatesError::new("S3.S3Exception", e.to_string()))
     }
 }
 
@@ -374,8 +527,15 @@ struct LocalBus {
 impl LocalBus {
     fn new(workdir: &Path) -> anyhow::Result<Self> {
         let path = workdir.join("events.jsonl");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(Self { services: OnceLock::new(), log: Mutex::new(log) })
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self {
+            services: OnceLock::new(),
+            log: Mutex::new(log),
+        })
     }
 
     fn log(&self, event: &Value) {

@@ -85,7 +85,10 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { what: what.to_string(), message: e.to_string() }
+    StoreError::Corrupt {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
@@ -93,7 +96,9 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("timestamp", e))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt("timestamp", e))
 }
 
 fn placeholders(n: usize) -> String {
@@ -111,15 +116,26 @@ impl SqliteJobStore {
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut conn = self.conn.lock().map_err(|_| backend("connection lock poisoned"))?;
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| backend("connection lock poisoned"))?;
         f(&mut conn)
     }
 
@@ -139,7 +155,11 @@ impl SqliteJobStore {
 
     pub fn delete_lease(&self, job: &JobId) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute("DELETE FROM leases WHERE job_id = ?1", params![job.as_str()]).map_err(backend)?;
+            c.execute(
+                "DELETE FROM leases WHERE job_id = ?1",
+                params![job.as_str()],
+            )
+            .map_err(backend)?;
             Ok(())
         })
     }
@@ -147,14 +167,23 @@ impl SqliteJobStore {
     /// (sum of slots, number of leases).
     pub fn lease_totals(&self) -> Result<(u64, u32), StoreError> {
         self.with(|c| {
-            c.query_row("SELECT COALESCE(SUM(slots), 0), COUNT(*) FROM leases", [], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32)))
-                .map_err(backend)
+            c.query_row(
+                "SELECT COALESCE(SUM(slots), 0), COUNT(*) FROM leases",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32)),
+            )
+            .map_err(backend)
         })
     }
 
     // ---- execution history (from the engine's history sink) ----
 
-    pub fn append_history(&self, execution_arn: &str, event_id: u64, event: &serde_json::Value) -> Result<(), StoreError> {
+    pub fn append_history(
+        &self,
+        execution_arn: &str,
+        event_id: u64,
+        event: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
                 "INSERT OR REPLACE INTO history(execution_arn, event_id, event) VALUES (?1, ?2, ?3)",
@@ -167,8 +196,12 @@ impl SqliteJobStore {
 
     pub fn history(&self, execution_arn: &str) -> Result<Vec<serde_json::Value>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT event FROM history WHERE execution_arn = ?1 ORDER BY event_id").map_err(backend)?;
-            let rows = stmt.query_map(params![execution_arn], |r| r.get::<_, String>(0)).map_err(backend)?;
+            let mut stmt = c
+                .prepare("SELECT event FROM history WHERE execution_arn = ?1 ORDER BY event_id")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![execution_arn], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
             rows.map(|r| {
                 let text = r.map_err(backend)?;
                 serde_json::from_str(&text).map_err(|e| corrupt("history event", e))
@@ -178,17 +211,23 @@ impl SqliteJobStore {
     }
 
     fn read_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
-        c.query_row("SELECT * FROM jobs WHERE id = ?1", params![id], |r| Ok(job_row(r)))
-            .optional()
-            .map_err(backend)?
-            .transpose()
+        c.query_row("SELECT * FROM jobs WHERE id = ?1", params![id], |r| {
+            Ok(job_row(r))
+        })
+        .optional()
+        .map_err(backend)?
+        .transpose()
     }
 
     fn read_task(c: &Connection, job: &str, task: &str) -> Result<Option<Task>, StoreError> {
-        c.query_row("SELECT * FROM tasks WHERE job_id = ?1 AND task_id = ?2", params![job, task], |r| Ok(task_row(r)))
-            .optional()
-            .map_err(backend)?
-            .transpose()
+        c.query_row(
+            "SELECT * FROM tasks WHERE job_id = ?1 AND task_id = ?2",
+            params![job, task],
+            |r| Ok(task_row(r)),
+        )
+        .optional()
+        .map_err(backend)?
+        .transpose()
     }
 
     fn read_attempt(c: &Connection, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
@@ -213,7 +252,10 @@ fn job_row(r: &Row) -> Result<Job, StoreError> {
     Ok(Job {
         id: JobId::new(col::<String>(r, "id")?).map_err(|e| corrupt("job id", e))?,
         pipeline: col(r, "pipeline")?,
-        input: ObjectRef::new(col::<String>(r, "input_bucket")?, col::<String>(r, "input_key")?),
+        input: ObjectRef::new(
+            col::<String>(r, "input_bucket")?,
+            col::<String>(r, "input_key")?,
+        ),
         state: JobState::parse(&state).ok_or_else(|| corrupt("job state", &state))?,
         reason: col(r, "reason")?,
         execution_arn: col(r, "execution_arn")?,
@@ -236,7 +278,10 @@ fn task_row(r: &Row) -> Result<Task, StoreError> {
         state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
         attempts: col::<i64>(r, "attempts")? as u32,
         spot_interruptions: col::<i64>(r, "spot_interruptions")? as u32,
-        result: result.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| corrupt("task result", e))?,
+        result: result
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| corrupt("task result", e))?,
         last_error: col(r, "last_error")?,
         updated_at: parse_ts(&col::<String>(r, "updated_at")?)?,
     })
@@ -249,7 +294,8 @@ fn attempt_row(r: &Row) -> Result<Attempt, StoreError> {
     Ok(Attempt {
         key: AttemptKey {
             job_id: JobId::new(col::<String>(r, "job_id")?).map_err(|e| corrupt("job id", e))?,
-            task_id: TaskId::new(col::<String>(r, "task_id")?).map_err(|e| corrupt("task id", e))?,
+            task_id: TaskId::new(col::<String>(r, "task_id")?)
+                .map_err(|e| corrupt("task id", e))?,
             number: col::<i64>(r, "number")? as u32,
         },
         state: AttemptState::parse(&state).ok_or_else(|| corrupt("attempt state", &state))?,
@@ -291,13 +337,22 @@ impl JobStore for SqliteJobStore {
 
     async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1").map_err(backend)?;
-            let rows = stmt.query_map(params![limit as i64], |r| Ok(job_row(r))).map_err(backend)?;
+            let mut stmt = c
+                .prepare("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![limit as i64], |r| Ok(job_row(r)))
+                .map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
     }
 
-    async fn transition_job(&self, id: &JobId, to: JobState, update: JobUpdate) -> Result<Transition<Job>, StoreError> {
+    async fn transition_job(
+        &self,
+        id: &JobId,
+        to: JobState,
+        update: JobUpdate,
+    ) -> Result<Transition<Job>, StoreError> {
         self.with(|c| {
             let tx = c.transaction().map_err(backend)?;
             let Some(current) = Self::read_job(&tx, id.as_str())? else { return Ok(Transition::Missing) };
@@ -352,13 +407,23 @@ impl JobStore for SqliteJobStore {
 
     async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx").map_err(backend)?;
-            let rows = stmt.query_map(params![job.as_str()], |r| Ok(task_row(r))).map_err(backend)?;
+            let mut stmt = c
+                .prepare("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![job.as_str()], |r| Ok(task_row(r)))
+                .map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
     }
 
-    async fn transition_task(&self, job: &JobId, task: &TaskId, to: TaskState, update: TaskUpdate) -> Result<Transition<Task>, StoreError> {
+    async fn transition_task(
+        &self,
+        job: &JobId,
+        task: &TaskId,
+        to: TaskState,
+        update: TaskUpdate,
+    ) -> Result<Transition<Task>, StoreError> {
         self.with(|c| {
             let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
             let sql = format!(
@@ -415,24 +480,42 @@ impl JobStore for SqliteJobStore {
         self.with(|c| Self::read_attempt(c, key))
     }
 
-    async fn find_attempt_by_compute_id(&self, compute_id: &str) -> Result<Option<Attempt>, StoreError> {
+    async fn find_attempt_by_compute_id(
+        &self,
+        compute_id: &str,
+    ) -> Result<Option<Attempt>, StoreError> {
         self.with(|c| {
-            c.query_row("SELECT * FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1", params![compute_id], |r| Ok(attempt_row(r)))
-                .optional()
-                .map_err(backend)?
-                .transpose()
+            c.query_row(
+                "SELECT * FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1",
+                params![compute_id],
+                |r| Ok(attempt_row(r)),
+            )
+            .optional()
+            .map_err(backend)?
+            .transpose()
         })
     }
 
     async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number").map_err(backend)?;
-            let rows = stmt.query_map(params![job.as_str(), task.as_str()], |r| Ok(attempt_row(r))).map_err(backend)?;
+            let mut stmt = c
+                .prepare(
+                    "SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![job.as_str(), task.as_str()], |r| Ok(attempt_row(r)))
+                .map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
     }
 
-    async fn transition_attempt(&self, key: &AttemptKey, to: AttemptState, update: AttemptUpdate) -> Result<Transition<Attempt>, StoreError> {
+    async fn transition_attempt(
+        &self,
+        key: &AttemptKey,
+        to: AttemptState,
+        update: AttemptUpdate,
+    ) -> Result<Transition<Attempt>, StoreError> {
         self.with(|c| {
             let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
             let sql = format!(

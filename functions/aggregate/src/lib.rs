@@ -28,7 +28,10 @@ pub struct AggregateOutput {
     pub results: Vec<ObjectRef>,
 }
 
-pub async fn handle(services: &Services, input: AggregateInput) -> Result<AggregateOutput, StepError> {
+pub async fn handle(
+    services: &Services,
+    input: AggregateInput,
+) -> Result<AggregateOutput, StepError> {
     let job = services.job(&input.job_id).await?;
     let pipeline = services.pipeline(&job.pipeline).await?;
     let tasks = services.jobs.list_tasks(&job.id).await?;
@@ -44,30 +47,52 @@ pub async fn handle(services: &Services, input: AggregateInput) -> Result<Aggreg
                 .unwrap_or_else(|| format!("task ended {} without a result", task.state.as_str()));
             services
                 .jobs
-                .transition_task(&job.id, &task.id, TaskState::Failed, TaskUpdate { last_error: Some(Some(reason)), ..Default::default() })
+                .transition_task(
+                    &job.id,
+                    &task.id,
+                    TaskState::Failed,
+                    TaskUpdate {
+                        last_error: Some(Some(reason)),
+                        ..Default::default()
+                    },
+                )
                 .await?;
             continue;
         }
-        let location = task
-            .result
-            .clone()
-            .unwrap_or_else(|| ObjectRef::new(&services.buckets.data, layout::task_result(&job.id, &task.id)));
+        let location = task.result.clone().unwrap_or_else(|| {
+            ObjectRef::new(
+                &services.buckets.data,
+                layout::task_result(&job.id, &task.id),
+            )
+        });
         let bytes = services.objects.get(&location).await?;
         let result = serde_json::from_slice(&bytes).map_err(|e| {
-            StepError::invalid_input(format!("task {}: result {location} is not JSON: {e}", task.id))
+            StepError::invalid_input(format!(
+                "task {}: result {location} is not JSON: {e}",
+                task.id
+            ))
         })?;
-        results.push(TaskResult { task: task.id.clone(), params: task.params.clone(), result });
+        results.push(TaskResult {
+            task: task.id.clone(),
+            params: task.params.clone(),
+            result,
+        });
     }
 
     let mut written = Vec::new();
     let csv_ref = ObjectRef::new(&services.buckets.data, layout::aggregate_csv(&job.id));
     match &pipeline.aggregate {
         Some(spec) => {
-            let table = aggregate(spec, &results).map_err(|e| StepError::invalid_input(format!("aggregate: {e}")))?;
-            services.objects.put(&csv_ref, table.to_csv().into_bytes(), "text/csv").await?;
+            let table = aggregate(spec, &results)
+                .map_err(|e| StepError::invalid_input(format!("aggregate: {e}")))?;
+            services
+                .objects
+                .put(&csv_ref, table.to_csv().into_bytes(), "text/csv")
+                .await?;
             written.push(csv_ref);
             if let Some(png) = render_plot(&pipeline, &table)? {
-                let png_ref = ObjectRef::new(&services.buckets.data, layout::aggregate_png(&job.id));
+                let png_ref =
+                    ObjectRef::new(&services.buckets.data, layout::aggregate_png(&job.id));
                 services.objects.put(&png_ref, png, "image/png").await?;
                 written.push(png_ref);
             }
@@ -80,15 +105,29 @@ pub async fn handle(services: &Services, input: AggregateInput) -> Result<Aggreg
                     csv.push_str(&format!("{},{r}\n", task.id));
                 }
             }
-            services.objects.put(&csv_ref, csv.into_bytes(), "text/csv").await?;
+            services
+                .objects
+                .put(&csv_ref, csv.into_bytes(), "text/csv")
+                .await?;
             written.push(csv_ref);
         }
     }
     services
         .jobs
-        .transition_job(&job.id, JobState::Running, JobUpdate { results: Some(written.clone()), ..Default::default() })
+        .transition_job(
+            &job.id,
+            JobState::Running,
+            JobUpdate {
+                results: Some(written.clone()),
+                ..Default::default()
+            },
+        )
         .await?;
-    Ok(AggregateOutput { succeeded: results.len() as u32, failed, results: written })
+    Ok(AggregateOutput {
+        succeeded: results.len() as u32,
+        failed,
+        results: written,
+    })
 }
 
 /// The PNG of the aggregated curve, when the pipeline asks for a plot and has a ratio to draw.
@@ -105,11 +144,20 @@ fn render_plot(pipeline: &PipelineConfig, table: &Aggregate) -> Result<Option<Ve
         .filter_map(|row| {
             let x = row.group.as_f64()?;
             let (y, lo, hi) = row.ratio?;
-            Some(sluice_plot::CurvePoint { x, y, y_low: lo, y_high: hi })
+            Some(sluice_plot::CurvePoint {
+                x,
+                y,
+                y_low: lo,
+                y_high: hi,
+            })
         })
         .collect();
     let theory = spec.theory.map(|t| {
-        let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.x), hi.max(p.x)));
+        let (lo, hi) = points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.x), hi.max(p.x))
+            });
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         (0..=200)
             .map(|i| {
@@ -127,13 +175,18 @@ fn render_plot(pipeline: &PipelineConfig, table: &Aggregate) -> Result<Option<Ve
         y_label: plot.y_label.clone(),
         log_y: plot.log_y,
         points,
-        points_label: format!("simulated {} ({:.0}% CI)", ratio.name, ratio.confidence * 100.0),
+        points_label: format!(
+            "simulated {} ({:.0}% CI)",
+            ratio.name,
+            ratio.confidence * 100.0
+        ),
         theory,
         theory_label: "theory".into(),
         ..sluice_plot::CurvePlot::default()
     };
     let dir = tempfile::tempdir().map_err(StepError::internal)?;
     let path = dir.path().join("results.png");
-    sluice_plot::render_curve_png(&path, &curve).map_err(|e| StepError::internal(format!("plot: {e}")))?;
+    sluice_plot::render_curve_png(&path, &curve)
+        .map_err(|e| StepError::internal(format!("plot: {e}")))?;
     std::fs::read(&path).map(Some).map_err(StepError::internal)
 }

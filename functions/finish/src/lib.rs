@@ -55,11 +55,21 @@ pub const TASKS_FAILED: &str = "Sluice.TasksFailed";
 pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOutput, StepError> {
     let job = services.job(&input.job_id).await?;
     let tasks = services.jobs.list_tasks(&job.id).await?;
-    let succeeded = tasks.iter().filter(|t| t.state == TaskState::Succeeded).count() as u32;
-    let failed_tasks: Vec<_> = tasks.iter().filter(|t| t.state != TaskState::Succeeded).collect();
+    let succeeded = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Succeeded)
+        .count() as u32;
+    let failed_tasks: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.state != TaskState::Succeeded)
+        .collect();
 
     let (to, error, reason) = match &input.failure {
-        Some(caught) => (JobState::Failed, Some(caught.error.clone()), Some(cause_text(caught))),
+        Some(caught) => (
+            JobState::Failed,
+            Some(caught.error.clone()),
+            Some(cause_text(caught)),
+        ),
         None if failed_tasks.is_empty() => (JobState::Succeeded, None, None),
         None => {
             let examples: Vec<String> = failed_tasks
@@ -70,26 +80,47 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
                     None => t.id.to_string(),
                 })
                 .collect();
-            let more = if failed_tasks.len() > 5 { format!(" and {} more", failed_tasks.len() - 5) } else { String::new() };
+            let more = if failed_tasks.len() > 5 {
+                format!(" and {} more", failed_tasks.len() - 5)
+            } else {
+                String::new()
+            };
             (
                 JobState::Failed,
                 Some(TASKS_FAILED.to_string()),
-                Some(format!("{} of {} tasks failed: {}{more}", failed_tasks.len(), tasks.len(), examples.join("; "))),
+                Some(format!(
+                    "{} of {} tasks failed: {}{more}",
+                    failed_tasks.len(),
+                    tasks.len(),
+                    examples.join("; ")
+                )),
             )
         }
     };
-    let update = JobUpdate { reason: reason.clone(), execution_arn: input.execution_arn.clone(), ..Default::default() };
+    let update = JobUpdate {
+        reason: reason.clone(),
+        execution_arn: input.execution_arn.clone(),
+        ..Default::default()
+    };
     let job = match services.jobs.transition_job(&job.id, to, update).await? {
         Transition::Applied(j) => j,
         // Already final: the first outcome stands (e.g. the plan step's precise reason).
         Transition::Rejected(j) => j,
-        Transition::Missing => return Err(StepError::internal(format!("job {} vanished", input.job_id))),
+        Transition::Missing => {
+            return Err(StepError::internal(format!(
+                "job {} vanished",
+                input.job_id
+            )));
+        }
     };
     let (error, reason) = match job.state {
         JobState::Succeeded => (None, None),
         _ => (
             error.or_else(|| Some("Sluice.JobFailed".into())),
-            job.reason.clone().or(reason).or_else(|| Some("the job failed".into())),
+            job.reason
+                .clone()
+                .or(reason)
+                .or_else(|| Some("the job failed".into())),
         ),
     };
     tracing::info!(job = %job.id, state = job.state.as_str(), "job finished");
@@ -97,7 +128,12 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
         status: job.state,
         error,
         reason,
-        summary: Summary { tasks: tasks.len() as u32, succeeded, failed: failed_tasks.len() as u32, results: job.results.clone() },
+        summary: Summary {
+            tasks: tasks.len() as u32,
+            succeeded,
+            failed: failed_tasks.len() as u32,
+            results: job.results.clone(),
+        },
     })
 }
 

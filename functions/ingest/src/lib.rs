@@ -43,9 +43,8 @@ pub struct IngestResult {
 
 /// Handle one event: an S3 Object Created or a scheduled run, as an EventBridge event.
 pub async fn handle(services: &Services, event: Value) -> Result<IngestResult, StepError> {
-    let envelope: EventEnvelope<Value> = serde_json::from_value(event).map_err(|e| {
-        StepError::invalid_input(format!("ingest: not an EventBridge event: {e}"))
-    })?;
+    let envelope: EventEnvelope<Value> = serde_json::from_value(event)
+        .map_err(|e| StepError::invalid_input(format!("ingest: not an EventBridge event: {e}")))?;
     let (object, routed) = match (envelope.detail_type.as_str(), envelope.source.as_str()) {
         (S3_OBJECT_CREATED, "aws.s3") => {
             let detail: S3ObjectCreated = serde_json::from_value(envelope.detail).map_err(|e| {
@@ -118,11 +117,23 @@ async fn start_job(
         if created {
             services
                 .jobs
-                .transition_job(&id, JobState::Failed, JobUpdate { reason: Some(reason.clone()), ..Default::default() })
+                .transition_job(
+                    &id,
+                    JobState::Failed,
+                    JobUpdate {
+                        reason: Some(reason.clone()),
+                        ..Default::default()
+                    },
+                )
                 .await?;
         }
         tracing::warn!(job = %id, %reason, "input rejected");
-        return Ok(IngestResult { job_id: id.to_string(), status: "rejected", execution_arn: None, reason: Some(reason) });
+        return Ok(IngestResult {
+            job_id: id.to_string(),
+            status: "rejected",
+            execution_arn: None,
+            reason: Some(reason),
+        });
     }
     if !created {
         let existing = services.job(&id).await?;
@@ -142,16 +153,29 @@ async fn start_job(
         "pipeline": pipeline_name,
         "input": {"bucket": input.bucket, "key": input.key},
     });
-    let arn = match services.workflows.start_execution(id.as_str(), &execution_input).await {
+    let arn = match services
+        .workflows
+        .start_execution(id.as_str(), &execution_input)
+        .await
+    {
         Ok(arn) => arn,
         Err(WorkflowError::AlreadyExists(msg)) => {
-            return Err(StepError::internal(format!("execution {id} exists with another input: {msg}")));
+            return Err(StepError::internal(format!(
+                "execution {id} exists with another input: {msg}"
+            )));
         }
         Err(e) => return Err(StepError::internal(e)),
     };
     match services
         .jobs
-        .transition_job(&id, JobState::Running, JobUpdate { execution_arn: Some(arn.clone()), ..Default::default() })
+        .transition_job(
+            &id,
+            JobState::Running,
+            JobUpdate {
+                execution_arn: Some(arn.clone()),
+                ..Default::default()
+            },
+        )
         .await?
     {
         Transition::Applied(_) | Transition::Rejected(_) => {}
@@ -168,7 +192,13 @@ async fn start_job(
 
 /// The EventBridge "Object Created" event S3 sends for a new object (the local runtime emits
 /// it for files dropped into a watched directory).
-pub fn object_created_event(bucket: &str, key: &str, size: u64, etag: &str, sequencer: &str) -> Value {
+pub fn object_created_event(
+    bucket: &str,
+    key: &str,
+    size: u64,
+    etag: &str,
+    sequencer: &str,
+) -> Value {
     json!({
         "version": "0",
         "id": uuid_like(bucket, key, sequencer),
@@ -207,5 +237,12 @@ fn uuid_like(a: &str, b: &str, c: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (a, b, c).hash(&mut h);
     let x = h.finish();
-    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", x >> 32, (x >> 16) & 0xffff, x & 0xffff, (x >> 48) & 0xffff, x & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        x >> 32,
+        (x >> 16) & 0xffff,
+        x & 0xffff,
+        (x >> 48) & 0xffff,
+        x & 0xffff_ffff_ffff
+    )
 }

@@ -42,8 +42,13 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         .jobs
         .get_task(&job.id, &input.task_id)
         .await?
-        .ok_or_else(|| StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id)))?;
-    let result_ref = ObjectRef::new(&services.buckets.data, layout::task_result(&job.id, &task.id));
+        .ok_or_else(|| {
+            StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id))
+        })?;
+    let result_ref = ObjectRef::new(
+        &services.buckets.data,
+        layout::task_result(&job.id, &task.id),
+    );
 
     // A task that already succeeded (a redriven Map re-running an iteration) is reported
     // straight back: its result is counted once, never recomputed.
@@ -54,7 +59,12 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
             .send_task_success(&input.task_token, &output)
             .await
             .or_else(ignore_closed_token)?;
-        return Ok(LaunchOutput { attempt: task.attempts, status: "already-succeeded".into(), compute_id: None, capacity: None });
+        return Ok(LaunchOutput {
+            attempt: task.attempts,
+            status: "already-succeeded".into(),
+            compute_id: None,
+            capacity: None,
+        });
     }
 
     // The same invocation delivered twice carries the same token: don't launch twice.
@@ -68,13 +78,23 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         });
     }
 
-    let number = attempts.iter().map(|a| a.key.number).max().unwrap_or(0).max(task.attempts) + 1;
+    let number = attempts
+        .iter()
+        .map(|a| a.key.number)
+        .max()
+        .unwrap_or(0)
+        .max(task.attempts)
+        + 1;
     let capacity = if task.spot_interruptions >= pipeline.retry.on_demand_after_spot_interruptions {
         Capacity::OnDemand
     } else {
         Capacity::Spot
     };
-    let key = AttemptKey { job_id: job.id.clone(), task_id: task.id.clone(), number };
+    let key = AttemptKey {
+        job_id: job.id.clone(),
+        task_id: task.id.clone(),
+        number,
+    };
     let attempt = Attempt {
         key: key.clone(),
         state: AttemptState::Launching,
@@ -89,7 +109,9 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         stopped_at: None,
     };
     if !services.jobs.create_attempt(&attempt).await? {
-        return Err(StepError::internal(format!("attempt {key} was recorded concurrently")));
+        return Err(StepError::internal(format!(
+            "attempt {key} was recorded concurrently"
+        )));
     }
     services
         .jobs
@@ -97,14 +119,17 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
             &job.id,
             &task.id,
             TaskState::Running,
-            TaskUpdate { attempts: Some(number), ..Default::default() },
+            TaskUpdate {
+                attempts: Some(number),
+                ..Default::default()
+            },
         )
         .await?;
 
     let vars = pipeline.command_vars(&task, number);
-    let command = pipeline
-        .render_command(&vars)
-        .map_err(|e| StepError::invalid_input(format!("pipeline '{}': task.command: {e}", pipeline.name)))?;
+    let command = pipeline.render_command(&vars).map_err(|e| {
+        StepError::invalid_input(format!("pipeline '{}': task.command: {e}", pipeline.name))
+    })?;
     let mut env = pipeline.task.env.clone();
     env.insert(ENV_JOB_ID.into(), job.id.to_string());
     env.insert(ENV_TASK_ID.into(), task.id.to_string());
@@ -124,14 +149,26 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
 
     match services.compute.launch(&request).await {
         Ok(launched) => {
-            let update = AttemptUpdate { compute_id: Some(launched.compute_id.clone()), ..Default::default() };
+            let update = AttemptUpdate {
+                compute_id: Some(launched.compute_id.clone()),
+                ..Default::default()
+            };
             // If the container already stopped and task-events finished the attempt, this is
             // rejected, which is right: the final state stands. Record the compute id anyway.
-            if let Transition::Rejected(current) = services.jobs.transition_attempt(&key, AttemptState::Running, update).await? {
+            if let Transition::Rejected(current) = services
+                .jobs
+                .transition_attempt(&key, AttemptState::Running, update)
+                .await?
+            {
                 tracing::info!(attempt = %key, state = current.state.as_str(), "attempt finished before launch returned");
             }
             tracing::info!(attempt = %key, compute = %launched.compute_id, capacity = capacity.as_str(), "launched");
-            Ok(LaunchOutput { attempt: number, status: "launched".into(), compute_id: Some(launched.compute_id), capacity: Some(capacity) })
+            Ok(LaunchOutput {
+                attempt: number,
+                status: "launched".into(),
+                compute_id: Some(launched.compute_id),
+                capacity: Some(capacity),
+            })
         }
         Err(e) => {
             let (name, state) = match &e {
@@ -141,11 +178,27 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
             let reason = e.to_string();
             services
                 .jobs
-                .transition_attempt(&key, AttemptState::LaunchFailed, AttemptUpdate { stopped_reason: Some(reason.clone()), stopped_at: Some(Utc::now()), ..Default::default() })
+                .transition_attempt(
+                    &key,
+                    AttemptState::LaunchFailed,
+                    AttemptUpdate {
+                        stopped_reason: Some(reason.clone()),
+                        stopped_at: Some(Utc::now()),
+                        ..Default::default()
+                    },
+                )
                 .await?;
             services
                 .jobs
-                .transition_task(&job.id, &task.id, state, TaskUpdate { last_error: Some(Some(reason.clone())), ..Default::default() })
+                .transition_task(
+                    &job.id,
+                    &task.id,
+                    state,
+                    TaskUpdate {
+                        last_error: Some(Some(reason.clone())),
+                        ..Default::default()
+                    },
+                )
                 .await?;
             // Raised from the Lambda, this fails the waiting Task state with `name`, which the
             // state machine's Retry matches.

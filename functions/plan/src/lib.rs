@@ -53,7 +53,9 @@ pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput,
     let file = job.input.key.rsplit('/').next().unwrap_or(&job.input.key);
     let planned = match plan_tasks(file, &bytes, &pipeline.input) {
         Ok(t) => t,
-        Err(e) => return Err(reject(services, &job.id, StepError::invalid_input(e.to_string())).await),
+        Err(e) => {
+            return Err(reject(services, &job.id, StepError::invalid_input(e.to_string())).await);
+        }
     };
     let now = Utc::now();
     let tasks: Vec<Task> = planned
@@ -81,7 +83,10 @@ pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput,
         .collect();
     let manifest_ref = ObjectRef::new(&services.buckets.data, layout::manifest(&job.id));
     let body = serde_json::to_vec(&manifest).map_err(StepError::internal)?;
-    services.objects.put(&manifest_ref, body, "application/json").await?;
+    services
+        .objects
+        .put(&manifest_ref, body, "application/json")
+        .await?;
 
     let task_count = tasks.len() as u32;
     services
@@ -100,7 +105,10 @@ pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput,
     Ok(PlanOutput {
         task_count,
         max_concurrency: pipeline.parallelism.max.min(task_count).max(1),
-        task_timeout_seconds: pipeline.task.timeout_seconds.unwrap_or(DEFAULT_TASK_TIMEOUT_SECONDS),
+        task_timeout_seconds: pipeline
+            .task
+            .timeout_seconds
+            .unwrap_or(DEFAULT_TASK_TIMEOUT_SECONDS),
         manifest: manifest_ref,
     })
 }
@@ -111,7 +119,11 @@ async fn reject(services: &Services, job: &JobId, error: StepError) -> StepError
         reason: Some(error.cause.clone()),
         ..Default::default()
     };
-    if let Err(e) = services.jobs.transition_job(job, JobState::Failed, update).await {
+    if let Err(e) = services
+        .jobs
+        .transition_job(job, JobState::Failed, update)
+        .await
+    {
         tracing::error!(job = %job, error = %e, "could not record the job as failed");
     }
     tracing::warn!(job = %job, reason = %error.cause, "input rejected");

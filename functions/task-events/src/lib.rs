@@ -45,27 +45,49 @@ struct Parsed {
 }
 
 fn parse(event: Value) -> Result<Parsed, StepError> {
-    let envelope: EventEnvelope<Value> = serde_json::from_value(event)
-        .map_err(|e| StepError::invalid_input(format!("task-events: not an EventBridge event: {e}")))?;
+    let envelope: EventEnvelope<Value> = serde_json::from_value(event).map_err(|e| {
+        StepError::invalid_input(format!("task-events: not an EventBridge event: {e}"))
+    })?;
     match envelope.detail_type.as_str() {
         ECS_TASK_STATE_CHANGE => {
             let d: EcsTaskStateChange = serde_json::from_value(envelope.detail).map_err(|e| {
-                StepError::invalid_input(format!("task-events: malformed ECS Task State Change detail: {e}"))
+                StepError::invalid_input(format!(
+                    "task-events: malformed ECS Task State Change detail: {e}"
+                ))
             })?;
-            Ok(Parsed { stop: classify_ecs(&d), key: d.attempt_key(), compute_id: d.task_arn.clone(), version: d.version })
+            Ok(Parsed {
+                stop: classify_ecs(&d),
+                key: d.attempt_key(),
+                compute_id: d.task_arn.clone(),
+                version: d.version,
+            })
         }
         BATCH_JOB_STATE_CHANGE => {
             let d: BatchJobStateChange = serde_json::from_value(envelope.detail).map_err(|e| {
-                StepError::invalid_input(format!("task-events: malformed Batch Job State Change detail: {e}"))
+                StepError::invalid_input(format!(
+                    "task-events: malformed Batch Job State Change detail: {e}"
+                ))
             })?;
-            Ok(Parsed { stop: classify_batch(&d), key: d.attempt_key(), compute_id: d.job_id.clone(), version: None })
+            Ok(Parsed {
+                stop: classify_batch(&d),
+                key: d.attempt_key(),
+                compute_id: d.job_id.clone(),
+                version: None,
+            })
         }
-        other => Err(StepError::invalid_input(format!("task-events: unsupported event type '{other}'"))),
+        other => Err(StepError::invalid_input(format!(
+            "task-events: unsupported event type '{other}'"
+        ))),
     }
 }
 
 pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport, StepError> {
-    let Parsed { mut stop, key, compute_id, version } = parse(event)?;
+    let Parsed {
+        mut stop,
+        key,
+        compute_id,
+        version,
+    } = parse(event)?;
     let mut report = TaskEventReport {
         classification: stop.classification.label(),
         action: String::new(),
@@ -92,15 +114,23 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
     };
     report.attempt = Some(attempt.key.to_string());
     if attempt.state.is_final() {
-        report.action = format!("ignored: duplicate event, attempt already {}; nothing changed", attempt.state.as_str());
+        report.action = format!(
+            "ignored: duplicate event, attempt already {}; nothing changed",
+            attempt.state.as_str()
+        );
         return Ok(report);
     }
     let job = services.job(&attempt.key.job_id).await?;
     let pipeline = services.pipeline(&job.pipeline).await?;
-    let result_ref = ObjectRef::new(&services.buckets.data, layout::task_result(&job.id, &attempt.key.task_id));
+    let result_ref = ObjectRef::new(
+        &services.buckets.data,
+        layout::task_result(&job.id, &attempt.key.task_id),
+    );
 
     // "Exited 0" is not success unless the result is where it must be.
-    if stop.classification == Classification::Succeeded && !services.objects.exists(&result_ref).await? {
+    if stop.classification == Classification::Succeeded
+        && !services.objects.exists(&result_ref).await?
+    {
         stop.classification = Classification::TaskFailed;
         stop.reason = format!("exited 0 but wrote no result at {result_ref}");
         report.classification = stop.classification.label();
@@ -121,10 +151,17 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         event_version: version,
         stopped_at: Some(Utc::now()),
     };
-    match services.jobs.transition_attempt(&attempt.key, to, update).await? {
+    match services
+        .jobs
+        .transition_attempt(&attempt.key, to, update)
+        .await?
+    {
         Transition::Applied(_) => {}
         Transition::Rejected(current) => {
-            report.action = format!("ignored: duplicate or stale event, attempt is {}; nothing changed", current.state.as_str());
+            report.action = format!(
+                "ignored: duplicate or stale event, attempt is {}; nothing changed",
+                current.state.as_str()
+            );
             return Ok(report);
         }
         Transition::Missing => {
@@ -137,20 +174,40 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         .jobs
         .get_task(&job.id, &attempt.key.task_id)
         .await?
-        .ok_or_else(|| StepError::internal(format!("attempt {} has no task record", attempt.key)))?;
+        .ok_or_else(|| {
+            StepError::internal(format!("attempt {} has no task record", attempt.key))
+        })?;
     let outcome = if stop.classification == Classification::Succeeded {
         services
             .jobs
-            .transition_task(&job.id, &task.id, TaskState::Succeeded, TaskUpdate { result: Some(result_ref.clone()), last_error: Some(None), ..Default::default() })
+            .transition_task(
+                &job.id,
+                &task.id,
+                TaskState::Succeeded,
+                TaskUpdate {
+                    result: Some(result_ref.clone()),
+                    last_error: Some(None),
+                    ..Default::default()
+                },
+            )
             .await?;
-        let output = json!({"taskId": task.id, "attempt": attempt.key.number, "result": result_ref});
-        services.workflows.send_task_success(&attempt.task_token, &output).await
+        let output =
+            json!({"taskId": task.id, "attempt": attempt.key.number, "result": result_ref});
+        services
+            .workflows
+            .send_task_success(&attempt.task_token, &output)
+            .await
     } else {
-        let mut name = stop.classification.error_name().unwrap_or(ErrorName::TaskFailed);
+        let mut name = stop
+            .classification
+            .error_name()
+            .unwrap_or(ErrorName::TaskFailed);
         let mut update = TaskUpdate::default();
         let mut next_state = TaskState::Retrying;
         match name {
-            ErrorName::SpotInterrupted => update.spot_interruptions = Some(task.spot_interruptions + 1),
+            ErrorName::SpotInterrupted => {
+                update.spot_interruptions = Some(task.spot_interruptions + 1)
+            }
             ErrorName::TaskFailed => {
                 // Application errors spend the pipeline's budget; reclaims never do.
                 let failures = services
@@ -170,18 +227,33 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         }
         let cause = format!("attempt {}: {}", attempt.key, stop.reason);
         update.last_error = Some(Some(format!("{name}: {cause}")));
-        services.jobs.transition_task(&job.id, &task.id, next_state, update).await?;
+        services
+            .jobs
+            .transition_task(&job.id, &task.id, next_state, update)
+            .await?;
         report.error = Some(name.as_str().to_string());
-        services.workflows.send_task_failure(&attempt.task_token, name.as_str(), &cause).await
+        services
+            .workflows
+            .send_task_failure(&attempt.task_token, name.as_str(), &cause)
+            .await
     };
     report.action = match outcome {
         Ok(()) => match &report.error {
-            None => format!("reported success of attempt {} to the state machine", attempt.key),
-            Some(e) => format!("reported {e} for attempt {} to the state machine", attempt.key),
+            None => format!(
+                "reported success of attempt {} to the state machine",
+                attempt.key
+            ),
+            Some(e) => format!(
+                "reported {e} for attempt {} to the state machine",
+                attempt.key
+            ),
         },
         Err(WorkflowError::TokenClosed(msg)) => {
             tracing::warn!(attempt = %attempt.key, %msg, "task token already closed; ignored");
-            format!("recorded attempt {}; its task token is already closed ({msg}), so nothing was reported", attempt.key)
+            format!(
+                "recorded attempt {}; its task token is already closed ({msg}), so nothing was reported",
+                attempt.key
+            )
         }
         Err(e) => return Err(StepError::internal(e)),
     };

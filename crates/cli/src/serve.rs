@@ -1,0 +1,355 @@
+//! `sluice serve --watch DIR`: the event-driven pipeline on one machine.
+//!
+//! Every CSV that appears in DIR becomes an S3 "Object Created" event for the ingest handler
+//! (the relative path is the object key, so `DIR/ber/today.csv` is key `ber/today.csv`; a CSV
+//! at the top of DIR goes to the only `--pipeline` given). Schedules in the pipeline files fire
+//! like EventBridge Scheduler, with the same "Scheduled Run" event the AWS schedule sends. Files
+//! are copied, never moved or deleted: the input is kept whatever happens to the job.
+
+use crate::run::load_pipeline;
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+use sluice_core::PipelineConfig;
+use sluice_core::model::ObjectRef;
+use sluice_local::runtime::INGEST_BUCKET;
+use sluice_local::{LocalRuntime, RuntimeOptions};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Directory to watch for CSV files.
+    #[arg(long)]
+    pub watch: PathBuf,
+    /// Pipeline files to serve (repeatable).
+    #[arg(long = "pipeline")]
+    pub pipelines: Vec<PathBuf>,
+    #[arg(long, default_value = ".sluice")]
+    pub workdir: PathBuf,
+    /// Process the CSVs present now, wait for their jobs, then exit (for scripts and tests).
+    #[arg(long)]
+    pub once: bool,
+    #[arg(long)]
+    pub max_parallel: Option<u32>,
+    /// Seconds between scans of the watched directory.
+    #[arg(long, default_value_t = 1.0)]
+    pub poll: f64,
+}
+
+/// A schedule expression: `rate(N unit)` or `cron(min hour dom month dow year)`.
+#[derive(Debug, Clone)]
+pub enum Expression {
+    Rate(chrono::Duration),
+    Cron(Box<cron::Schedule>),
+}
+
+impl Expression {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(inner) = text.strip_prefix("rate(").and_then(|t| t.strip_suffix(')')) {
+            let mut parts = inner.split_whitespace();
+            let n: i64 = parts
+                .next()
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("'{text}': rate needs a positive number"))?;
+            let unit = parts.next().unwrap_or("");
+            let d = match unit.trim_end_matches('s') {
+                "minute" => chrono::Duration::minutes(n),
+                "hour" => chrono::Duration::hours(n),
+                "day" => chrono::Duration::days(n),
+                _ => return Err(format!("'{text}': unit must be minutes, hours or days")),
+            };
+            return Ok(Expression::Rate(d));
+        }
+        if let Some(inner) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) {
+            let fields: Vec<&str> = inner.split_whitespace().collect();
+            if fields.len() != 6 {
+                return Err(format!(
+                    "'{text}': cron needs 6 fields (minutes hours day-of-month month day-of-week year)"
+                ));
+            }
+            // EventBridge cron has no seconds and uses '?' for "any"; the cron crate has both.
+            let spec = format!(
+                "0 {}",
+                fields
+                    .iter()
+                    .map(|f| if *f == "?" { "*" } else { f })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let schedule = cron::Schedule::from_str(&spec).map_err(|e| format!("'{text}': {e}"))?;
+            return Ok(Expression::Cron(Box::new(schedule)));
+        }
+        Err(format!("'{text}': expected rate(...) or cron(...)"))
+    }
+
+    pub fn next_after(&self, t: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
+        match self {
+            Expression::Rate(d) => Some(t + *d),
+            Expression::Cron(s) => s.after(&t).next(),
+        }
+    }
+}
+
+struct ScheduleState {
+    pipeline: String,
+    name: String,
+    input: PathBuf,
+    expression: Expression,
+    next: chrono::DateTime<Utc>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    std::fs::create_dir_all(&args.watch)
+        .with_context(|| format!("creating {}", args.watch.display()))?;
+    let mut options = RuntimeOptions::new(&args.workdir);
+    options.max_slots = args.max_parallel;
+    let runtime = LocalRuntime::open(options)?;
+    let mut pipelines: Vec<PipelineConfig> = Vec::new();
+    let mut schedules = Vec::new();
+    let now = Utc::now();
+    for path in &args.pipelines {
+        let cfg = load_pipeline(path)?;
+        runtime.register_pipeline(&cfg)?;
+        for s in &cfg.schedule {
+            let expression = Expression::parse(&s.expression)
+                .map_err(|e| anyhow::anyhow!("{}: schedule '{}': {e}", path.display(), s.name))?;
+            let next = expression.next_after(now).context("schedule never fires")?;
+            let input = path.parent().unwrap_or(Path::new(".")).join(&s.input);
+            eprintln!("schedule {}/{} next fires at {next}", cfg.name, s.name);
+            schedules.push(ScheduleState {
+                pipeline: cfg.name.clone(),
+                name: s.name.clone(),
+                input,
+                expression,
+                next,
+            });
+        }
+        pipelines.push(cfg);
+    }
+    let default_pipeline = (pipelines.len() == 1).then(|| pipelines[0].name.clone());
+    eprintln!(
+        "watching {} (work directory {})",
+        args.watch.display(),
+        args.workdir.display()
+    );
+
+    let mut seen: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
+    let mut pending: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
+    let mut running: HashSet<String> = HashSet::new();
+    let poll = Duration::from_secs_f64(args.poll.max(0.05));
+    loop {
+        // A file is ingested once its size and mtime held still for one poll (fully written).
+        for (path, meta) in scan(&args.watch) {
+            if seen.get(&path) == Some(&meta) {
+                continue;
+            }
+            if pending.get(&path) == Some(&meta) || args.once {
+                pending.remove(&path);
+                seen.insert(path.clone(), meta);
+                let rel = path
+                    .strip_prefix(&args.watch)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let key = match (&default_pipeline, rel.contains('/')) {
+                    (Some(p), false) => format!("{p}/{rel}"),
+                    _ => rel.clone(),
+                };
+                match ingest(&runtime, &path, &key).await {
+                    Ok(result) => {
+                        eprintln!(
+                            "{rel}: job {} {}{}",
+                            result["jobId"].as_str().unwrap_or("?"),
+                            result["status"].as_str().unwrap_or("?"),
+                            result
+                                .get("reason")
+                                .and_then(|r| r.as_str())
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default()
+                        );
+                        if result["status"] == "started"
+                            && let Some(id) = result["jobId"].as_str()
+                        {
+                            running.insert(id.to_string());
+                        }
+                    }
+                    Err(e) => eprintln!("{rel}: {e:#}"),
+                }
+            } else {
+                pending.insert(path, meta);
+            }
+        }
+        let now = Utc::now();
+        for s in schedules.iter_mut().filter(|s| s.next <= now) {
+            let fired_at = s.next;
+            s.next = s
+                .expression
+                .next_after(now)
+                .unwrap_or(now + chrono::Duration::days(36500));
+            match fire(&runtime, s, fired_at).await {
+                Ok(result) => {
+                    eprintln!(
+                        "schedule {}/{}: job {} {}",
+                        s.pipeline,
+                        s.name,
+                        result["jobId"].as_str().unwrap_or("?"),
+                        result["status"].as_str().unwrap_or("?")
+                    );
+                    if let Some(id) = result["jobId"].as_str() {
+                        running.insert(id.to_string());
+                    }
+                }
+                Err(e) => eprintln!("schedule {}/{}: {e:#}", s.pipeline, s.name),
+            }
+        }
+        // Report jobs as they finish.
+        let mut finished = Vec::new();
+        for id in &running {
+            if let Ok(job_id) = sluice_core::JobId::new(id.clone())
+                && let Ok(Some(job)) = runtime.services.jobs.get_job(&job_id).await
+                && let Some(arn) = &job.execution_arn
+                && let Some(outcome) = runtime.engine.execution(arn).and_then(|h| h.outcome())
+            {
+                let job = runtime.services.jobs.get_job(&job_id).await?.unwrap_or(job);
+                eprintln!(
+                    "job {id}: {} {}",
+                    job.state.as_str(),
+                    job.reason.as_deref().unwrap_or("")
+                );
+                let _ = outcome;
+                finished.push(id.clone());
+            }
+        }
+        for id in finished {
+            running.remove(&id);
+        }
+        if args.once && running.is_empty() {
+            return Ok(0);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopping; {} job(s) still running", running.len());
+                return Ok(0);
+            }
+        }
+    }
+}
+
+fn scan(dir: &Path) -> Vec<(PathBuf, (u64, SystemTime))> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
+                out.push((
+                    path,
+                    (
+                        meta.len(),
+                        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    ),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn ingest(
+    runtime: &LocalRuntime,
+    path: &Path,
+    key: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let event = match runtime.upload(path, key) {
+        Ok(e) => e,
+        // A key the bucket refuses (control characters, '..') never reaches S3 either; say so.
+        Err(e) => anyhow::bail!("not ingested: {e:#}"),
+    };
+    runtime
+        .deliver(event)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn fire(
+    runtime: &LocalRuntime,
+    s: &ScheduleState,
+    at: chrono::DateTime<Utc>,
+) -> anyhow::Result<serde_json::Value> {
+    let file = s
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "input.csv".into());
+    let key = format!("{}/schedules/{}/{file}", s.pipeline, s.name);
+    runtime.upload(&s.input, &key)?;
+    let run = sluice_fn_ingest::ScheduledRun {
+        schedule: s.name.clone(),
+        input: ObjectRef::new(INGEST_BUCKET, key),
+    };
+    let event = sluice_fn_ingest::scheduled_run_event(&run, at);
+    runtime
+        .deliver(event)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            Expression::parse("rate(5 minutes)")
+                .unwrap()
+                .next_after(t)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-22T10:05:00+00:00"
+        );
+        assert_eq!(
+            Expression::parse("rate(1 day)")
+                .unwrap()
+                .next_after(t)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-23T10:00:00+00:00"
+        );
+        let c = Expression::parse("cron(30 2 * * ? *)").unwrap();
+        assert_eq!(
+            c.next_after(t).unwrap().to_rfc3339(),
+            "2026-11-23T02:30:00+00:00"
+        );
+        assert!(Expression::parse("rate(0 minutes)").is_err());
+        assert!(Expression::parse("cron(1 2 3)").is_err());
+        assert!(Expression::parse("every day").is_err());
+    }
+}
