@@ -586,7 +586,7 @@ fn bad_definitions() -> Vec<(&'static str, Value, &'static str, &'static str)> {
                 json!({"A": {"Type": "Pass", "Parameters": {"x": {"y.$": "foo"}}, "End": true}}),
             ),
             "/States/A/Parameters/x/y.$",
-            "must be a path",
+            "must be a valid JSONPath",
         ),
         (
             "template non-string",
@@ -595,7 +595,7 @@ fn bad_definitions() -> Vec<(&'static str, Value, &'static str, &'static str)> {
                 json!({"A": {"Type": "Pass", "Parameters": {"y.$": 1}, "End": true}}),
             ),
             "/States/A/Parameters/y.$",
-            "must be a string",
+            "must be a STRING",
         ),
         (
             "template unknown intrinsic",
@@ -604,7 +604,7 @@ fn bad_definitions() -> Vec<(&'static str, Value, &'static str, &'static str)> {
                 json!({"A": {"Type": "Pass", "Parameters": {"y.$": "States.Nope(1)"}, "End": true}}),
             ),
             "/States/A/Parameters/y.$",
-            "not a known intrinsic",
+            "unknown intrinsic function",
         ),
         (
             "ResultSelector in array",
@@ -613,7 +613,7 @@ fn bad_definitions() -> Vec<(&'static str, Value, &'static str, &'static str)> {
                 json!({"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "ResultSelector": {"a": [{"b.$": "x"}]}, "End": true}}),
             ),
             "/States/T/ResultSelector/a/0/b.$",
-            "must be a path",
+            "must be a valid JSONPath",
         ),
         (
             "wait with none",
@@ -656,6 +656,15 @@ fn bad_definitions() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             ),
             "/States/F",
             "'Error' and 'ErrorPath' are mutually exclusive",
+        ),
+        (
+            "fail bad intrinsic ErrorPath",
+            def(
+                "F",
+                json!({"F": {"Type": "Fail", "ErrorPath": "States.Format('x'"}}),
+            ),
+            "/States/F/ErrorPath",
+            "not a valid intrinsic function call",
         ),
         (
             "fail cause exclusive",
