@@ -185,11 +185,20 @@ fn format(args: &[Value], template: FormatTemplate<'_>) -> Result<Value, String>
     let mut out = String::new();
     for (i, piece) in pieces.iter().enumerate() {
         out.push_str(piece);
-        if let Some(v) = values.get(i) {
-            match v {
-                Value::String(s) => out.push_str(s),
-                other => out.push_str(&compact(other)),
+        match values.get(i) {
+            // Strings go in without quotes; numbers, booleans and null as their JSON text.
+            Some(Value::String(s)) => out.push_str(s),
+            // The spec: a substituted Value "MUST NOT be a JSON array or object".
+            Some(v @ (Value::Array(_) | Value::Object(_))) => {
+                return Err(wrong_type(
+                    name,
+                    i + 1,
+                    "a string, number, boolean or null",
+                    v,
+                ));
             }
+            Some(other) => out.push_str(&compact(other)),
+            None => {}
         }
     }
     Ok(Value::String(out))

@@ -109,13 +109,31 @@ mod tests {
             eval("States.Format($.template, $.name)", input),
             Ok(json!("Hello, my name is Arnav."))
         );
-        // Non-strings are rendered as compact JSON.
+        // Numbers, booleans and null are rendered as their JSON text (the spec's example).
         assert_eq!(
             eval(
-                "States.Format('{} {} {} {} {}', 1, true, null, $.o, $.a)",
-                json!({"o": {"k": "v"}, "a": [1, 2]})
+                "States.Format('Your name is {}, we are in the year {}', $.name, 2020)",
+                json!({"name": "Foo", "zebra": "stripe"})
             ),
-            Ok(json!(r#"1 true null {"k":"v"} [1,2]"#))
+            Ok(json!("Your name is Foo, we are in the year 2020"))
+        );
+        assert_eq!(
+            eval(
+                "States.Format('{} {} {} {}', 1.5, true, null, $.n)",
+                json!({"n": -3})
+            ),
+            Ok(json!("1.5 true null -3"))
+        );
+        // ... but an array or object value is an error: the spec says it MUST NOT be one.
+        fails(
+            "States.Format('{}', $.o)",
+            json!({"o": {"k": "v"}}),
+            "argument 2 must be a string, number, boolean or null",
+        );
+        fails(
+            "States.Format('{}', States.Array(1))",
+            json!({}),
+            "got array [1]",
         );
         // Escaped braces are text, not placeholders.
         assert_eq!(
