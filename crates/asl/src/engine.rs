@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// Concurrency of a distributed Map whose MaxConcurrency is 0 (AWS allows up to 10,000
     /// child executions; one machine gets fewer). Default 1,000.
     pub distributed_map_default_concurrency: usize,
+    /// The largest state output, in bytes, before `States.DataLimitExceeded` (AWS: 256 KiB).
+    /// `None` disables the check.
+    pub payload_limit_bytes: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +54,7 @@ impl Default for EngineConfig {
             account: "000000000000".into(),
             role_arn: "arn:aws:iam::000000000000:role/sluice-local".into(),
             distributed_map_default_concurrency: 1000,
+            payload_limit_bytes: Some(262_144),
         }
     }
 }

@@ -776,3 +776,46 @@ async fn redrive_map_reruns_only_failed_iterations() {
     assert_eq!(calls.get(&4), Some(&1));
     assert_eq!(calls.get(&5), Some(&1));
 }
+
+#[tokio::test]
+async fn oversized_output_is_data_limit_exceeded() {
+    let lambda = FnLambda::new(|_, _, _| Ok(json!("x".repeat(300_000))));
+    let engine = engine_with(Resources::new().with_lambda(lambda), true);
+    let sm = machine(json!({"StartAt": "Big", "States": {
+        "Big": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:big",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": true},
+        "Caught": {"Type": "Succeed"}
+    }}));
+    let h = engine.start_execution(sm, None, json!({})).expect("starts");
+    let out = wait(&h).await;
+    // Terminal: States.ALL does not catch it.
+    assert_eq!(out.status, ExecutionStatus::Failed);
+    assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+}
+
+#[tokio::test]
+async fn stopping_a_parent_stops_its_sync_child() {
+    let engine = engine_with(Resources::new(), false);
+    let child = Arc::new(
+        StateMachine::from_value(json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1000, "End": true}}}))
+            .expect("valid")
+            .named("slow-child"),
+    );
+    engine.register_state_machine(child);
+    let parent = machine(json!({"StartAt": "Run", "States": {"Run": {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::states:startExecution.sync",
+        "Parameters": {"StateMachineArn": "slow-child", "Name": "the-child"},
+        "End": true
+    }}}));
+    let h = engine
+        .start_execution(parent, None, json!({}))
+        .expect("starts");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    engine.stop_execution(h.arn(), None, None).expect("stops");
+    assert_eq!(wait(&h).await.status, ExecutionStatus::Aborted);
+    let child = engine
+        .execution("arn:aws:states:local:000000000000:execution:slow-child:the-child")
+        .expect("child exists");
+    assert_eq!(wait(&child).await.status, ExecutionStatus::Aborted);
+}

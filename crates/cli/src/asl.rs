@@ -104,16 +104,39 @@ fn machine_name(file: &Path) -> String {
     }
 }
 
-/// An argument problem: reported on stderr with exit code 2.
-fn usage(message: String) -> anyhow::Result<u8> {
-    eprintln!("error: {message}");
-    Ok(2)
+/// Why `run` could not execute: the lines to print on stderr (exit code 2).
+#[derive(Debug)]
+struct Invalid(Vec<String>);
+
+fn invalid(message: String) -> Invalid {
+    Invalid(vec![format!("error: {message}")])
 }
 
 async fn run_file(args: RunArgs) -> anyhow::Result<u8> {
+    match execute(&args).await? {
+        Ok(result) => {
+            println!("{result}");
+            Ok(0)
+        }
+        Err(Invalid(lines)) => {
+            for l in lines {
+                eprintln!("{l}");
+            }
+            Ok(2)
+        }
+    }
+}
+
+/// Runs the definition; the outer error is an engine failure, the inner one bad input.
+async fn execute(args: &RunArgs) -> anyhow::Result<Result<Value, Invalid>> {
     let text = match std::fs::read_to_string(&args.file) {
         Ok(t) => t,
-        Err(e) => return usage(format!("cannot read {}: {e}", args.file.display())),
+        Err(e) => {
+            return Ok(Err(invalid(format!(
+                "cannot read {}: {e}",
+                args.file.display()
+            ))));
+        }
     };
     let name = args
         .state_machine_name
@@ -122,42 +145,45 @@ async fn run_file(args: RunArgs) -> anyhow::Result<u8> {
     let machine = match StateMachine::from_json(&text) {
         Ok(m) => m.named(name.clone()),
         Err(problems) => {
-            for p in problems {
-                eprintln!("{}: {p}", args.file.display());
-            }
-            return Ok(2);
+            let file = args.file.display();
+            return Ok(Err(Invalid(
+                problems.iter().map(|p| format!("{file}: {p}")).collect(),
+            )));
         }
     };
     let input_text = match (&args.input, &args.input_file) {
         (Some(t), _) => t.clone(),
         (None, Some(f)) => match std::fs::read_to_string(f) {
             Ok(t) => t,
-            Err(e) => return usage(format!("cannot read {}: {e}", f.display())),
+            Err(e) => return Ok(Err(invalid(format!("cannot read {}: {e}", f.display())))),
         },
         (None, None) => "{}".into(),
     };
     let input: Value = match serde_json::from_str(&input_text) {
         Ok(v) => v,
-        Err(e) => return usage(format!("the input is not valid JSON: {e}")),
+        Err(e) => return Ok(Err(invalid(format!("the input is not valid JSON: {e}")))),
     };
-    let mut config = EngineConfig::default();
-    if args.virtual_clock {
-        config.clock = Arc::new(VirtualClock::new()) as Arc<dyn Clock>;
+    let clock: Arc<dyn Clock> = if args.virtual_clock {
+        Arc::new(VirtualClock::new())
     } else {
-        config.clock = Arc::new(RealClock);
-    }
+        Arc::new(RealClock)
+    };
+    let mut config = EngineConfig {
+        clock,
+        ..EngineConfig::default()
+    };
     if let (Some(path), Some(case)) = (&args.mock_config, &args.test_case) {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) => return usage(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Ok(Err(invalid(format!("cannot read {}: {e}", path.display())))),
         };
         let mock = match MockConfig::from_json(&text) {
             Ok(m) => m,
-            Err(e) => return usage(format!("{}: {e}", path.display())),
+            Err(e) => return Ok(Err(invalid(format!("{}: {e}", path.display())))),
         };
         match MockTestCaseMocks::new(Arc::new(mock), &name, case) {
             Ok(m) => config.mocks = Some(Arc::new(m)),
-            Err(e) => return usage(format!("{}: {e}", path.display())),
+            Err(e) => return Ok(Err(invalid(format!("{}: {e}", path.display())))),
         }
     }
     let engine = Engine::new(config);
@@ -180,13 +206,128 @@ async fn run_file(args: RunArgs) -> anyhow::Result<u8> {
         let events: Vec<Value> = handle.history().iter().map(|e| e.to_json()).collect();
         out.insert("history".into(), Value::Array(events));
     }
-    println!("{}", Value::Object(out));
-    Ok(0)
+    Ok(Ok(Value::Object(out)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(dir: &Path, def: &str) -> RunArgs {
+        let file = dir.join("flow.asl.json");
+        std::fs::write(&file, def).expect("write definition");
+        RunArgs {
+            file,
+            input: None,
+            input_file: None,
+            mock_config: None,
+            test_case: None,
+            state_machine_name: None,
+            history: false,
+            virtual_clock: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn run_prints_status_output_and_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = args(
+            dir.path(),
+            r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":600,"Next":"P"},
+               "P":{"Type":"Pass","Parameters":{"n.$":"$$.StateMachine.Name","x.$":"$.x"},"End":true}}}"#,
+        );
+        a.input = Some(r#"{"x": 7}"#.into());
+        a.history = true;
+        let out = execute(&a).await.expect("runs").expect("valid");
+        assert_eq!(out["status"], "SUCCEEDED");
+        assert_eq!(out["output"], json!({"n": "flow", "x": 7}));
+        assert!(out.get("error").is_none());
+        let types: Vec<&str> = out["history"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["type"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            types,
+            [
+                "ExecutionStarted",
+                "WaitStateEntered",
+                "WaitStateExited",
+                "PassStateEntered",
+                "PassStateExited",
+                "ExecutionSucceeded"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn run_with_mocks_and_unmocked_tasks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke",
+            "Parameters":{"FunctionName":"f"},"OutputPath":"$.Payload","End":true}}}"#;
+        let mock = dir.path().join("mock.json");
+        std::fs::write(
+            &mock,
+            r#"{"StateMachines":{"flow":{"TestCases":{"Happy":{"T":"R"}}}},
+                "MockedResponses":{"R":{"0":{"Return":{"StatusCode":200,"Payload":{"ok":1}}}}}}"#,
+        )
+        .expect("write mock");
+        let mut a = args(dir.path(), def);
+        a.mock_config = Some(mock.clone());
+        a.test_case = Some("Happy".into());
+        let out = execute(&a).await.expect("runs").expect("valid");
+        assert_eq!(out, json!({"status": "SUCCEEDED", "output": {"ok": 1}}));
+        // Without the mock the task has no resource: a clear failure naming it.
+        let plain = args(dir.path(), def);
+        let out = execute(&plain).await.expect("runs").expect("valid");
+        assert_eq!(out["status"], "FAILED");
+        assert_eq!(out["error"], "States.Runtime");
+        assert!(
+            out["cause"]
+                .as_str()
+                .unwrap_or("")
+                .contains("arn:aws:states:::lambda:invoke")
+        );
+        // An unknown test case is an argument error.
+        a.test_case = Some("Nope".into());
+        assert!(execute(&a).await.expect("runs").is_err());
+    }
+
+    #[tokio::test]
+    async fn run_rejects_invalid_definitions_and_input() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = args(
+            dir.path(),
+            r#"{"StartAt":"Missing","States":{"X":{"Type":"Succeed"}}}"#,
+        );
+        let Err(Invalid(lines)) = execute(&a).await.expect("runs") else {
+            panic!("an invalid definition must be rejected");
+        };
+        assert!(
+            lines.iter().all(|l| l.contains("flow.asl.json: /")),
+            "{lines:?}"
+        );
+        let mut b = args(
+            dir.path(),
+            r#"{"StartAt":"X","States":{"X":{"Type":"Succeed"}}}"#,
+        );
+        b.input = Some("{nope".into());
+        assert!(execute(&b).await.expect("runs").is_err());
+    }
+
+    #[test]
+    fn validate_exit_codes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.asl.json");
+        let bad = dir.path().join("bad.asl.json");
+        std::fs::write(
+            &good,
+            r#"{"StartAt":"X","States":{"X":{"Type":"Succeed"}}}"#,
+        )
+        .expect("write");
+        std::fs::write(&bad, r#"{"StartAt":"X","States":{"X":{"Type":"Pass"}}}"#).expect("write");
+        assert_eq!(validate(std::slice::from_ref(&good)), 0);
+        assert_eq!(validate(&[good, bad]), 1);
+    }
 
     #[test]
     fn machine_name_from_file_stem() {

@@ -127,7 +127,6 @@ async fn execute(
                         "input": history::payload(&record.input),
                         "inputDetails": history::not_truncated(),
                         "roleArn": run.engine.inner.config.role_arn,
-                        "stateMachineArn": run.ctx_machine["Id"],
                     }),
                 )),
             );
@@ -336,6 +335,7 @@ impl Run {
                 let output = match &step {
                     Step::Next(o, _) | Step::End(o) => o,
                 };
+                self.check_payload(&state.name, output)?;
                 branch.record(
                     self,
                     &format!("{prefix}StateExited"),
@@ -411,6 +411,25 @@ impl Run {
                 _ => Step::End(output),
             })
         })
+    }
+
+    /// AWS fails a state whose output exceeds the payload quota (256 KiB) with the terminal
+    /// `States.DataLimitExceeded`; checking here keeps local runs honest about what would fail
+    /// on AWS.
+    fn check_payload(&self, state: &str, output: &Value) -> Result<(), StatesError> {
+        let Some(limit) = self.engine.inner.config.payload_limit_bytes else {
+            return Ok(());
+        };
+        let size = serde_json::to_vec(output).map(|v| v.len()).unwrap_or(0);
+        if size > limit {
+            return Err(StatesError::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({size} > {limit} bytes)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// InputPath then Parameters.

@@ -22,6 +22,22 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Stops a `.sync` child execution if the parent task is abandoned before the child ends.
+struct StopChildOnDrop<'a> {
+    engine: &'a crate::Engine,
+    arn: String,
+}
+
+impl Drop for StopChildOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.engine.stop_execution(
+            &self.arn,
+            Some("States.Aborted".into()),
+            Some("The parent execution's task was stopped".into()),
+        );
+    }
+}
+
 /// Closes a task token when the task ends, however it ends (success, error, cancellation).
 struct TokenGuard<'a> {
     run: &'a Run,
@@ -441,7 +457,14 @@ async fn start_child(
     if pattern != IntegrationPattern::Sync {
         return Ok(json!({ "ExecutionArn": child.arn(), "StartDate": epoch_millis(start) }));
     }
+    // Stopping the parent (or a parent timeout) stops the child, as AWS does for `.sync`.
+    let stop_child = StopChildOnDrop {
+        engine: &run.engine,
+        arn: child.arn().to_string(),
+    };
     let outcome = guard.idle(child.wait()).await;
+    // The child has ended, so this stop is a no-op (StopExecution on a closed execution).
+    drop(stop_child);
     let stop = run
         .engine
         .describe_execution(child.arn())
