@@ -308,7 +308,10 @@ impl Iterator for JsonlItems<'_> {
         loop {
             let rest = self.rest?;
             let (line, tail) = match rest.iter().position(|b| *b == b'\n') {
-                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                Some(i) => {
+                    let (line, newline_and_tail) = rest.split_at(i);
+                    (line, newline_and_tail.get(1..))
+                }
                 None => (rest, None),
             };
             self.rest = tail;
@@ -980,5 +983,24 @@ mod tests {
             None
         );
         assert_eq!(resolve_reference_path("a.b", &input, &Value::Null), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn read_items_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+                                   kind in 0usize..4, max in 0u64..5) {
+            let input_type = [InputType::Json, InputType::Jsonl, InputType::Csv, InputType::Manifest]
+                .get(kind)
+                .copied()
+                .unwrap_or(InputType::Json);
+            let c = ReaderConfig::new(input_type).with_max_items(max);
+            let n = read_items(&bytes, &c).count() as u64;
+            if max > 0 {
+                proptest::prop_assert!(n <= max);
+            }
+            let b = BatcherConfig::from_json(&json!({"MaxInputBytesPerBatch": 64}), &json!({}), &json!({}))
+                .expect("batcher");
+            let _ = b.batches(read_items(&bytes, &c)).count();
+        }
     }
 }

@@ -830,4 +830,24 @@ mod tests {
         assert!(matches!(case.lookup("A", 1), MockLookup::Exhausted { .. }));
         assert_eq!(case.response("A", 2), Some(MockedResult::Return(json!(3))));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn from_json_never_panics(text in ".{0,200}") {
+            let _ = MockConfig::from_json(&text);
+        }
+
+        #[test]
+        fn lookups_never_panic(key in "[0-9-]{1,8}", state in "[A-Za-z]{0,4}", n in proptest::prelude::any::<u32>()) {
+            let v = json!({
+                "StateMachines": {"S": {"TestCases": {"T": {"A": "R"}}}},
+                "MockedResponses": {"R": {key: {"Return": 1}}}
+            });
+            if let Ok(cfg) = MockConfig::from_value(&v) {
+                let case = cfg.test_case("S", "T").expect("case exists");
+                let _ = case.response(&state, n);
+                let _ = case.response("A", n);
+            }
+        }
+    }
 }
