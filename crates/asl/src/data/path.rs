@@ -641,6 +641,29 @@ mod tests {
     }
 
     #[test]
+    fn common_jayway_filter_styles() {
+        let d = json!({"items": [
+            {"id": 1, "status": "done", "tags": ["a"]},
+            {"id": 2, "status": "open"},
+            {"id": 3, "status": "done", "price": 5}
+        ]});
+        assert_eq!(
+            select("$.items[?(@.status == 'done')].id", &d, &ctx()),
+            Ok(json!([1, 3]))
+        );
+        assert_eq!(select("$.items[?(@.tags)].id", &d, &ctx()), Ok(json!([1])));
+        assert_eq!(
+            select("$.items[?(@.price < 10)].id", &d, &ctx()),
+            Ok(json!([3]))
+        );
+        assert_eq!(
+            select("$.items[?(@.status == 'done' && @.id > 1)].id", &d, &ctx()),
+            Ok(json!([3]))
+        );
+        assert_eq!(select("$.items[-2:].id", &d, &ctx()), Ok(json!([2, 3])));
+    }
+
+    #[test]
     fn missing_definite_path_is_not_found() {
         let d = doc();
         assert_eq!(
