@@ -6,6 +6,18 @@
 //! - [`template`]: payload templates (`Parameters`, `ItemSelector`, `ResultSelector`).
 //! - [`intrinsics`]: `States.*` intrinsic functions — parser and evaluator.
 //! - [`choice`]: Choice Rules — typed parse and evaluation.
+//!
+//! Known differences from AWS (whose JSONPath is Jayway's, not RFC 9535):
+//!
+//! - Filters follow RFC 9535: Jayway-only operators (`=~`, `in`, `nin`, `subsetof`, `size`,
+//!   `empty`) and Jayway functions other than a trailing `.length()` are invalid paths, while
+//!   RFC functions inside filters (`match()`, `search()`, `count()`, ...) are accepted.
+//! - Dot-names with punctuation (`$.my-field`) are accepted as Jayway does, although the AWS
+//!   guide asks for bracket notation there.
+//! - `States.MathRandom` draws from `start <= n < end` with Rust's seeded generator, so a given
+//!   seed is repeatable here but does not reproduce AWS's number.
+//! - `States.MathAdd` works on 64-bit integers; a path argument of an intrinsic that matches
+//!   nothing is `States.IntrinsicFailure`.
 
 pub mod choice;
 pub mod intrinsics;
