@@ -41,6 +41,9 @@ pub struct EngineConfig {
     /// The largest state output, in bytes, before `States.DataLimitExceeded` (AWS: 256 KiB).
     /// `None` disables the check.
     pub payload_limit_bytes: Option<usize>,
+    /// Send the histories of distributed Map child executions to the history sink too (under
+    /// their own ARNs). Off by default: a Map run can have 100,000 children.
+    pub record_child_executions: bool,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             role_arn: "arn:aws:iam::000000000000:role/sluice-local".into(),
             distributed_map_default_concurrency: 1000,
             payload_limit_bytes: Some(262_144),
+            record_child_executions: false,
         }
     }
 }

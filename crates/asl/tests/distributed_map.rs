@@ -302,3 +302,105 @@ async fn hundred_thousand_items_stream_in_bounded_memory() {
         assert!(kib < 500 * 1024, "peak RSS {kib} KiB");
     }
 }
+
+#[tokio::test]
+async fn children_have_their_own_execution_context_and_history() {
+    use sluice_asl::{HistoryEvent, HistorySink};
+    use std::sync::Mutex;
+    struct Sink(Mutex<Vec<String>>);
+    impl HistorySink for Sink {
+        fn record(&self, arn: &str, _event: &HistoryEvent) {
+            if let Ok(mut v) = self.0.lock() {
+                v.push(arn.to_string());
+            }
+        }
+    }
+    let sink = Arc::new(Sink(Mutex::new(Vec::new())));
+    let engine = Engine::new(EngineConfig {
+        clock: Arc::new(VirtualClock::new()),
+        history_sink: Some(sink.clone()),
+        record_child_executions: true,
+        ..EngineConfig::default()
+    });
+    let def = json!({"StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map", "ItemsPath": "$.items", "Label": "Kids",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Who", "States": {"Who": {"Type": "Pass", "Parameters": {"id.$": "$$.Execution.Id", "input.$": "$$.Execution.Input"}, "End": true}}},
+        "End": true
+    }}});
+    let (out, _) = run(&engine, def, json!({"items": [1, 2]})).await;
+    let output = out.output.unwrap_or_default();
+    let ids: Vec<&str> = output
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 2);
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("arn:aws:states:local:000000000000:execution:dmap/Kids:")),
+        "{ids:?}"
+    );
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(output[1]["input"], json!(2));
+    let arns = sink.0.lock().map(|v| v.clone()).unwrap_or_default();
+    // Each child records ExecutionStarted, PassStateEntered, PassStateExited, ExecutionSucceeded.
+    assert_eq!(arns.iter().filter(|a| a.as_str() == ids[0]).count(), 4);
+}
+
+#[tokio::test]
+async fn redrive_reruns_only_failed_children() {
+    let store = InMemoryObjectStore::new();
+    store.insert(
+        "in",
+        "items.json",
+        r#"[{"ok":true},{"ok":false},{"ok":true}]"#,
+    );
+    let engine = setup(&store);
+    let reader = json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "in", "Key": "items.json"}});
+    let processor = json!({
+        "Work": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": false, "Next": "Bad"}], "Default": "Good"},
+        "Bad": {"Type": "Fail", "Error": "Item.Bad"},
+        "Good": {"Type": "Pass", "Parameters": {"done.$": "$.ok"}, "End": true}
+    });
+    let h = engine
+        .start_execution(
+            machine(dmap(reader, processor, json!({"MaxConcurrency": 1}))),
+            Some("dm".into()),
+            json!({}),
+        )
+        .expect("starts");
+    let out = h.wait().await;
+    assert_eq!(
+        out.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    // Fix the data, then redrive: the first item's result is kept, the rest re-run.
+    store.insert(
+        "in",
+        "items.json",
+        r#"[{"ok":"changed"},{"ok":true},{"ok":true}]"#,
+    );
+    let h2 = engine.redrive(h.arn()).expect("redrivable");
+    let out = tokio::time::timeout(Duration::from_secs(60), h2.wait())
+        .await
+        .expect("finishes");
+    assert_eq!(out.status, ExecutionStatus::Succeeded, "{out:?}");
+    assert_eq!(
+        out.output,
+        Some(json!([{"done": true}, {"done": true}, {"done": true}]))
+    );
+}
+
+#[tokio::test]
+async fn result_path_null_discards_results() {
+    let store = InMemoryObjectStore::new();
+    let engine = setup(&store);
+    let def = json!({"StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map", "ItemsPath": "$.items", "ResultPath": null,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true
+    }}});
+    let (out, _) = run(&engine, def, json!({"items": [1, 2, 3], "keep": "me"})).await;
+    assert_eq!(out.output, Some(json!({"items": [1, 2, 3], "keep": "me"})));
+}

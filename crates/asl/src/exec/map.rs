@@ -37,6 +37,7 @@ pub(crate) async fn run_parallel(
             prev: started,
             guard: WorkGuard::new(run.clock.clone()),
             top_level: false,
+            execution_ctx: None,
         };
         let input = effective.clone();
         async move { run.run_graph(g, input, &mut b, None).await }
@@ -164,6 +165,7 @@ pub(crate) async fn run_map(
                 prev: started,
                 guard: WorkGuard::new(run.clock.clone()),
                 top_level: false,
+                execution_ctx: None,
             };
             let details = json!({ "name": name, "index": index });
             b.record(

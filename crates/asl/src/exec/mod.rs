@@ -52,6 +52,9 @@ pub(crate) struct Branch {
     pub(crate) guard: WorkGuard,
     /// Only the top-level graph keeps redrive points.
     pub(crate) top_level: bool,
+    /// `$$.Execution` of a distributed Map child execution (its own ARN, name and input);
+    /// `None` uses the execution's.
+    pub(crate) execution_ctx: Option<Value>,
 }
 
 impl Branch {
@@ -115,6 +118,7 @@ async fn execute(
         prev: record.history.events().last().map(|e| e.id).unwrap_or(0),
         guard: WorkGuard::new(run.clock.clone()),
         top_level: true,
+        execution_ctx: None,
     };
     let (start_state, input) = match &run.redrive {
         None => {
@@ -278,9 +282,15 @@ pub(crate) enum Step {
 
 impl Run {
     /// The context object for a state.
-    pub(crate) fn context(&self, state: &str, entered: DateTime<Utc>, retry_count: u64) -> Value {
+    pub(crate) fn context(
+        &self,
+        branch: &Branch,
+        state: &str,
+        entered: DateTime<Utc>,
+        retry_count: u64,
+    ) -> Value {
         json!({
-            "Execution": self.ctx_execution,
+            "Execution": branch.execution_ctx.as_ref().unwrap_or(&self.ctx_execution),
             "State": { "EnteredTime": iso(entered), "Name": state, "RetryCount": retry_count },
             "StateMachine": self.ctx_machine,
         })
@@ -360,7 +370,7 @@ impl Run {
         entered: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Step, StatesError>> {
         Box::pin(async move {
-            let ctx = self.context(&state.name, entered, 0);
+            let ctx = self.context(branch, &state.name, entered, 0);
             let output = match &state.kind {
                 StateKind::Pass { result } => {
                     let effective = self.effective_input(&state.io, &input, &ctx)?;

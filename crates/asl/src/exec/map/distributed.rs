@@ -342,15 +342,7 @@ async fn map_run(
                     });
                 }
                 let arn = format!("{prefix}{name}");
-                let mut b = Branch {
-                    history: Arc::new(HistoryLog::new(arn, None)),
-                    prev: 0,
-                    guard: WorkGuard::new(run.clock.clone()),
-                    top_level: false,
-                };
-                let output = run
-                    .run_graph(&m.processor, input.clone(), &mut b, None)
-                    .await;
+                let output = run_child(run, &m.processor, arn, &name, &input, start).await;
                 Ok::<_, StatesError>(Child {
                     index,
                     name,
@@ -374,6 +366,7 @@ async fn map_run(
         )?),
         None => None,
     };
+    let discard = state.io.result_path.is_none();
     let collect = async {
         let mut children = std::pin::pin!(children);
         let mut writer = writer;
@@ -402,6 +395,8 @@ async fn map_run(
             }
             match &mut writer {
                 Some(w) => w.push(&child, &child_arn_prefix, &machine_name).await?,
+                // `ResultPath: null` throws the results away: do not keep 100,000 of them.
+                None if discard => {}
                 None => results.push(match &child.output {
                     Ok(v) => v.clone(),
                     Err(e) => super::super::error_output(e),
@@ -417,6 +412,67 @@ async fn map_run(
         }
     };
     branch.guard.idle(collect).await
+}
+
+/// Runs one child execution of a Map Run. A child has its own `$$.Execution` (ARN, name,
+/// input) and its own history, which reaches the host's sink only when
+/// `EngineConfig::record_child_executions` is set.
+async fn run_child(
+    run: &Run,
+    processor: &crate::model::Graph,
+    arn: String,
+    name: &str,
+    input: &Value,
+    start: DateTime<Utc>,
+) -> Result<Value, StatesError> {
+    let config = &run.engine.inner.config;
+    let execution_ctx = json!({
+        "Id": arn,
+        "Input": input,
+        "Name": name,
+        "RoleArn": config.role_arn,
+        "StartTime": iso(start),
+        "RedriveCount": 0,
+    });
+    let sink = if config.record_child_executions {
+        config.history_sink.clone()
+    } else {
+        None
+    };
+    let mut b = Branch {
+        history: Arc::new(HistoryLog::new(arn, sink)),
+        prev: 0,
+        guard: WorkGuard::new(run.clock.clone()),
+        top_level: false,
+        execution_ctx: Some(execution_ctx),
+    };
+    let started = json!({
+        "input": history::payload(input),
+        "inputDetails": history::not_truncated(),
+        "roleArn": config.role_arn,
+    });
+    b.record(
+        run,
+        "ExecutionStarted",
+        Some(("executionStartedEventDetails", started)),
+    );
+    let output = run.run_graph(processor, input.clone(), &mut b, None).await;
+    match &output {
+        Ok(v) => b.record(
+            run,
+            "ExecutionSucceeded",
+            Some((
+                "executionSucceededEventDetails",
+                json!({ "output": history::payload(v), "outputDetails": history::not_truncated() }),
+            )),
+        ),
+        Err(e) => b.record(
+            run,
+            "ExecutionFailed",
+            Some(("executionFailedEventDetails", super::super::error_json(e))),
+        ),
+    };
+    output
 }
 
 fn threshold_error() -> StatesError {
