@@ -11,6 +11,13 @@
 //! The engine tells the clock when a branch is doing work ([`Clock::work_started`]) and when it
 //! is only waiting on time or on other branches ([`Clock::work_stopped`]); the real clock ignores
 //! this, the virtual clock advances only when nothing is at work.
+//!
+//! Hosts on the virtual clock: a Task waiting for a task token counts as waiting, so if the
+//! host answers from another tokio task (a container that "runs" and then calls
+//! `send_task_success`), it must call [`Clock::work_started`] before handing the work off and
+//! [`Clock::work_stopped`] after the callback — otherwise time may jump to the task's timeout
+//! first. Host calls the engine awaits directly (Lambda invocations, service calls) are already
+//! counted as work.
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
