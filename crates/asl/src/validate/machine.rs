@@ -53,6 +53,9 @@ impl Scope {
 pub struct Validator {
     diags: Vec<Diagnostic>,
     names: HashMap<String, String>,
+    /// Set while validating the child workflow of a Distributed Map with `ExecutionType:
+    /// EXPRESS`, where AWS rejects the `.sync` and `.waitForTaskToken` integration patterns.
+    pub(super) in_express: bool,
 }
 
 impl Validator {

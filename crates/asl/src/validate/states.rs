@@ -473,6 +473,20 @@ impl Validator {
                 if let Err(e) = rules::check_arn(v) {
                     self.err(child(ptr, "Resource"), format!("'Resource' {e}"));
                 }
+                let pattern = v.as_str().and_then(|r| {
+                    [".sync", ".sync:2", ".waitForTaskToken"]
+                        .into_iter()
+                        .find(|p| r.ends_with(p))
+                });
+                if let (true, Some(p)) = (self.in_express, pattern) {
+                    self.err(
+                        child(ptr, "Resource"),
+                        format!(
+                            "The '{p}' integration pattern is not supported in an EXPRESS child \
+                             workflow of a Distributed Map (use ExecutionType STANDARD)"
+                        ),
+                    );
+                }
             }
         }
         let seconds = |v: &Value| rules::int_in(v, 1, MAX_SECONDS);
@@ -633,7 +647,15 @@ impl Validator {
                 let pptr = child(ptr, key);
                 let processor = obj.get(key).unwrap_or(&Value::Null);
                 let distributed = self.processor_config(processor, &pptr);
+                let express = distributed
+                    && processor
+                        .pointer("/ProcessorConfig/ExecutionType")
+                        .and_then(Value::as_str)
+                        == Some("EXPRESS");
+                let outer = self.in_express;
+                self.in_express = outer || express;
                 self.machine(processor, &pptr, Scope::Processor);
+                self.in_express = outer;
                 distributed
             }
             None => false,

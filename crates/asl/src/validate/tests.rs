@@ -1041,6 +1041,19 @@ fn bad_definitions() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             "not supported by ItemReader",
         ),
         (
+            "sync task in express child",
+            def(
+                "M",
+                json!({"M": {"Type": "Map", "End": true, "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+                    {"StartAt": "Run", "States": {"Run": {"Type": "Task",
+                        "Resource": "arn:aws:states:::ecs:runTask.sync", "End": true}}}]}}}}}),
+            ),
+            "/States/M/ItemProcessor/States/P/Branches/0/States/Run/Resource",
+            "'.sync' integration pattern is not supported in an EXPRESS",
+        ),
+        (
             "item batcher empty",
             distributed(json!({"ItemBatcher": {}})),
             "/States/M/ItemBatcher",
