@@ -26,12 +26,13 @@ impl JobState {
         matches!(self, JobState::Succeeded | JobState::Failed)
     }
 
-    /// States a job may move to `self` from. A redrive moves a FAILED job back to RUNNING: that
-    /// is the one deliberate backwards move, made by the operator, never by an event.
+    /// States a job may move to `self` from.
     pub fn allowed_from(self) -> &'static [JobState] {
         match self {
             JobState::Submitted => &[],
-            JobState::Running => &[JobState::Submitted, JobState::Failed],
+            // Only from SUBMITTED: ingest and plan race to mark a job running, and a job the
+            // plan step already failed must stay failed.
+            JobState::Running => &[JobState::Submitted],
             JobState::Succeeded | JobState::Failed => &[JobState::Submitted, JobState::Running],
         }
     }

@@ -40,13 +40,13 @@ pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput,
     let job = services.job(&input.job_id).await?;
     let pipeline = match services.pipeline(&job.pipeline).await {
         Ok(p) => p,
-        Err(e) => return Err(reject(services, &job.id, e).await),
+        Err(e) => return Err(reject(services, &input, e).await),
     };
     let bytes = match services.objects.get(&job.input).await {
         Ok(b) => b,
         Err(StoreError::NotFound(_)) => {
             let e = StepError::invalid_input(format!("input {} does not exist", job.input));
-            return Err(reject(services, &job.id, e).await);
+            return Err(reject(services, &input, e).await);
         }
         Err(e) => return Err(e.into()),
     };
@@ -54,7 +54,7 @@ pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput,
     let planned = match plan_tasks(file, &bytes, &pipeline.input) {
         Ok(t) => t,
         Err(e) => {
-            return Err(reject(services, &job.id, StepError::invalid_input(e.to_string())).await);
+            return Err(reject(services, &input, StepError::invalid_input(e.to_string())).await);
         }
     };
     let now = Utc::now();
@@ -114,9 +114,11 @@ pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput,
 }
 
 /// Record the job as FAILED with the reason, and hand the error back to raise.
-async fn reject(services: &Services, job: &JobId, error: StepError) -> StepError {
+async fn reject(services: &Services, input: &PlanInput, error: StepError) -> StepError {
+    let job = &input.job_id;
     let update = JobUpdate {
         reason: Some(error.cause.clone()),
+        execution_arn: input.execution_arn.clone(),
         ..Default::default()
     };
     if let Err(e) = services

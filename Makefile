@@ -1,0 +1,57 @@
+# sluice — two commands on a fresh machine:
+#   make demo   build and run the reference BER job on this machine (no AWS, no Docker)
+#   make test   install the test tools and run every test (unit, end-to-end, moto, infra lint)
+#
+# Cargo builds into one target directory outside the clone, so repeated runs (and CI, which
+# starts from a fresh clone on the same machine) reuse the compiled AWS SDK crates.
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice-target
+RELEASE := $(CARGO_TARGET_DIR)/release
+SLUICE  := $(RELEASE)/sluice
+DEMO_WORKDIR ?= .sluice/demo
+SCALE ?= 0.01
+
+.DEFAULT_GOAL := help
+.PHONY: help demo demo-spot demo-full build test test-tools test-rust lint fmt bench
+
+help:
+	@echo "make demo       run the 200-task BER job locally (SCALE=$(SCALE); SCALE=1 is full size)"
+	@echo "make demo-spot  the same with 20% of task attempts interrupted like Spot reclaims"
+	@echo "make test       install test tools and run all tests"
+	@echo "make lint       cargo fmt --check, clippy -D warnings, infra lint"
+	@echo "make deploy     deploy to AWS (see docs/deploy.md)"
+
+build:
+	cargo build --release -p sluice-cli -p ber-sim
+
+demo: build
+	$(SLUICE) run examples/ber/ber-job.csv --pipeline examples/ber/pipeline.toml \
+	  --workdir $(DEMO_WORKDIR) --scale $(SCALE)
+
+demo-spot: build
+	$(SLUICE) run examples/ber/ber-job.csv --pipeline examples/ber/pipeline.toml \
+	  --workdir $(DEMO_WORKDIR) --scale $(SCALE) --spot-interruptions 0.2 --seed 7
+
+demo-full: build
+	$(SLUICE) run examples/ber/ber-job.csv --pipeline examples/ber/pipeline.toml \
+	  --workdir $(DEMO_WORKDIR) --scale 1
+
+# Tools the tests talk to: moto (AWS-API emulator) in its own venv, and the infra linters.
+test-tools:
+	bash tests/aws/install.sh
+	$(MAKE) infra-tools
+
+test-rust:
+	cargo build -p sluice-cli -p ber-sim
+	cargo test --workspace --no-fail-fast
+
+test: test-tools test-rust lint-infra
+
+lint: lint-infra
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+include Makefile.infra

@@ -1,0 +1,358 @@
+//! End-to-end tests of the embedded runtime: the real state machine file on the sluice-asl
+//! engine, the real handlers, SQLite, directory buckets and real processes.
+
+use serde_json::{Value, json};
+use sluice_core::{JobId, JobState, PipelineConfig, TaskState};
+use sluice_local::{LocalRuntime, RuntimeOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Directory holding the workspace's binaries (ber-sim), next to this test's `deps/`.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn runtime(dir: &Path, spot: Option<(f64, u64)>) -> LocalRuntime {
+    let mut options = RuntimeOptions::new(dir);
+    options.bin_dirs = vec![bin_dir()];
+    options.max_slots = Some(4);
+    options.spot_interruptions = spot;
+    LocalRuntime::open(options).unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A generic pipeline whose task is a shell one-liner: proves any command works, and lets a
+/// row decide to fail.
+fn shell_pipeline(task_failed_attempts: u32) -> PipelineConfig {
+    let text = format!(
+        r#"
+name = "shell"
+[input]
+columns = {{ group = "string", n = "integer", fail = "boolean" }}
+[task]
+command = ["sh", "-c", "if [ {{fail}} = true ]; then echo boom >&2; exit 3; fi; printf '{{{{\"group\": \"%s\", \"n\": %s}}}}' {{group}} {{n}} > {{output}}"]
+[parallelism]
+max = 3
+[retry]
+task_failed_attempts = {task_failed_attempts}
+[aggregate]
+group_by = "group"
+sum = ["n"]
+"#
+    );
+    PipelineConfig::from_toml("shell.toml", &text).unwrap()
+}
+
+async fn submit(rt: &LocalRuntime, file: &Path, key: &str) -> Value {
+    let event = rt.upload(file, key).unwrap();
+    rt.deliver(event).await.unwrap()
+}
+
+async fn wait_job(rt: &LocalRuntime, id: &str) -> sluice_core::Job {
+    let id = JobId::new(id).unwrap();
+    for _ in 0..1200 {
+        let job = rt.services.jobs.get_job(&id).await.unwrap().unwrap();
+        if let Some(arn) = &job.execution_arn
+            && let Some(h) = rt.engine.execution(arn)
+        {
+            tokio::time::timeout(Duration::from_secs(120), h.wait())
+                .await
+                .expect("execution timed out");
+            return rt.services.jobs.get_job(&id).await.unwrap().unwrap();
+        }
+        if job.state.is_final() {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} never started");
+}
+
+fn results_csv(rt: &LocalRuntime, job: &sluice_core::Job) -> String {
+    let csv = job
+        .results
+        .iter()
+        .find(|r| r.key.ends_with(".csv"))
+        .expect("no results.csv");
+    std::fs::read_to_string(rt.path_of(csv).unwrap()).unwrap()
+}
+
+fn ber_pipeline() -> PipelineConfig {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/ber/pipeline.toml"
+    ))
+    .unwrap();
+    let mut cfg = PipelineConfig::from_toml("pipeline.toml", &text).unwrap();
+    // Tiny: 2 frames x 5,000 bits per task.
+    cfg.params.insert("frames".into(), toml::Value::Integer(2));
+    cfg.params
+        .insert("bits_per_frame".into(), toml::Value::Integer(5000));
+    cfg
+}
+
+const BER_CSV: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/ber/ber-job.csv"
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ber_job_runs_end_to_end_and_spot_reclaims_do_not_change_the_results() {
+    assert!(
+        bin_dir().join("ber-sim").is_file(),
+        "build ber-sim first: cargo build -p ber-sim"
+    );
+    let dir = tempfile::tempdir().unwrap();
+
+    let rt = runtime(&dir.path().join("calm"), None);
+    rt.register_pipeline(&ber_pipeline()).unwrap();
+    let started = submit(&rt, Path::new(BER_CSV), "ber/ber-job.csv").await;
+    assert_eq!(started["status"], "started");
+    let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.reason);
+    assert_eq!(job.task_count, 200);
+    let calm = results_csv(&rt, &job);
+    let lines: Vec<&str> = calm.lines().collect();
+    assert_eq!(lines.len(), 9, "{calm}");
+    assert!(lines[1].starts_with("0,25,250000,"), "{calm}");
+    let png = job
+        .results
+        .iter()
+        .find(|r| r.key.ends_with(".png"))
+        .expect("no results.png");
+    let bytes = std::fs::read(rt.path_of(png).unwrap()).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let notes = std::fs::read_to_string(dir.path().join("calm/notifications.jsonl")).unwrap();
+    assert!(
+        notes.contains(job.id.as_str()),
+        "no notification for the job"
+    );
+
+    // Same job with 30% of attempts reclaimed: retried, same bytes.
+    let rt2 = runtime(&dir.path().join("spot"), Some((0.3, 11)));
+    rt2.register_pipeline(&ber_pipeline()).unwrap();
+    let started = submit(&rt2, Path::new(BER_CSV), "ber/ber-job.csv").await;
+    let job2 = wait_job(&rt2, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job2.state, JobState::Succeeded, "{:?}", job2.reason);
+    let tasks = rt2.services.jobs.list_tasks(&job2.id).await.unwrap();
+    let reclaimed: u32 = tasks.iter().map(|t| t.spot_interruptions).sum();
+    let attempts: u32 = tasks.iter().map(|t| t.attempts).sum();
+    assert!(reclaimed > 0, "no attempt was interrupted");
+    assert_eq!(
+        attempts,
+        200 + reclaimed,
+        "each reclaim is exactly one extra attempt"
+    );
+    assert_eq!(
+        results_csv(&rt2, &job2),
+        calm,
+        "results must not depend on interruptions"
+    );
+    // Each reclaim was recorded as such on its attempt, from an ECS-shaped SpotInterruption event.
+    let mut spot_attempts = 0;
+    for t in &tasks {
+        for a in rt2
+            .services
+            .jobs
+            .list_attempts(&job2.id, &t.id)
+            .await
+            .unwrap()
+        {
+            if a.state == sluice_core::AttemptState::SpotInterrupted {
+                assert_eq!(a.stop_code.as_deref(), Some("SpotInterruption"));
+                spot_attempts += 1;
+            }
+        }
+    }
+    assert_eq!(spot_attempts, reclaimed);
+    let lease_totals = rt2.store.lease_totals().unwrap();
+    assert_eq!(lease_totals, (0, 0), "capacity must be released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn application_errors_follow_the_retry_policy_and_fail_the_job_not_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    rt.register_pipeline(&shell_pipeline(2)).unwrap();
+    let csv = write(
+        dir.path(),
+        "in.csv",
+        "group,n,fail\na,1,false\na,2,false\nb,5,true\nb,7,false\n",
+    );
+    let started = submit(&rt, &csv, "shell/in.csv").await;
+    let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Failed);
+    let reason = job.reason.clone().unwrap();
+    assert!(
+        reason.starts_with("1 of 4 tasks failed: t-00002 (Sluice.RetriesExhausted"),
+        "{reason}"
+    );
+    let tasks = rt.services.jobs.list_tasks(&job.id).await.unwrap();
+    let failed = &tasks[2];
+    assert_eq!(failed.state, TaskState::Failed);
+    assert_eq!(
+        failed.attempts, 2,
+        "task_failed_attempts = 2 means exactly one retry"
+    );
+    assert!(
+        tasks
+            .iter()
+            .filter(|t| t.id != failed.id)
+            .all(|t| t.state == TaskState::Succeeded && t.attempts == 1)
+    );
+    // The others were still aggregated.
+    assert_eq!(results_csv(&rt, &job), "group,tasks,n\na,2,3\nb,1,7\n");
+    assert_eq!(
+        rt.store.lease_totals().unwrap(),
+        (0, 0),
+        "scale-down runs on the failure path"
+    );
+    let attempts = rt
+        .services
+        .jobs
+        .list_attempts(&job.id, &failed.id)
+        .await
+        .unwrap();
+    assert!(attempts.iter().all(|a| a.exit_code == Some(3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_csv_fails_the_job_with_file_line_and_column_and_keeps_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    rt.register_pipeline(&shell_pipeline(1)).unwrap();
+    let csv = write(
+        dir.path(),
+        "bad.csv",
+        "group,n,fail\na,1,false\nb,two,false\n",
+    );
+    let started = submit(&rt, &csv, "shell/bad.csv").await;
+    let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(
+        job.reason.as_deref(),
+        Some("bad.csv:3:2: column 'n': 'two' is not an integer")
+    );
+    let kept = rt
+        .buckets
+        .get_sync("sluice-ingest", "shell/bad.csv")
+        .unwrap();
+    assert_eq!(kept, std::fs::read(&csv).unwrap());
+    let outcome = rt
+        .engine
+        .execution(job.execution_arn.as_deref().unwrap())
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(outcome.status.as_str(), "FAILED");
+    assert_eq!(outcome.error.as_deref(), Some("Sluice.InvalidInput"));
+    assert_eq!(rt.store.lease_totals().unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_upload_delivered_twice_is_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    rt.register_pipeline(&shell_pipeline(1)).unwrap();
+    let csv = write(dir.path(), "in.csv", "group,n,fail\na,1,false\n");
+    let event = rt.upload(&csv, "shell/in.csv").unwrap();
+    let first = rt.deliver(event.clone()).await.unwrap();
+    let second = rt.deliver(event).await.unwrap();
+    assert_eq!(first["status"], "started");
+    assert_eq!(second["status"], "duplicate");
+    assert_eq!(first["jobId"], second["jobId"]);
+    let job = wait_job(&rt, first["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Succeeded);
+    let third = rt.deliver(rt_event_again(&rt, &csv)).await.unwrap();
+    assert_ne!(third["jobId"], first["jobId"], "a new upload is a new job");
+    assert_eq!(rt.services.jobs.list_jobs(10).await.unwrap().len(), 2);
+}
+
+fn rt_event_again(rt: &LocalRuntime, csv: &Path) -> Value {
+    std::thread::sleep(Duration::from_millis(2));
+    rt.upload(csv, "shell/in.csv").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_pipeline_and_hostile_keys_are_recorded_as_failed_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    let csv = write(dir.path(), "in.csv", "a\n1\n");
+    let r = submit(&rt, &csv, "nosuch/in.csv").await;
+    assert_eq!(r["status"], "rejected");
+    let job = rt
+        .services
+        .jobs
+        .get_job(&JobId::new(r["jobId"].as_str().unwrap()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.reason.unwrap().contains("unknown pipeline 'nosuch'"));
+
+    let event = json!({"version": "0", "id": "x", "detail-type": "Object Created", "source": "aws.s3",
+        "time": "2026-11-22T00:00:00Z", "resources": [],
+        "detail": {"bucket": {"name": "sluice-ingest"}, "object": {"key": "ber/../../etc/passwd.csv", "etag": "e", "sequencer": "1"}}});
+    let r = rt.deliver(event).await.unwrap();
+    assert_eq!(r["status"], "rejected");
+    assert!(r["reason"].as_str().unwrap().contains("'..'"), "{r}");
+
+    let truncated =
+        json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": {}}});
+    let err = rt.deliver(truncated).await.unwrap_err();
+    assert!(
+        err.cause.contains("truncated Object Created event"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn task_events_ignore_duplicates_and_unknown_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    rt.register_pipeline(&shell_pipeline(1)).unwrap();
+    let csv = write(dir.path(), "in.csv", "group,n,fail\na,1,false\n");
+    let started = submit(&rt, &csv, "shell/in.csv").await;
+    let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Succeeded);
+
+    // Redeliver the STOPPED event the pool emitted: nothing changes.
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let stopped: Value = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["detail"]["lastStatus"] == "STOPPED")
+        .expect("no STOPPED event logged");
+    let report = rt.invoke("task-events", stopped.clone()).await.unwrap();
+    assert_eq!(report["classification"], "succeeded");
+    assert!(
+        report["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("ignored: duplicate"),
+        "{report}"
+    );
+    let task = &rt.services.jobs.list_tasks(&job.id).await.unwrap()[0];
+    assert_eq!((task.state, task.attempts), (TaskState::Succeeded, 1));
+
+    // An event for a task sluice never launched.
+    let mut foreign = stopped;
+    foreign["detail"]["overrides"] = json!({"containerOverrides": []});
+    foreign["detail"]["taskArn"] = json!("arn:aws:ecs:us-east-1:111122223333:task/other/abc");
+    foreign["detail"]["stopCode"] = json!("SpotInterruption");
+    let report = rt.invoke("task-events", foreign).await.unwrap();
+    assert_eq!(report["classification"], "spot-interrupted");
+    assert!(
+        report["action"]
+            .as_str()
+            .unwrap()
+            .contains("not a task sluice knows"),
+        "{report}"
+    );
+}
