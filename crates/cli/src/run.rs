@@ -139,8 +139,12 @@ async fn follow(
         let retried: u32 = tasks.iter().map(|t| t.attempts.saturating_sub(1)).sum();
         bar.set_length(tasks.len() as u64);
         bar.set_position((done + failed) as u64);
+        // Tasks launched but still waiting for a slot in the pool are "waiting for capacity",
+        // as ECS tasks are while the cluster scales.
+        let (processes, pool) = runtime.slots.snapshot();
+        let waiting = (running + retrying).saturating_sub(processes as usize);
         let msg = format!(
-            "| running {running} | retried {retried} | retrying {retrying} | failed {failed}"
+            "| running {processes}/{pool} slots | waiting {waiting} | retried {retried} | failed {failed}"
         );
         bar.set_message(msg.clone());
         bar.tick();
