@@ -298,9 +298,11 @@ impl Services {
                 "unknown pipeline '{name}': no {}{name}.toml in the data bucket",
                 layout::PIPELINES_PREFIX
             ))),
-            Err(StoreError::Corrupt { what, message }) => Err(crate::error::StepError::invalid_input(
-                format!("pipeline '{name}' ({what}) is invalid: {message}"),
-            )),
+            Err(StoreError::Corrupt { what, message }) => {
+                Err(crate::error::StepError::invalid_input(format!(
+                    "pipeline '{name}' ({what}) is invalid: {message}"
+                )))
+            }
             Err(e) => Err(e.into()),
         }
     }
