@@ -83,8 +83,10 @@ pub(crate) fn magnitude(w: u64) -> f64 {
 /// Biased IEEE exponent subtracted from `X[i]`'s exponent when packing it.
 const X_EXP_BASE: u64 = 1019;
 const MANTISSA: u64 = (1 << 52) - 1;
-/// Smallest biased exponent of a packed `eps` (eps >= 2^-49).
-const EPS_EXP_BASE: u64 = 974;
+/// Base of a packed `eps`'s biased exponent. Its low six bits are zero, so the
+/// six stored exponent bits (14..=63 for eps in [2^-49, 1]) can be OR-ed in.
+const EPS_EXP_BASE: u64 = 960;
+const _: () = assert!(EPS_EXP_BASE & 63 == 0 && 1023 - 49 - EPS_EXP_BASE < 64);
 
 /// Fast-path table: one word per layer, so the SIMD loop needs a single gather
 /// per bit (gathers are its bottleneck; two tables cost ~35 % more time).
@@ -94,9 +96,9 @@ const EPS_EXP_BASE: u64 = 974;
 ///   [`X_EXP_BASE`] — `X[i]` is recovered *exactly* (all edges lie in
 ///   [0.0625, 8), so three exponent bits suffice);
 /// * bits 55..=63: `eps = 2^-E·(1 + M/8)` as a 9-bit mini-float (3 mantissa
-///   bits `M`, 6 exponent bits `E'` = biased exponent − [`EPS_EXP_BASE`]), the
+///   bits `M`, 6 exponent bits = biased exponent − [`EPS_EXP_BASE`]), the
 ///   smallest such value with `1 - eps <= RATIO[i]`; the fast path accepts
-///   when `1 - u > eps`. Decoding it is a shift, a mask and an add.
+///   when `1 - u > eps`. Decoding it is a shift and a mask-and-or.
 ///
 /// The threshold is conservative: `u` below it is certainly below `RATIO[i]`.
 /// Words between the two go to the slow path, which re-tests against the exact
@@ -142,10 +144,11 @@ pub(crate) fn packed_edge(t: u64) -> f64 {
 }
 
 /// `eps` from a packed entry: bits 55..=63 land on 49..=57 (mantissa bits
-/// 49..=51 and the low six exponent bits), then the exponent base is added.
+/// 49..=51 and the low six exponent bits), then the exponent base is OR-ed in
+/// (a shift and one ternary-logic instruction).
 #[inline(always)]
 pub(crate) fn packed_eps(t: u64) -> f64 {
-    f64::from_bits(((t >> 6) & (0x1FF << 49)) + (EPS_EXP_BASE << 52))
+    f64::from_bits(((t >> 6) & (0x1FF << 49)) | (EPS_EXP_BASE << 52))
 }
 
 /// Conservative acceptance threshold `1 - eps` from a packed entry (exact).
