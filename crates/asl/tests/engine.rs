@@ -819,3 +819,35 @@ async fn stopping_a_parent_stops_its_sync_child() {
         .expect("child exists");
     assert_eq!(wait(&child).await.status, ExecutionStatus::Aborted);
 }
+
+#[tokio::test]
+async fn cancelled_iterations_and_states_are_recorded_as_aborted() {
+    let engine = engine_with(Resources::new(), true);
+    let sm = machine(json!({"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "MaxConcurrency": 0,
+        "ItemProcessor": {"StartAt": "Route", "States": {
+            "Route": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 0, "Next": "Boom"}], "Default": "Sleep"},
+            "Boom": {"Type": "Fail", "Error": "Item.Failed"},
+            "Sleep": {"Type": "Wait", "Seconds": 60, "End": true}
+        }},
+        "End": true
+    }}}));
+    let h = engine
+        .start_execution(sm, None, json!([1, 0]))
+        .expect("starts");
+    let out = wait(&h).await;
+    assert_eq!(out.error.as_deref(), Some("Item.Failed"));
+    let t = types(&h.history());
+    let pos = |name: &str| t.iter().position(|x| x == name);
+    assert!(
+        pos("WaitStateAborted") < pos("MapIterationAborted"),
+        "{t:?}"
+    );
+    assert!(pos("MapIterationAborted") < pos("MapStateFailed"), "{t:?}");
+    let aborted = h
+        .history()
+        .into_iter()
+        .find(|e| e.event_type == "MapIterationAborted")
+        .expect("aborted");
+    assert_eq!(aborted.detail().map(|d| d["index"].clone()), Some(json!(0)));
+}

@@ -19,6 +19,7 @@ use crate::model::{MapMode, MapState, NumberOrPath, ParallelState, State};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
 
 /// One attempt of a Parallel state; returns the state output.
 pub(crate) async fn run_parallel(
@@ -34,7 +35,7 @@ pub(crate) async fn run_parallel(
     let futures = p.branches.iter().map(|g| {
         let mut b = Branch {
             history: branch.history.clone(),
-            prev: started,
+            prev: Arc::new(AtomicU64::new(started)),
             guard: WorkGuard::new(run.clock.clone()),
             top_level: false,
             execution_ctx: None,
@@ -162,7 +163,7 @@ pub(crate) async fn run_map(
             }
             let mut b = Branch {
                 history: history_log,
-                prev: started,
+                prev: Arc::new(AtomicU64::new(started)),
                 guard: WorkGuard::new(run.clock.clone()),
                 top_level: false,
                 execution_ctx: None,
@@ -173,7 +174,13 @@ pub(crate) async fn run_map(
                 "MapIterationStarted",
                 Some(("mapIterationStartedEventDetails", details.clone())),
             );
+            let mut abort = b.abort_guard(
+                run,
+                "MapIterationAborted".into(),
+                Some(("mapIterationAbortedEventDetails", details.clone())),
+            );
             let r = run.run_graph(&m.processor, input, &mut b, None).await;
+            abort.disarm();
             match &r {
                 Ok(v) => {
                     b.record(

@@ -27,6 +27,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Everything one run (start or redrive) of an execution shares.
@@ -47,8 +48,9 @@ pub(crate) struct Run {
 /// Where one chain of states (a branch) stands: its history cursor and its clock activity.
 pub(crate) struct Branch {
     pub(crate) history: Arc<HistoryLog>,
-    /// Id of the last event on this branch (the next event's `previousEventId`).
-    pub(crate) prev: u64,
+    /// Id of the last event on this branch (the next event's `previousEventId`). Shared with
+    /// the branch's [`AbortGuard`]s, which record from `Drop`.
+    pub(crate) prev: Arc<AtomicU64>,
     pub(crate) guard: WorkGuard,
     /// Only the top-level graph keeps redrive points.
     pub(crate) top_level: bool,
@@ -64,10 +66,55 @@ impl Branch {
         event_type: &str,
         details: Option<(&str, Value)>,
     ) -> u64 {
-        self.prev = self
+        let prev = self.prev.load(Ordering::SeqCst);
+        let id = self
             .history
-            .record(run.clock.now(), event_type, self.prev, details);
-        self.prev
+            .record(run.clock.now(), event_type, prev, details);
+        self.prev.store(id, Ordering::SeqCst);
+        id
+    }
+
+    /// A guard that records `event` on this branch if it is dropped while still armed.
+    pub(crate) fn abort_guard(
+        &self,
+        run: &Run,
+        event: String,
+        details: Option<(&'static str, Value)>,
+    ) -> AbortGuard {
+        AbortGuard {
+            history: self.history.clone(),
+            clock: run.clock.clone(),
+            prev: self.prev.clone(),
+            event: Some((event, details)),
+        }
+    }
+}
+
+/// Records an `...Aborted` event when the work it guards is cancelled: a state of a branch
+/// that lost to a failing Parallel sibling, a Map iteration cancelled by a failed one, or
+/// anything running when the execution is stopped — as AWS records `WaitStateAborted`,
+/// `MapIterationAborted`, ...
+pub(crate) struct AbortGuard {
+    history: Arc<HistoryLog>,
+    clock: Arc<dyn Clock>,
+    prev: Arc<AtomicU64>,
+    event: Option<(String, Option<(&'static str, Value)>)>,
+}
+
+impl AbortGuard {
+    /// The guarded work completed: record nothing.
+    pub(crate) fn disarm(&mut self) {
+        self.event = None;
+    }
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if let Some((event, details)) = self.event.take() {
+            let prev = self.prev.load(Ordering::SeqCst);
+            let id = self.history.record(self.clock.now(), &event, prev, details);
+            self.prev.store(id, Ordering::SeqCst);
+        }
     }
 }
 
@@ -115,7 +162,9 @@ async fn execute(
     let history = record.history.clone();
     let mut branch = Branch {
         history: history.clone(),
-        prev: record.history.events().last().map(|e| e.id).unwrap_or(0),
+        prev: Arc::new(AtomicU64::new(
+            record.history.events().last().map(|e| e.id).unwrap_or(0),
+        )),
         guard: WorkGuard::new(run.clock.clone()),
         top_level: true,
         execution_ctx: None,
@@ -323,7 +372,9 @@ impl Run {
                 if branch.top_level {
                     lock(&self.record.redrive).state = Some((state.name.clone(), input.clone()));
                 }
+                let mut abort = branch.abort_guard(self, format!("{prefix}StateAborted"), None);
                 let result = self.run_state(state, input.clone(), branch, entered).await;
+                abort.disarm();
                 let step = match result {
                     Ok(step) => step,
                     Err(err) => match retry::find_catcher(&state.catch, &err) {

@@ -441,7 +441,7 @@ async fn run_child(
     };
     let mut b = Branch {
         history: Arc::new(HistoryLog::new(arn, sink)),
-        prev: 0,
+        prev: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         guard: WorkGuard::new(run.clock.clone()),
         top_level: false,
         execution_ctx: Some(execution_ctx),
