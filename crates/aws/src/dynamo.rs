@@ -201,6 +201,43 @@ fn value<T: Serialize>(what: &str, v: &T) -> Result<AttributeValue, StoreError> 
     })
 }
 
+/// The attribute holding a task's parameters.
+const PARAMS: &str = "params";
+
+/// A task's parameters as one JSON string attribute. DynamoDB numbers have no integer/float
+/// distinction, so a parameter `3.0` stored as a number would come back as `3`; the store keeps
+/// them exactly as planned, and never queries on them.
+fn params_json(
+    what: &str,
+    params: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<String, StoreError> {
+    serde_json::to_string(params).map_err(|e| StoreError::Corrupt {
+        what: what.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn decode_task(what: &str, mut item: Item) -> Result<Task, StoreError> {
+    let params = match item.remove(PARAMS) {
+        Some(AttributeValue::S(json)) => {
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                what: what.to_owned(),
+                message: format!("params: {e}"),
+            })?
+        }
+        _ => {
+            return Err(StoreError::Corrupt {
+                what: what.to_owned(),
+                message: "params missing or not a string".into(),
+            });
+        }
+    };
+    item.insert(PARAMS.into(), AttributeValue::M(HashMap::new()));
+    let mut task: Task = decode(what, item)?;
+    task.params = params;
+    Ok(task)
+}
+
 /// One conditional state change, built up field by field.
 struct Change<'a> {
     what: String,
@@ -292,25 +329,31 @@ impl DynamoJobStore {
             .transpose()
     }
 
-    /// All items of a partition whose sort key starts with `prefix`, following pagination.
-    pub(crate) async fn query_prefix(
+    /// All items of a partition (whose sort key starts with `prefix`, when given), following
+    /// pagination. DynamoDB rejects `begins_with` on an empty string, hence the `Option`.
+    pub(crate) async fn query_partition(
         &self,
         what: &str,
         pk: &str,
-        prefix: &str,
+        prefix: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .set_exclusive_start_key(start.take())
+                .set_exclusive_start_key(start.take());
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query
                 .send()
                 .await
                 .map_err(|e| sdk_error("DynamoDB Query", what, e))?;
@@ -384,6 +427,7 @@ impl DynamoJobStore {
     async fn put_task(&self, task: &Task, expires_at: AttributeValue) -> Result<(), StoreError> {
         let what = format!("task {}/{}", task.job_id, task.id);
         let mut item = encode(&what, task)?;
+        item.insert(PARAMS.into(), s(params_json(&what, &task.params)?));
         item.extend(key(job_pk(&task.job_id), task_sk(&task.id)));
         item.insert("record".into(), s("task"));
         item.insert(TTL_ATTRIBUTE.into(), expires_at);
@@ -391,16 +435,17 @@ impl DynamoJobStore {
     }
 
     /// Apply a change and turn the result into a [`Transition`], reading back on rejection.
-    async fn transition<T: DeserializeOwned>(
+    async fn transition<T>(
         &self,
         change: Change<'_>,
+        decode: fn(&str, Item) -> Result<T, StoreError>,
     ) -> Result<Transition<T>, StoreError> {
         let what = change.what.clone();
         let key = change.key.clone();
         match self.apply(change).await? {
             Outcome::Applied(item) => Ok(Transition::Applied(decode(&what, item)?)),
-            Outcome::NotApplied => Ok(match self.get_decoded(&what, key).await? {
-                Some(current) => Transition::Rejected(current),
+            Outcome::NotApplied => Ok(match self.get_item(&what, key).await? {
+                Some(current) => Transition::Rejected(decode(&what, current)?),
                 None => Transition::Missing,
             }),
         }
@@ -478,15 +523,18 @@ impl JobStore for DynamoJobStore {
         if let Some(results) = &update.results {
             set.push(("results", value(&what, results)?));
         }
-        self.transition(Change {
-            what,
-            key: key(job_pk(id), "JOB".into()),
-            state: to.as_str(),
-            allowed_from: to.allowed_from().iter().map(|s| s.as_str()).collect(),
-            set,
-            remove: Vec::new(),
-            event_version: None,
-        })
+        self.transition(
+            Change {
+                what,
+                key: key(job_pk(id), "JOB".into()),
+                state: to.as_str(),
+                allowed_from: to.allowed_from().iter().map(|s| s.as_str()).collect(),
+                set,
+                remove: Vec::new(),
+                event_version: None,
+            },
+            decode::<Job>,
+        )
         .await
     }
 
@@ -504,20 +552,20 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError> {
-        self.get_decoded(
-            &format!("task {job}/{task}"),
-            key(job_pk(job), task_sk(task)),
-        )
-        .await
+        let what = format!("task {job}/{task}");
+        self.get_item(&what, key(job_pk(job), task_sk(task)))
+            .await?
+            .map(|item| decode_task(&what, item))
+            .transpose()
     }
 
     async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
         let what = format!("tasks of {job}");
         let mut tasks: Vec<Task> = self
-            .query_prefix(&what, &job_pk(job), "TASK#")
+            .query_partition(&what, &job_pk(job), Some("TASK#"))
             .await?
             .into_iter()
-            .map(|item| decode(&what, item))
+            .map(|item| decode_task(&what, item))
             .collect::<Result<_, _>>()?;
         // Sort keys order by task id; the port promises input order. A job's tasks are read
         // whole anyway, so sorting here is cheaper than a second index.
@@ -549,15 +597,18 @@ impl JobStore for DynamoJobStore {
             Some(None) => remove.push("last_error"),
             None => {}
         }
-        self.transition(Change {
-            what,
-            key: key(job_pk(job), task_sk(task)),
-            state: to.as_str(),
-            allowed_from: to.allowed_from().iter().map(|s| s.as_str()).collect(),
-            set,
-            remove,
-            event_version: None,
-        })
+        self.transition(
+            Change {
+                what,
+                key: key(job_pk(job), task_sk(task)),
+                state: to.as_str(),
+                allowed_from: to.allowed_from().iter().map(|s| s.as_str()).collect(),
+                set,
+                remove,
+                event_version: None,
+            },
+            decode_task,
+        )
         .await
     }
 
@@ -607,7 +658,7 @@ impl JobStore for DynamoJobStore {
     async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
         let what = format!("attempts of {job}/{task}");
         let mut attempts: Vec<Attempt> = self
-            .query_prefix(&what, &job_pk(job), &attempt_prefix(task))
+            .query_partition(&what, &job_pk(job), Some(&attempt_prefix(task)))
             .await?
             .into_iter()
             .map(|item| decode(&what, item))
@@ -639,15 +690,18 @@ impl JobStore for DynamoJobStore {
         if let Some(at) = &update.stopped_at {
             set.push(("stopped_at", value(&what, at)?));
         }
-        self.transition(Change {
-            what,
-            key: key(job_pk(&k.job_id), attempt_sk(k)),
-            state: to.as_str(),
-            allowed_from: to.allowed_from().iter().map(|s| s.as_str()).collect(),
-            set,
-            remove: Vec::new(),
-            event_version: update.event_version,
-        })
+        self.transition(
+            Change {
+                what,
+                key: key(job_pk(&k.job_id), attempt_sk(k)),
+                state: to.as_str(),
+                allowed_from: to.allowed_from().iter().map(|s| s.as_str()).collect(),
+                set,
+                remove: Vec::new(),
+                event_version: update.event_version,
+            },
+            decode::<Attempt>,
+        )
         .await
     }
 }
@@ -694,7 +748,9 @@ impl DynamoJobStore {
 
     /// Leases that have not outlived their TTL, read strongly consistent.
     pub async fn active_leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
-        let items = self.query_prefix("leases", LEASES_PARTITION, "").await?;
+        let items = self
+            .query_partition("leases", LEASES_PARTITION, None)
+            .await?;
         let mut leases = Vec::new();
         for item in items {
             let expired = match item.get(TTL_ATTRIBUTE) {

@@ -143,9 +143,14 @@ impl Moto {
 
     /// SDK configuration pointing every client at this server with dummy credentials.
     pub async fn sdk(&self) -> SdkConfig {
+        self.sdk_in(REGION).await
+    }
+
+    /// As [`Moto::sdk`], in another region: moto keeps separate state per region.
+    pub async fn sdk_in(&self, region: &'static str) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
-            .region(Region::new(REGION))
+            .region(Region::new(region))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "testing", "testing", None, None, "moto",
             ))

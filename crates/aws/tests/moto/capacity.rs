@@ -30,6 +30,21 @@ async fn group(client: &aws_sdk_autoscaling::Client, name: &str, desired: i32) {
         .unwrap();
 }
 
+/// Create a group of one and return its instance id (an EC2 instance moto knows).
+pub async fn instance_of_new_group(client: &aws_sdk_autoscaling::Client, name: &str) -> String {
+    group(client, name, 1).await;
+    let out = client
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap();
+    out.auto_scaling_groups()[0].instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_owned()
+}
+
 async fn desired(client: &aws_sdk_autoscaling::Client, name: &str) -> i32 {
     let out = client
         .describe_auto_scaling_groups()

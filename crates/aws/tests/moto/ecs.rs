@@ -3,7 +3,16 @@
 
 use crate::common::Moto;
 use crate::moto_or_skip;
+use aws_sdk_ecs::config::RuntimeComponents;
 use aws_sdk_ecs::types::{ContainerDefinition, TaskField};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_types::body::SdkBody;
 use sluice_aws::EcsCompute;
 use sluice_aws::config::EcsConfig;
 use sluice_core::model::{AttemptKey, Capacity, ObjectRef};
@@ -13,9 +22,83 @@ use std::collections::BTreeMap;
 
 pub const CLUSTER: &str = "sluice";
 
+/// moto echoes a container's `cpu` (and `memory`) as JSON numbers where the ECS API has
+/// strings, which the SDK rightly refuses to parse. This HTTP client sits under the SDK and
+/// turns them into strings, so the real `EcsCompute` code path runs against moto unchanged.
+#[derive(Debug)]
+struct MotoNumbersClient(SharedHttpClient);
+
+#[derive(Debug)]
+struct MotoNumbersConnector(SharedHttpConnector);
+
+impl HttpClient for MotoNumbersClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(MotoNumbersConnector(
+            self.0.http_connector(settings, components),
+        ))
+    }
+}
+
+impl HttpConnector for MotoNumbersConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let response = self.0.call(request);
+        HttpConnectorFuture::new(async move {
+            let mut response = response.await?;
+            let body = std::mem::replace(response.body_mut(), SdkBody::taken());
+            let bytes = ByteStream::new(body)
+                .collect()
+                .await
+                .map_err(|e| ConnectorError::io(e.into()))?
+                .into_bytes();
+            let patched = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(mut json) => {
+                    stringify_container_numbers(&mut json);
+                    serde_json::to_vec(&json).map_err(|e| ConnectorError::other(e.into(), None))?
+                }
+                Err(_) => bytes.to_vec(),
+            };
+            *response.body_mut() = SdkBody::from(patched);
+            Ok(response)
+        })
+    }
+}
+
+fn stringify_container_numbers(json: &mut serde_json::Value) {
+    let tasks = json.get_mut("tasks").and_then(|t| t.as_array_mut());
+    for task in tasks.into_iter().flatten() {
+        let containers = task.get_mut("containers").and_then(|c| c.as_array_mut());
+        for container in containers.into_iter().flatten() {
+            for field in ["cpu", "memory", "memoryReservation"] {
+                if let Some(n) = container.get(field).and_then(|v| v.as_i64()) {
+                    container[field] = serde_json::Value::String(n.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// An ECS client for moto with the [`MotoNumbersClient`] workaround.
+pub fn ecs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_ecs::Client {
+    let http = aws_smithy_http_client::Builder::new().build_http();
+    aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(sdk)
+            .http_client(MotoNumbersClient(http))
+            .build(),
+    )
+}
+
 /// A cluster with one registered container instance, and a task definition whose memory fits
 /// it (`memory`) or not.
-pub async fn cluster(client: &aws_sdk_ecs::Client, family: &str, memory: i32) {
+pub async fn cluster(
+    client: &aws_sdk_ecs::Client,
+    asg: &aws_sdk_autoscaling::Client,
+    family: &str,
+    memory: i32,
+) {
     client
         .create_cluster()
         .cluster_name(CLUSTER)
@@ -29,19 +112,22 @@ pub async fn cluster(client: &aws_sdk_ecs::Client, family: &str, memory: i32) {
             ContainerDefinition::builder()
                 .name("worker")
                 .image("sluice/ber-sim:latest")
-                .memory(memory)
-                .cpu(256)
+                // Not `memory`/`cpu`: moto echoes those as numbers where the ECS API (and
+                // so the SDK) has strings. The reservation still drives moto's placement.
+                .memory_reservation(memory)
                 .essential(true)
                 .build(),
         )
         .send()
         .await
         .unwrap();
-    // moto places RunTask only on registered container instances; it needs just an id.
+    // moto places RunTask only on registered container instances, backed by an EC2 instance
+    // it knows: an Auto Scaling group of one makes one.
+    let instance = crate::capacity::instance_of_new_group(asg, "ecs-hosts").await;
     client
         .register_container_instance()
         .cluster(CLUSTER)
-        .instance_identity_document(r#"{"instanceId": "i-0123456789abcdef0"}"#)
+        .instance_identity_document(format!(r#"{{"instanceId": "{instance}"}}"#))
         .send()
         .await
         .unwrap();
@@ -86,8 +172,15 @@ pub fn launch_request(job: &str, task: &str, number: u32) -> LaunchRequest {
 #[tokio::test]
 async fn ecs_run_task_carries_overrides_and_tags() {
     let moto: Moto = moto_or_skip!();
-    let client = aws_sdk_ecs::Client::new(&moto.sdk().await);
-    cluster(&client, "ber-sim", 2048).await;
+    let sdk = moto.sdk().await;
+    let client = ecs_client(&sdk);
+    cluster(
+        &client,
+        &aws_sdk_autoscaling::Client::new(&sdk),
+        "ber-sim",
+        2048,
+    )
+    .await;
     let compute = EcsCompute::new(client.clone(), ecs_config("ber-sim"));
 
     let launched = compute
@@ -170,9 +263,16 @@ async fn ecs_run_task_carries_overrides_and_tags() {
 #[tokio::test]
 async fn ecs_unplaceable_task_is_launch_failed() {
     let moto: Moto = moto_or_skip!();
-    let client = aws_sdk_ecs::Client::new(&moto.sdk().await);
+    let sdk = moto.sdk().await;
+    let client = ecs_client(&sdk);
     // More memory than moto's container instance offers: nothing is placed.
-    cluster(&client, "huge", 10_000_000).await;
+    cluster(
+        &client,
+        &aws_sdk_autoscaling::Client::new(&sdk),
+        "huge",
+        10_000_000,
+    )
+    .await;
     let compute = EcsCompute::new(client, ecs_config("huge"));
     let err = compute
         .launch(&launch_request("ber-0002", "t-1", 1))

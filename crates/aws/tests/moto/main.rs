@@ -7,5 +7,6 @@ mod common;
 mod capacity;
 mod dynamo;
 mod ecs;
+mod handlers;
 mod s3;
 mod sfn;

@@ -29,14 +29,24 @@ const WAITING_MACHINE: &str = r#"{
 }"#;
 
 /// Let moto execute state machines (with its docker-free Lambda) and create one.
-pub async fn state_machine(moto: &Moto, client: &aws_sdk_sfn::Client, definition: &str) -> String {
+///
+/// moto 5.1 starts only one execution per account and region: StartExecution deep-copies the
+/// state machine together with its backend, and once an execution (holding a lock) lives in
+/// that backend the copy fails with a 500. Tests that need several executions use a region
+/// each ([`Moto::sdk_in`]).
+pub async fn state_machine(
+    moto: &Moto,
+    client: &aws_sdk_sfn::Client,
+    name: &str,
+    definition: &str,
+) -> String {
     moto.configure(json!({
         "stepfunctions": {"execute_state_machine": true},
         "lambda": {"use_docker": false}
     }));
     client
         .create_state_machine()
-        .name("sluice")
+        .name(name)
         .definition(definition)
         .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/sluice-sfn"))
         .send()
@@ -106,7 +116,7 @@ pub async fn wait_for_status(
 async fn sfn_start_execution_is_idempotent_by_name() {
     let moto = moto_or_skip!();
     let client = aws_sdk_sfn::Client::new(&moto.sdk().await);
-    let machine = state_machine(&moto, &client, WAITING_MACHINE).await;
+    let machine = state_machine(&moto, &client, "sluice", WAITING_MACHINE).await;
     let wf = SfnWorkflows::new(client.clone(), &machine);
 
     let input = json!({"job": "ber-1", "pipeline": "ber"});
@@ -153,7 +163,7 @@ async fn sfn_start_execution_is_idempotent_by_name() {
 async fn sfn_task_tokens_success_failure_and_closed() {
     let moto = moto_or_skip!();
     let client = aws_sdk_sfn::Client::new(&moto.sdk().await);
-    let machine = state_machine(&moto, &client, WAITING_MACHINE).await;
+    let machine = state_machine(&moto, &client, "sluice", WAITING_MACHINE).await;
     let wf = SfnWorkflows::new(client.clone(), &machine);
 
     // Success: the output becomes the execution's output.
@@ -169,17 +179,17 @@ async fn sfn_task_tokens_success_failure_and_closed() {
     let output: serde_json::Value = serde_json::from_str(out.output().unwrap()).unwrap();
     assert_eq!(output, json!({"result": "s3://data/x.json"}));
     // The token is closed now: reporting again is TokenClosed, not an error to retry.
+    // (moto answers this only for SendTaskSuccess: its SendTaskFailure still accepts the token
+    // of a closed execution, see docs/aws.md.)
     assert!(matches!(
         wf.send_task_success(&token, &json!({})).await,
         Err(WorkflowError::TokenClosed(_))
     ));
-    assert!(matches!(
-        wf.send_task_failure(&token, "Sluice.TaskFailed", "late")
-            .await,
-        Err(WorkflowError::TokenClosed(_))
-    ));
 
     // Failure: the typed error name reaches the execution, truncated to the API's limits.
+    let client = aws_sdk_sfn::Client::new(&moto.sdk_in("eu-west-1").await);
+    let machine = state_machine(&moto, &client, "sluice", WAITING_MACHINE).await;
+    let wf = SfnWorkflows::new(client.clone(), &machine);
     let bad = wf
         .start_execution("job-bad", &json!({"job": "job-bad"}))
         .await

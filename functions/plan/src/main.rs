@@ -1,0 +1,13 @@
+//! Lambda entry point of the `plan` step: reads the job's input CSV and writes its tasks and manifest (first state of the pipeline).
+//!
+//! Wiring only: the handler is `sluice_fn_plan::handle` (this crate's library, shared with the local
+//! runtime); logging, the cold-start services and the `Sluice.*` error mapping are
+//! `sluice_aws::lambda::run`. Built with `cargo lambda build --release --arm64 --features lambda`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    sluice_aws::lambda::run(|services, input| async move {
+        sluice_fn_plan::handle(&services, input).await
+    })
+    .await
+}
