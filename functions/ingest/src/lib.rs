@@ -41,8 +41,100 @@ pub struct IngestResult {
     pub reason: Option<String>,
 }
 
-/// Handle one event: an S3 Object Created or a scheduled run, as an EventBridge event.
-pub async fn handle(services: &Services, event: Value) -> Result<IngestResult, StepError> {
+/// A classic S3 event notification (`{"Records": [...]}`), for buckets that notify Lambda
+/// directly instead of through EventBridge.
+#[derive(Debug, Deserialize)]
+struct S3Notification {
+    #[serde(rename = "Records")]
+    records: Vec<S3NotificationRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3NotificationRecord {
+    #[serde(rename = "eventName", default)]
+    event_name: String,
+    s3: S3NotificationEntity,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3NotificationEntity {
+    bucket: sluice_core::events::S3Bucket,
+    object: S3NotificationObject,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3NotificationObject {
+    key: String,
+    #[serde(rename = "eTag", default)]
+    etag: Option<String>,
+    #[serde(rename = "versionId", default)]
+    version_id: Option<String>,
+    #[serde(default)]
+    sequencer: Option<String>,
+}
+
+/// Keys in S3 notifications are URL-encoded with `+` for spaces.
+fn decode_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && key.is_char_boundary(i + 3) => {
+                match u8::from_str_radix(&key[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Handle one event. EventBridge events (S3 Object Created, Scheduled Run) give one result; a
+/// classic S3 notification gives `{"jobs": [...]}`, one per record.
+pub async fn handle(services: &Services, event: Value) -> Result<Value, StepError> {
+    if event.get("Records").is_some() {
+        let n: S3Notification = serde_json::from_value(event).map_err(|e| {
+            StepError::invalid_input(format!("ingest: truncated S3 notification: {e}"))
+        })?;
+        let mut jobs = Vec::new();
+        for r in n
+            .records
+            .into_iter()
+            .filter(|r| r.event_name.starts_with("ObjectCreated"))
+        {
+            let key = decode_key(&r.s3.object.key);
+            let routed = route(&key)
+                .map(|p| p.to_string())
+                .map_err(|e| e.to_string());
+            let object = UploadedObject {
+                bucket: r.s3.bucket.name,
+                key,
+                version_id: r.s3.object.version_id,
+                etag: r.s3.object.etag,
+                sequencer: r.s3.object.sequencer,
+            };
+            jobs.push(start_job(services, object, routed).await?);
+        }
+        return Ok(json!({ "jobs": jobs }));
+    }
+    handle_eventbridge(services, event)
+        .await
+        .and_then(|r| serde_json::to_value(r).map_err(StepError::internal))
+}
+
+/// Handle an EventBridge event: S3 Object Created or a scheduled run.
+pub async fn handle_eventbridge(
+    services: &Services,
+    event: Value,
+) -> Result<IngestResult, StepError> {
     let envelope: EventEnvelope<Value> = serde_json::from_value(event)
         .map_err(|e| StepError::invalid_input(format!("ingest: not an EventBridge event: {e}")))?;
     let (object, routed) = match (envelope.detail_type.as_str(), envelope.source.as_str()) {
@@ -245,4 +337,16 @@ fn uuid_like(a: &str, b: &str, c: &str) -> String {
         (x >> 48) & 0xffff,
         x & 0xffff_ffff_ffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_key;
+
+    #[test]
+    fn notification_keys_are_url_decoded() {
+        assert_eq!(decode_key("ber/my+job%2C2026.csv"), "ber/my job,2026.csv");
+        assert_eq!(decode_key("a%zz%"), "a%zz%");
+        assert_eq!(decode_key("caf%C3%A9.csv"), "café.csv");
+    }
 }
