@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/x";
 const EXECUTION_NAME: &str = "differential";
-/// How long a case may run on moto before it counts as stuck (moto's Wait states really sleep).
-const MOTO_CASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a case may run on moto before it counts as stuck (moto's Wait states really sleep:
+/// `map_max_concurrency_path` takes 30 s there).
+const MOTO_CASE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long our engine may take on one case (virtual clock: Waits are instant).
 const ENGINE_CASE_TIMEOUT: Duration = Duration::from_secs(60);
 
