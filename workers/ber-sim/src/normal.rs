@@ -37,6 +37,9 @@
 
 use crate::rng::Xoshiro256pp;
 
+/// The generated ziggurat tables (`zig_tables.rs`): layer edges `X`, `f(X)`
+/// and the in-curve ratios, as exact f64 literals.
+//
 // The tables are `const` because they are only read while const-evaluating
 // `PACKED` and `SLOW` (and by tests); nothing large is copied at run time.
 #[allow(
