@@ -90,6 +90,27 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
     } else {
         Capacity::Spot
     };
+    // A command that cannot be rendered fails the task for good, with the reason on it.
+    let vars = pipeline.command_vars(&task, number);
+    let command = match pipeline.render_command(&vars) {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = format!("pipeline '{}': task.command: {e}", pipeline.name);
+            services
+                .jobs
+                .transition_task(
+                    &job.id,
+                    &task.id,
+                    TaskState::Failed,
+                    TaskUpdate {
+                        last_error: Some(Some(reason.clone())),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            return Err(StepError::invalid_input(reason));
+        }
+    };
     let key = AttemptKey {
         job_id: job.id.clone(),
         task_id: task.id.clone(),
@@ -126,10 +147,6 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         )
         .await?;
 
-    let vars = pipeline.command_vars(&task, number);
-    let command = pipeline.render_command(&vars).map_err(|e| {
-        StepError::invalid_input(format!("pipeline '{}': task.command: {e}", pipeline.name))
-    })?;
     let mut env = pipeline.task.env.clone();
     env.insert(ENV_JOB_ID.into(), job.id.to_string());
     env.insert(ENV_TASK_ID.into(), task.id.to_string());

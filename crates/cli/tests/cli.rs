@@ -1,0 +1,224 @@
+//! The `sluice` binary as a user runs it: exit codes, what it prints, AWS-shaped sample events.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(SLUICE)
+        .args(args)
+        .output()
+        .expect("run sluice")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+const SHELL_PIPELINE: &str = r#"
+name = "shell"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["sh", "-c", "printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
+[aggregate]
+group_by = "k"
+sum = ["n"]
+"#;
+
+#[test]
+fn run_succeeds_and_status_lists_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pipeline.toml"), SHELL_PIPELINE).unwrap();
+    std::fs::write(dir.path().join("in.csv"), "n\n1\n2\n39\n").unwrap();
+    let work = dir.path().join("work");
+    let out = sluice(&[
+        "run",
+        dir.path().join("in.csv").to_str().unwrap(),
+        "--workdir",
+        work.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("state      SUCCEEDED"), "{text}");
+    assert!(text.contains("k,tasks,n\nx,3,42\n"), "{text}");
+    let status = sluice(&["status", "--workdir", work.to_str().unwrap()]);
+    assert_eq!(status.status.code(), Some(0));
+    assert!(stdout(&status).contains("SUCCEEDED"), "{}", stdout(&status));
+}
+
+#[test]
+fn bad_csv_exits_non_zero_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pipeline.toml"), SHELL_PIPELINE).unwrap();
+    std::fs::write(dir.path().join("bad.csv"), "n\n1\n\"unterminated\n").unwrap();
+    std::fs::write(dir.path().join("worse.csv"), "n\n1\nx\n").unwrap();
+    let work = dir.path().join("work");
+    let out = sluice(&[
+        "run",
+        dir.path().join("worse.csv").to_str().unwrap(),
+        "--workdir",
+        work.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("state      FAILED"), "{text}");
+    assert!(
+        text.contains("reason     worse.csv:3:1: column 'n': 'x' is not an integer"),
+        "{text}"
+    );
+    let out = sluice(&[
+        "run",
+        dir.path().join("bad.csv").to_str().unwrap(),
+        "--workdir",
+        work.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn run_with_a_missing_pipeline_is_an_argument_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "n\n1\n").unwrap();
+    let out = sluice(&[
+        "run",
+        dir.path().join("in.csv").to_str().unwrap(),
+        "--workdir",
+        dir.path().join("w").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pipeline.toml"));
+}
+
+#[test]
+fn invoke_task_events_classifies_aws_sample_events_for_unknown_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().to_str().unwrap();
+    let events = repo().join("tests/events");
+
+    let out = sluice(&[
+        "invoke",
+        "task-events",
+        "--event",
+        events.join("ecs-task-stopped-spot.json").to_str().unwrap(),
+        "--workdir",
+        work,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let r = json(&out);
+    assert_eq!(r["classification"], "spot-interrupted");
+    assert!(
+        r["action"]
+            .as_str()
+            .unwrap()
+            .contains("not a task sluice knows"),
+        "{r}"
+    );
+
+    let out = sluice(&[
+        "invoke",
+        "task-events",
+        "--event",
+        events
+            .join("batch-job-failed-host-terminated.json")
+            .to_str()
+            .unwrap(),
+        "--workdir",
+        work,
+    ]);
+    let r = json(&out);
+    assert_eq!(r["classification"], "spot-interrupted", "{r}");
+
+    // Truncated event: a clear error, no panic.
+    let truncated = dir.path().join("truncated.json");
+    std::fs::write(&truncated, r#"{"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": {"containers": "oops"}}"#).unwrap();
+    let out = sluice(&[
+        "invoke",
+        "task-events",
+        "--event",
+        truncated.to_str().unwrap(),
+        "--workdir",
+        work,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(r["errorType"], "Sluice.InvalidInput");
+    assert!(
+        r["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("malformed ECS Task State Change"),
+        "{r}"
+    );
+}
+
+#[test]
+fn invoke_ingest_on_the_s3_sample_records_a_failed_job_for_an_unknown_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().to_str().unwrap();
+    let event = repo().join("tests/events/s3-object-created.json");
+    let out = sluice(&[
+        "invoke",
+        "ingest",
+        "--event",
+        event.to_str().unwrap(),
+        "--workdir",
+        work,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let r = json(&out);
+    assert_eq!(r["status"], "rejected");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown pipeline 'ber'"),
+        "{r}"
+    );
+    // Delivered twice: the same job, recorded once.
+    let again = json(&sluice(&[
+        "invoke",
+        "ingest",
+        "--event",
+        event.to_str().unwrap(),
+        "--workdir",
+        work,
+    ]));
+    assert_eq!(again["jobId"], r["jobId"]);
+    let status = stdout(&sluice(&["status", "--workdir", work, "--json"]));
+    let jobs: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+    assert_eq!(jobs[0]["state"], "FAILED");
+}
+
+#[test]
+fn a_task_command_with_an_unknown_placeholder_fails_the_job_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = SHELL_PIPELINE.replace("{n} > {output}", "{nope} > {output}");
+    std::fs::write(dir.path().join("pipeline.toml"), pipeline).unwrap();
+    std::fs::write(dir.path().join("in.csv"), "n\n1\n").unwrap();
+    let out = sluice(&[
+        "run",
+        dir.path().join("in.csv").to_str().unwrap(),
+        "--workdir",
+        dir.path().join("w").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("unknown placeholder '{nope}'"), "{text}");
+}
