@@ -18,8 +18,8 @@ use crate::error::StatesError;
 use crate::model::{MapMode, MapState, NumberOrPath, ParallelState, State};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 /// One attempt of a Parallel state; returns the state output.
 pub(crate) async fn run_parallel(
@@ -159,7 +159,7 @@ pub(crate) async fn run_map(
         let checkpoint = checkpoint.clone();
         async move {
             if let Some(v) = done {
-                return Ok(v);
+                return (index, Ok(v));
             }
             let mut b = Branch {
                 history: history_log,
@@ -200,17 +200,27 @@ pub(crate) async fn run_map(
                     );
                 }
             }
-            r
+            (index, r)
         }
     }))
-    .buffered(concurrency);
+    // Unordered, so the first failure is seen as soon as it happens (AWS fails the Map state
+    // then, whatever earlier iterations are still doing); results are put back in item order.
+    .buffer_unordered(concurrency);
+    let total = previous.len();
     let collect = async {
         let mut stream = std::pin::pin!(stream);
-        let mut results = Vec::new();
-        while let Some(r) = stream.next().await {
-            results.push(r?);
+        let mut results: Vec<Option<Value>> = vec![None; total];
+        while let Some((index, r)) = stream.next().await {
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Some(r?);
+            }
         }
-        Ok::<_, StatesError>(results)
+        Ok::<_, StatesError>(
+            results
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect::<Vec<_>>(),
+        )
     };
     match branch.guard.idle(collect).await {
         Ok(results) => {

@@ -353,7 +353,9 @@ async fn map_run(
                 })
             }
         })
-        .buffered(concurrency);
+        // Unordered: a failure counts against the tolerance when it happens, and a slow early
+        // item never holds finished ones in memory. Results are put back in item order.
+        .buffer_unordered(concurrency);
 
     let writer = match &m.result_writer {
         Some(w) => Some(ResultWriter::new(
@@ -370,7 +372,7 @@ async fn map_run(
     let collect = async {
         let mut children = std::pin::pin!(children);
         let mut writer = writer;
-        let mut results = Vec::new();
+        let mut results: Vec<Option<Value>> = Vec::new();
         let (mut total, mut failed) = (0u64, 0u64);
         while let Some(child) = children.next().await {
             let child = child.map_err(|e| {
@@ -397,10 +399,15 @@ async fn map_run(
                 Some(w) => w.push(&child, &child_arn_prefix, &machine_name).await?,
                 // `ResultPath: null` throws the results away: do not keep 100,000 of them.
                 None if discard => {}
-                None => results.push(match &child.output {
-                    Ok(v) => v.clone(),
-                    Err(e) => super::super::error_output(e),
-                }),
+                None => {
+                    if results.len() <= child.index {
+                        results.resize(child.index + 1, None);
+                    }
+                    results[child.index] = Some(match &child.output {
+                        Ok(v) => v.clone(),
+                        Err(e) => super::super::error_output(e),
+                    });
+                }
             }
         }
         if tolerated_pct.is_some_and(|p| total > 0 && (failed as f64) * 100.0 > p * total as f64) {
@@ -408,7 +415,9 @@ async fn map_run(
         }
         match writer {
             Some(w) => w.finish().await,
-            None => Ok(Value::Array(results)),
+            None => Ok(Value::Array(
+                results.into_iter().map(Option::unwrap_or_default).collect(),
+            )),
         }
     };
     branch.guard.idle(collect).await
