@@ -15,6 +15,41 @@
 //! - [`history`]: GetExecutionHistory-shaped events and the host's [`HistorySink`].
 //! - [`engine`]: the API — [`Engine`], executions, callbacks, redrive.
 //! - `exec` (private): the interpreter.
+//!
+//! # Using the engine
+//!
+//! ```
+//! use std::sync::Arc;
+//! use serde_json::json;
+//! use sluice_asl::{Engine, EngineConfig, ExecutionStatus, StateMachine, VirtualClock};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let machine = StateMachine::from_json(
+//!     r#"{"StartAt": "Hello", "States": {"Hello": {
+//!         "Type": "Pass", "Parameters": {"greeting.$": "States.Format('hi {}', $.who)"}, "End": true}}}"#,
+//! )
+//! .expect("a valid definition")
+//! .named("hello");
+//! let engine = Engine::new(EngineConfig {
+//!     clock: Arc::new(VirtualClock::new()), // Wait/Retry/timeouts complete instantly
+//!     ..EngineConfig::default()
+//! });
+//! let execution = engine
+//!     .start_execution(Arc::new(machine), Some("run-1".into()), json!({"who": "sluice"}))
+//!     .expect("started");
+//! let outcome = execution.wait().await;
+//! assert_eq!(outcome.status, ExecutionStatus::Succeeded);
+//! assert_eq!(outcome.output, Some(json!({"greeting": "hi sluice"})));
+//! assert_eq!(execution.history().first().map(|e| e.event_type.as_str()), Some("ExecutionStarted"));
+//! # }
+//! ```
+//!
+//! Task states reach the host through [`Resources`]: a [`LambdaInvoker`] for Lambda ARNs and
+//! `arn:aws:states:::lambda:invoke`, [`ServiceIntegration`]s by service name (`sns`, `ecs`,
+//! `aws-sdk:s3`, ...), an [`ObjectStore`] for distributed Map; or through mocked responses
+//! ([`TaskMocks`], e.g. [`MockTestCaseMocks`] over a Step Functions Local mock config). A Task
+//! with neither fails with `States.Runtime` naming its resource.
 
 pub mod clock;
 pub mod data;

@@ -202,9 +202,15 @@ async fn execute(
         }
     };
     let machine = record.machine.clone();
-    let deadline = machine.timeout_seconds.map(|s| {
-        record.start_date + chrono::Duration::seconds(s.min(i64::MAX as u64 / 1000) as i64)
-    });
+    // A redrive gets the full execution timeout again, counted from the redrive.
+    let timeout_base = if run.redrive.is_some() {
+        run.clock.now()
+    } else {
+        record.start_date
+    };
+    let deadline = machine
+        .timeout_seconds
+        .map(|s| timeout_base + chrono::Duration::seconds(s.min(99_999_999) as i64));
     let timeout = async {
         match deadline {
             Some(d) => run.clock.sleep_until(d).await,
