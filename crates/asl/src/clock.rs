@@ -127,7 +127,8 @@ impl VirtualClock {
     pub fn advance(&self, by: Duration) {
         let mut st = lock(&self.inner.state);
         let step = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
-        st.now += step;
+        // Saturate rather than overflow on absurd steps.
+        st.now = st.now.checked_add_signed(step).unwrap_or(st.now);
         let now = st.now;
         fire_due(&mut st, now);
     }

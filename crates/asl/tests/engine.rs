@@ -851,3 +851,52 @@ async fn cancelled_iterations_and_states_are_recorded_as_aborted() {
         .expect("aborted");
     assert_eq!(aborted.detail().map(|d| d["index"].clone()), Some(json!(0)));
 }
+
+#[tokio::test]
+async fn redrive_after_abort_resumes_the_interrupted_state() {
+    let engine = engine_with(Resources::new(), false);
+    let sm = machine(json!({"StartAt": "Prepare", "States": {
+        "Prepare": {"Type": "Pass", "Result": "prepared", "ResultPath": "$.step", "Next": "Hold"},
+        "Hold": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Done"},
+        "Done": {"Type": "Pass", "Parameters": {"step.$": "$.step", "redrives.$": "$$.Execution.RedriveCount"}, "End": true}
+    }}));
+    let h = engine
+        .start_execution(sm, Some("abort-redrive".into()), json!({"wait": 1000}))
+        .expect("starts");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine.stop_execution(h.arn(), None, None).expect("stops");
+    assert_eq!(wait(&h).await.status, ExecutionStatus::Aborted);
+    assert!(types(&h.history()).contains(&"WaitStateAborted".to_string()));
+    // The Wait would take 1000 s again; stop the redrive too, then check where it restarted.
+    let h2 = engine
+        .redrive(h.arn())
+        .expect("aborted executions are redrivable");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let history = h2.history();
+    let redriven = history
+        .iter()
+        .position(|e| e.event_type == "ExecutionRedriven")
+        .expect("redriven");
+    let next = history
+        .get(redriven + 1)
+        .map(|e| e.to_json())
+        .unwrap_or_default();
+    assert_eq!(next["type"], "WaitStateEntered");
+    let input: Value = serde_json::from_str(
+        next["stateEnteredEventDetails"]["input"]
+            .as_str()
+            .unwrap_or("null"),
+    )
+    .expect("JSON");
+    assert_eq!(input, json!({"wait": 1000, "step": "prepared"}));
+    assert_eq!(
+        engine.describe_execution(h.arn()).map(|d| d.status),
+        Ok(ExecutionStatus::Running)
+    );
+    engine.stop_execution(h.arn(), None, None).expect("stops");
+    assert_eq!(wait(&h2).await.status, ExecutionStatus::Aborted);
+    assert_eq!(
+        engine.describe_execution(h.arn()).map(|d| d.redrive_count),
+        Ok(1)
+    );
+}
