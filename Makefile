@@ -43,7 +43,7 @@ test-tools:
 
 test-rust:
 	cargo build -p sluice-cli -p ber-sim
-	cargo test --workspace --no-fail-fast
+	cargo test --workspace --all-features --no-fail-fast
 
 test: test-tools test-rust lint-infra
 
