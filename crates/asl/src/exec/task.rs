@@ -354,15 +354,18 @@ async fn invoke(
             lambda.invoke(arn, params).await.map_err(function_error)
         }
         TaskResource::LambdaInvoke { .. } => {
-            let lambda = resources
-                .lambda()
-                .ok_or_else(|| missing_resource("Lambda invoker", &task.resource))?;
             let Some(function) = params.get("FunctionName").and_then(Value::as_str) else {
                 return Err(StatesError::runtime(format!(
                     "The Parameters of '{}' must include FunctionName for lambda:invoke",
                     state.name
                 )));
             };
+            let lambda = resources.lambda().ok_or_else(|| {
+                missing_resource(
+                    "Lambda invoker",
+                    &format!("{} (function '{function}')", task.resource),
+                )
+            })?;
             let payload = params.get("Payload").cloned().unwrap_or_else(|| json!({}));
             let ret = lambda
                 .invoke(function, payload)
