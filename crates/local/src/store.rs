@@ -551,3 +551,175 @@ impl JobStore for SqliteJobStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::ports::Transition;
+
+    fn attempt(n: u32) -> Attempt {
+        Attempt {
+            key: AttemptKey {
+                job_id: JobId::new("j").unwrap(),
+                task_id: TaskId::new("t").unwrap(),
+                number: n,
+            },
+            state: AttemptState::Launching,
+            capacity: Capacity::Spot,
+            task_token: format!("token-{n}"),
+            compute_id: None,
+            exit_code: None,
+            stop_code: None,
+            stopped_reason: None,
+            event_version: None,
+            started_at: Utc::now(),
+            stopped_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn stale_and_duplicate_events_cannot_move_an_attempt() {
+        let store = SqliteJobStore::in_memory().unwrap();
+        let a = attempt(1);
+        assert!(store.create_attempt(&a).await.unwrap());
+        assert!(
+            !store.create_attempt(&a).await.unwrap(),
+            "second insert must be refused"
+        );
+        let v = |v| AttemptUpdate {
+            event_version: Some(v),
+            compute_id: Some("arn:task/1".into()),
+            ..Default::default()
+        };
+        assert!(
+            store
+                .transition_attempt(&a.key, AttemptState::Running, v(2))
+                .await
+                .unwrap()
+                .applied()
+        );
+        // A STOPPED event older than what was applied is stale.
+        let stale = store
+            .transition_attempt(&a.key, AttemptState::Failed, v(1))
+            .await
+            .unwrap();
+        assert!(matches!(stale, Transition::Rejected(ref x) if x.state == AttemptState::Running));
+        assert!(
+            store
+                .transition_attempt(&a.key, AttemptState::Succeeded, v(5))
+                .await
+                .unwrap()
+                .applied()
+        );
+        // The same event again, and a later one, find the attempt final.
+        assert!(
+            !store
+                .transition_attempt(&a.key, AttemptState::Succeeded, v(5))
+                .await
+                .unwrap()
+                .applied()
+        );
+        assert!(
+            !store
+                .transition_attempt(&a.key, AttemptState::SpotInterrupted, v(9))
+                .await
+                .unwrap()
+                .applied()
+        );
+        let found = store
+            .find_attempt_by_compute_id("arn:task/1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.state, found.event_version),
+            (AttemptState::Succeeded, Some(5))
+        );
+        let missing = AttemptKey {
+            number: 7,
+            ..a.key.clone()
+        };
+        assert!(matches!(
+            store
+                .transition_attempt(&missing, AttemptState::Failed, v(1))
+                .await
+                .unwrap(),
+            Transition::Missing
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_transitions_apply_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteJobStore::open(&dir.path().join("db")).unwrap();
+        let a = attempt(1);
+        store.create_attempt(&a).await.unwrap();
+        let mut handles = Vec::new();
+        for i in 0..16u64 {
+            // Separate connections, as separate processes would have.
+            let s = SqliteJobStore::open(&dir.path().join("db")).unwrap();
+            let key = a.key.clone();
+            handles.push(tokio::spawn(async move {
+                let to = if i % 2 == 0 {
+                    AttemptState::Succeeded
+                } else {
+                    AttemptState::SpotInterrupted
+                };
+                s.transition_attempt(
+                    &key,
+                    to,
+                    AttemptUpdate {
+                        event_version: Some(10),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .applied()
+            }));
+        }
+        let mut applied = 0;
+        for h in handles {
+            applied += usize::from(h.await.unwrap());
+        }
+        assert_eq!(applied, 1);
+    }
+
+    #[tokio::test]
+    async fn a_final_job_keeps_its_first_reason() {
+        let store = SqliteJobStore::in_memory().unwrap();
+        let job = Job::new(
+            JobId::new("j").unwrap(),
+            "p",
+            ObjectRef::new("b", "k"),
+            Utc::now(),
+        );
+        assert!(store.create_job(&job).await.unwrap());
+        assert!(!store.create_job(&job).await.unwrap());
+        let fail = |r: &str| JobUpdate {
+            reason: Some(r.into()),
+            ..Default::default()
+        };
+        assert!(
+            store
+                .transition_job(&job.id, JobState::Failed, fail("in.csv:3:2: bad"))
+                .await
+                .unwrap()
+                .applied()
+        );
+        let again = store
+            .transition_job(&job.id, JobState::Failed, fail("other"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, Transition::Rejected(ref j) if j.reason.as_deref() == Some("in.csv:3:2: bad"))
+        );
+        assert!(
+            !store
+                .transition_job(&job.id, JobState::Running, JobUpdate::default())
+                .await
+                .unwrap()
+                .applied()
+        );
+    }
+}
