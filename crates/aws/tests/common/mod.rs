@@ -44,9 +44,37 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// moto's server with werkzeug's `threaded=False`: requests are handled one at a time.
+const SERIAL_SERVER: &str = "\
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app), threaded=False)
+";
+
+/// The interpreter `moto_server` runs under, from its shebang line.
+fn interpreter_of(script: &std::path::Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(script).ok()?;
+    let line = text.lines().next()?.strip_prefix("#!")?.trim();
+    let python = line.split_whitespace().next()?;
+    Some(PathBuf::from(python))
+}
+
 impl Moto {
     /// Start moto, or `None` (with a printed reason) when it is not installed outside CI.
     pub fn start() -> Option<Moto> {
+        Self::start_with(false)
+    }
+
+    /// Start moto handling one request at a time. moto's threaded server evaluates a
+    /// DynamoDB condition and applies the update without a lock, so racing conditional
+    /// writes can both pass there; DynamoDB applies each conditional write atomically, which
+    /// a serial server models.
+    pub fn start_serial() -> Option<Moto> {
+        Self::start_with(true)
+    }
+
+    fn start_with(serial: bool) -> Option<Moto> {
         let Some(bin) = find_moto_server() else {
             let msg = "moto_server not found (run tests/aws/install.sh, or set SLUICE_MOTO_SERVER)";
             if std::env::var_os("CI").is_some() {
@@ -60,8 +88,20 @@ impl Moto {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("sluice-moto-{port}.log"));
             let log_file = std::fs::File::create(&log).expect("create moto log");
-            let child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            let mut command = match (serial, interpreter_of(&bin)) {
+                (true, Some(python)) => {
+                    let mut c = Command::new(python);
+                    c.args(["-c", SERIAL_SERVER, "127.0.0.1", &port.to_string()]);
+                    c
+                }
+                (true, None) => panic!("cannot find the Python interpreter of {}", bin.display()),
+                (false, _) => {
+                    let mut c = Command::new(&bin);
+                    c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                    c
+                }
+            };
+            let child = command
                 // moto's Step Functions executor calls other services (Lambda) on this port.
                 .env("MOTO_PORT", port.to_string())
                 .stdin(Stdio::null())
@@ -176,6 +216,12 @@ impl Drop for Moto {
 macro_rules! moto_or_skip {
     () => {
         match $crate::common::Moto::start() {
+            Some(m) => m,
+            None => return,
+        }
+    };
+    (serial) => {
+        match $crate::common::Moto::start_serial() {
             Some(m) => m,
             None => return,
         }

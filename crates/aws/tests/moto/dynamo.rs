@@ -412,7 +412,7 @@ async fn dynamo_attempts_versions_and_compute_id() {
 
 #[tokio::test]
 async fn dynamo_concurrent_transitions_apply_exactly_once() {
-    let moto = moto_or_skip!();
+    let moto = moto_or_skip!(serial);
     let store = store(&moto).await;
     let a = attempt("race", "t-1", 1);
     store.create_attempt(&a).await.unwrap();

