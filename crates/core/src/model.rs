@@ -30,10 +30,12 @@ impl JobState {
     pub fn allowed_from(self) -> &'static [JobState] {
         match self {
             JobState::Submitted => &[],
-            // Only from SUBMITTED: ingest and plan race to mark a job running, and a job the
-            // plan step already failed must stay failed.
-            JobState::Running => &[JobState::Submitted],
-            JobState::Succeeded | JobState::Failed => &[JobState::Submitted, JobState::Running],
+            // From FAILED only when the plan step starts a re-run or redrive of the job's
+            // execution (ingest never moves a job to RUNNING, so it cannot race a failure).
+            JobState::Running => &[JobState::Submitted, JobState::Failed],
+            // A redriven job that now succeeds leaves FAILED; nothing leaves SUCCEEDED.
+            JobState::Succeeded => &[JobState::Submitted, JobState::Running, JobState::Failed],
+            JobState::Failed => &[JobState::Submitted, JobState::Running],
         }
     }
 

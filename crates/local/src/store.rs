@@ -714,12 +714,12 @@ mod tests {
         assert!(
             matches!(again, Transition::Rejected(ref j) if j.reason.as_deref() == Some("in.csv:3:2: bad"))
         );
-        assert!(
-            !store
-                .transition_job(&job.id, JobState::Running, JobUpdate::default())
-                .await
-                .unwrap()
-                .applied()
-        );
+        // Ingest's "still SUBMITTED?" update cannot touch a job that has moved on.
+        let t = |to| store.transition_job(&job.id, to, JobUpdate::default());
+        assert!(!t(JobState::Submitted).await.unwrap().applied());
+        // A re-run (plan) may reopen a failed job; a succeeded job is never reopened.
+        assert!(t(JobState::Running).await.unwrap().applied());
+        assert!(t(JobState::Succeeded).await.unwrap().applied());
+        assert!(!t(JobState::Running).await.unwrap().applied());
     }
 }

@@ -356,3 +356,46 @@ async fn task_events_ignore_duplicates_and_unknown_tasks() {
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rerunning_a_failed_job_relaunches_only_the_failed_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    let fixed = dir.path().join("fixed");
+    let mut cfg = shell_pipeline(1);
+    // The row marked to fail fails until the "fix" file exists.
+    cfg.task.command[2] = cfg.task.command[2].replace(
+        "if [ {fail} = true ]",
+        "if [ {fail} = true ] && [ ! -e \"$FIXED\" ]",
+    );
+    cfg.task
+        .env
+        .insert("FIXED".into(), fixed.to_string_lossy().into_owned());
+    rt.register_pipeline(&cfg).unwrap();
+    let csv = write(dir.path(), "in.csv", "group,n,fail\na,1,false\nb,5,true\n");
+    let started = submit(&rt, &csv, "shell/in.csv").await;
+    let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Failed);
+
+    // Fix the cause, then re-run the execution with the same input, as from the console.
+    std::fs::write(&fixed, "").unwrap();
+    let input = rt
+        .engine
+        .describe_execution(job.execution_arn.as_deref().unwrap())
+        .unwrap()
+        .input;
+    let rerun = rt
+        .engine
+        .start_execution(rt.machine.clone(), Some(format!("{}-rerun", job.id)), input)
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), rerun.wait())
+        .await
+        .unwrap();
+    assert_eq!(outcome.status.as_str(), "SUCCEEDED", "{outcome:?}");
+    let job = rt.services.jobs.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.reason);
+    let tasks = rt.services.jobs.list_tasks(&job.id).await.unwrap();
+    assert_eq!(tasks[0].attempts, 1, "a succeeded task is not recomputed");
+    assert_eq!(tasks[1].attempts, 2);
+    assert_eq!(results_csv(&rt, &job), "group,tasks,n\na,1,1\nb,1,5\n");
+}

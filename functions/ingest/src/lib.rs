@@ -260,9 +260,11 @@ async fn start_job(
     };
     match services
         .jobs
+        // Record the execution while the job is still SUBMITTED. If the plan step already moved
+        // it on (it records the execution itself), this is rejected and changes nothing.
         .transition_job(
             &id,
-            JobState::Running,
+            JobState::Submitted,
             JobUpdate {
                 execution_arn: Some(arn.clone()),
                 ..Default::default()
