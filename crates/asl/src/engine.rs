@@ -428,6 +428,31 @@ impl Engine {
             .map(|r| ExecutionHandle { record: r.clone() })
     }
 
+    /// ListExecutions: every execution this engine knows, most recently started first.
+    pub fn list_executions(&self) -> Vec<ExecutionDescription> {
+        let arns: Vec<String> = lock(&self.inner.executions).keys().cloned().collect();
+        let mut out: Vec<ExecutionDescription> = arns
+            .iter()
+            .filter_map(|arn| self.describe_execution(arn).ok())
+            .collect();
+        out.sort_by(|a, b| b.start_date.cmp(&a.start_date).then(a.name.cmp(&b.name)));
+        out
+    }
+
+    /// Drops a closed execution (and its history) from memory, for long-running hosts that
+    /// persist histories through their [`HistorySink`]. Running executions are kept; returns
+    /// whether the execution was removed.
+    pub fn forget_execution(&self, arn: &str) -> bool {
+        let mut executions = lock(&self.inner.executions);
+        let closed = executions
+            .get(arn)
+            .is_some_and(|r| r.outcome.borrow().is_some());
+        if closed {
+            executions.remove(arn);
+        }
+        closed
+    }
+
     /// DescribeExecution.
     pub fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, ExecutionError> {
         let record = lock(&self.inner.executions)

@@ -900,3 +900,28 @@ async fn redrive_after_abort_resumes_the_interrupted_state() {
         Ok(1)
     );
 }
+
+#[tokio::test]
+async fn list_and_forget_executions() {
+    let engine = engine_with(Resources::new(), true);
+    let sm = machine(json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}));
+    let a = engine
+        .start_execution(sm.clone(), Some("a".into()), json!(1))
+        .expect("starts");
+    let b = engine
+        .start_execution(sm, Some("b".into()), json!(2))
+        .expect("starts");
+    wait(&a).await;
+    wait(&b).await;
+    let names: Vec<String> = engine
+        .list_executions()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"a".to_string()) && names.contains(&"b".to_string()));
+    assert!(engine.forget_execution(a.arn()));
+    assert!(!engine.forget_execution(a.arn()));
+    assert_eq!(engine.list_executions().len(), 1);
+    assert!(engine.describe_execution(a.arn()).is_err());
+}
