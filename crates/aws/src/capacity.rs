@@ -79,10 +79,8 @@ impl AsgCapacity {
         for _ in 0..SETTLE_ROUNDS {
             let (instances, _) = desired_instances(slots, &self.config);
             self.set_desired(&self.config.spot_asg, instances).await?;
-            if count == 0 {
-                if let Some(od) = &self.config.on_demand_asg {
-                    self.set_desired(od, 0).await?;
-                }
+            if let (0, Some(od)) = (count, &self.config.on_demand_asg) {
+                self.set_desired(od, 0).await?;
             }
             let (again, again_count) = self.sum().await?;
             if (again, again_count) == (slots, count) {

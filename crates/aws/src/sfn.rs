@@ -129,7 +129,7 @@ fn token_closed(
     timed_out: bool,
     message: String,
 ) -> Option<WorkflowError> {
-    (invalid_token || does_not_exist || timed_out).then(|| WorkflowError::TokenClosed(message))
+    (invalid_token || does_not_exist || timed_out).then_some(WorkflowError::TokenClosed(message))
 }
 
 #[async_trait]
