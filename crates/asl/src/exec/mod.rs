@@ -40,6 +40,9 @@ pub(crate) struct Run {
     pub(crate) invocations: Mutex<HashMap<String, u32>>,
     /// `$$.Execution` and `$$.StateMachine`.
     pub(crate) ctx_execution: Value,
+    /// `$$.Execution` without `Input`, for states that never read it (see
+    /// `State::reads_execution_input`): the input is not copied for every state entered.
+    pub(crate) ctx_execution_light: Value,
     pub(crate) ctx_machine: Value,
     /// What a redrive carries over (Map results by index).
     pub(crate) redrive: Option<RedrivePoint>,
@@ -138,6 +141,13 @@ pub(crate) fn launch(
         ctx_execution: json!({
             "Id": record.arn,
             "Input": record.input,
+            "Name": record.name,
+            "RoleArn": engine.inner.config.role_arn,
+            "StartTime": iso(record.start_date),
+            "RedriveCount": redrive_count,
+        }),
+        ctx_execution_light: json!({
+            "Id": record.arn,
             "Name": record.name,
             "RoleArn": engine.inner.config.role_arn,
             "StartTime": iso(record.start_date),
@@ -340,13 +350,18 @@ impl Run {
     pub(crate) fn context(
         &self,
         branch: &Branch,
-        state: &str,
+        state: &State,
         entered: DateTime<Utc>,
         retry_count: u64,
     ) -> Value {
+        let execution = match &branch.execution_ctx {
+            Some(child) => child,
+            None if state.reads_execution_input => &self.ctx_execution,
+            None => &self.ctx_execution_light,
+        };
         json!({
-            "Execution": branch.execution_ctx.as_ref().unwrap_or(&self.ctx_execution),
-            "State": { "EnteredTime": iso(entered), "Name": state, "RetryCount": retry_count },
+            "Execution": execution,
+            "State": { "EnteredTime": iso(entered), "Name": state.name, "RetryCount": retry_count },
             "StateMachine": self.ctx_machine,
         })
     }
@@ -427,7 +442,7 @@ impl Run {
         entered: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Step, StatesError>> {
         Box::pin(async move {
-            let ctx = self.context(branch, &state.name, entered, 0);
+            let ctx = self.context(branch, state, entered, 0);
             let output = match &state.kind {
                 StateKind::Pass { result } => {
                     let effective = self.effective_input(&state.io, &input, &ctx)?;

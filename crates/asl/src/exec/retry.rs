@@ -82,7 +82,7 @@ pub(crate) async fn with_retry(
     let mut counters = vec![0u64; state.retry.len()];
     let mut retry_count = 0u64;
     loop {
-        let ctx = run.context(branch, &state.name, entered, retry_count);
+        let ctx = run.context(branch, state, entered, retry_count);
         let attempt = match &state.kind {
             StateKind::Task(t) => super::task::run_task(run, state, t, &input, &ctx, branch).await,
             StateKind::Parallel(p) => {

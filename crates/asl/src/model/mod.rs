@@ -193,6 +193,43 @@ pub struct State {
     pub io: Io,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// Whether anything in the state (or in states nested in it) may read `$$.Execution.Input`.
+    /// Most states don't; for them the executor leaves the execution input out of the context
+    /// object instead of copying it for every state entered (which made an inline Map over the
+    /// input quadratic).
+    pub reads_execution_input: bool,
+}
+
+/// Conservative: true unless every `$$` in the state's JSON is a path that provably stays away
+/// from `$$.Execution.Input` (e.g. `$$.Task.Token`, `$$.Map.Item.Value`, `$$.Execution.Id`).
+pub(crate) fn reads_execution_input(raw: &str) -> bool {
+    let mut rest = raw;
+    while let Some(i) = rest.find("$$") {
+        let after = &rest[i + 2..];
+        rest = after;
+        let Some(field) = after.strip_prefix('.') else {
+            return true; // `$$` itself, `$$[...]`
+        };
+        if field.starts_with('.') || field.starts_with('[') || field.starts_with('*') {
+            return true; // recursive descent, brackets, wildcards
+        }
+        if let Some(exec) = field.strip_prefix("Execution") {
+            match exec.strip_prefix('.') {
+                Some(sub)
+                    if sub.starts_with("Input")
+                        || sub.starts_with('.')
+                        || sub.starts_with('*')
+                        || sub.starts_with('[') =>
+                {
+                    return true;
+                }
+                Some(_) => {}
+                None if exec.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') => {}
+                None => return true, // `$$.Execution` as a whole
+            }
+        }
+    }
+    false
 }
 
 impl State {
@@ -303,4 +340,25 @@ pub struct MapState {
     pub tolerated_failure_percentage: Option<NumberOrPath>,
     pub tolerated_failure_count: Option<NumberOrPath>,
     pub label: Option<String>,
+}
+
+#[cfg(test)]
+mod context_tests {
+    use super::reads_execution_input as r;
+
+    #[test]
+    fn execution_input_references_are_detected_conservatively() {
+        assert!(!r(
+            r#"{"Parameters":{"t.$":"$$.Task.Token","i.$":"$$.Map.Item.Value","id.$":"$$.Execution.Id"}}"#
+        ));
+        assert!(!r(r#"{"Type":"Pass"}"#));
+        assert!(r(r#"{"Parameters":{"x.$":"$$.Execution.Input.a"}}"#));
+        assert!(r(r#"{"Parameters":{"x.$":"$$.Execution"}}"#));
+        assert!(r(r#"{"Parameters":{"x.$":"$$"}}"#));
+        assert!(r(r#"{"Parameters":{"x.$":"$$..Input"}}"#));
+        assert!(r(r#"{"Parameters":{"x.$":"$$.Execution['Input']"}}"#));
+        assert!(r(
+            r#"{"Parameters":{"x.$":"States.JsonToString($$.Execution)"}}"#
+        ));
+    }
 }

@@ -258,6 +258,7 @@ impl Parser {
             io,
             retry,
             catch,
+            reads_execution_input: super::reads_execution_input(&v.to_string()),
         })
     }
 
