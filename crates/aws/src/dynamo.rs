@@ -528,7 +528,7 @@ impl JobStore for DynamoJobStore {
                 what,
                 key: key(job_pk(id), "JOB".into()),
                 state: to.as_str(),
-                allowed_from: to.allowed_from().iter().map(|s| s.as_str()).collect(),
+                allowed_from: to.transition_sources().iter().map(|s| s.as_str()).collect(),
                 set,
                 remove: Vec::new(),
                 event_version: None,

@@ -257,7 +257,10 @@ async fn ecs_run_task_carries_overrides_and_tags() {
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.task_arns(), std::slice::from_ref(&launched.compute_id));
+    assert_eq!(
+        listed.task_arns(),
+        std::slice::from_ref(&launched.compute_id)
+    );
 }
 
 #[tokio::test]
