@@ -39,6 +39,18 @@ impl JobState {
         }
     }
 
+    /// The states a conditional write to `self` may find the job in: its predecessors, and
+    /// `self` itself when it is not final (re-applying RUNNING to record results; SUBMITTED to
+    /// record the execution only while nothing has moved the job on). A final job keeps its
+    /// first outcome and reason. Every job store writes transitions with exactly this condition.
+    pub fn transition_sources(self) -> Vec<JobState> {
+        let mut from = self.allowed_from().to_vec();
+        if !self.is_final() {
+            from.push(self);
+        }
+        from
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Submitted => "SUBMITTED",

@@ -356,9 +356,8 @@ impl JobStore for SqliteJobStore {
         self.with(|c| {
             let tx = c.transaction().map_err(backend)?;
             let Some(current) = Self::read_job(&tx, id.as_str())? else { return Ok(Transition::Missing) };
-            // Re-applying the current state with new fields (e.g. results while RUNNING) is allowed.
-            // A final job keeps its first outcome and reason.
-            if (current.state == to && to.is_final()) || (current.state != to && !to.allowed_from().contains(&current.state)) {
+            // The same condition as DynamoDB's conditional update (see `transition_sources`).
+            if !to.transition_sources().contains(&current.state) {
                 return Ok(Transition::Rejected(current));
             }
             let results = match &update.results {
