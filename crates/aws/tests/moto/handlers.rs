@@ -120,9 +120,8 @@ async fn handler_ingest_object_created_starts_one_job_once() {
     // Ingest records the execution on the SUBMITTED job; the plan step (not run here) moves
     // it to RUNNING.
     assert_eq!(jobs[0].state, JobState::Submitted);
-    // Not asserted: `execution_arn` on the job. Ingest records it with a SUBMITTED -> SUBMITTED
-    // transition, but `JobState::Submitted.allowed_from()` is empty, so a JobStore that follows
-    // the port's contract (this one) rejects that write. Open question for sluice-core.
+    // Recorded by ingest's SUBMITTED -> SUBMITTED write (`JobState::transition_sources`).
+    assert_eq!(jobs[0].execution_arn.as_deref(), Some(arn.as_str()));
 
     let sfn = aws_sdk_sfn::Client::new(&sdk);
     let execution = sfn
