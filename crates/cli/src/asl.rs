@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Use a virtual clock: Wait states, retries and timeouts complete instantly.
     #[arg(long)]
     pub virtual_clock: bool,
+    /// Serve S3 for a Distributed Map's ItemReader and ResultWriter from directory buckets:
+    /// `s3://B/K` is the file `DIR/B/K` (the local runtime's layout).
+    #[arg(long)]
+    pub bucket_dir: Option<PathBuf>,
 }
 
 /// Runs a `sluice asl` command; returns the process exit code.
@@ -172,6 +176,10 @@ async fn execute(args: &RunArgs) -> anyhow::Result<Result<Value, Invalid>> {
         clock,
         ..EngineConfig::default()
     };
+    if let Some(dir) = &args.bucket_dir {
+        config.resources = std::mem::take(&mut config.resources)
+            .with_object_store(Arc::new(sluice_local::bucket::DirObjectStore::new(dir)));
+    }
     if let (Some(path), Some(case)) = (&args.mock_config, &args.test_case) {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -225,7 +233,29 @@ mod tests {
             state_machine_name: None,
             history: false,
             virtual_clock: true,
+            bucket_dir: None,
         }
+    }
+
+    #[tokio::test]
+    async fn bucket_dir_serves_a_distributed_map_item_reader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let items = dir.path().join("buckets/in/items.csv");
+        std::fs::create_dir_all(items.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&items, "n\n1\n2\n3\n").expect("write items");
+        let mut a = args(
+            dir.path(),
+            r#"{"StartAt":"M","States":{"M":{"Type":"Map","End":true,
+              "ItemReader":{"Resource":"arn:aws:states:::s3:getObject",
+                "ReaderConfig":{"InputType":"CSV","CSVHeaderLocation":"FIRST_ROW"},
+                "Parameters":{"Bucket":"in","Key":"items.csv"}},
+              "ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"},
+                "StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}}}}"#,
+        );
+        a.bucket_dir = Some(dir.path().join("buckets"));
+        let out = execute(&a).await.expect("run").expect("valid");
+        assert_eq!(out["status"], "SUCCEEDED", "{out}");
+        assert_eq!(out["output"], json!([{"n": "1"}, {"n": "2"}, {"n": "3"}]));
     }
 
     #[tokio::test]
