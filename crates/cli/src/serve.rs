@@ -213,15 +213,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
             if let Ok(job_id) = sluice_core::JobId::new(id.clone())
                 && let Ok(Some(job)) = runtime.services.jobs.get_job(&job_id).await
                 && let Some(arn) = &job.execution_arn
-                && let Some(outcome) = runtime.engine.execution(arn).and_then(|h| h.outcome())
+                && runtime
+                    .engine
+                    .execution(arn)
+                    .and_then(|h| h.outcome())
+                    .is_some()
             {
+                // Read again: the execution may have ended (and recorded the outcome) after the
+                // first read.
                 let job = runtime.services.jobs.get_job(&job_id).await?.unwrap_or(job);
                 eprintln!(
                     "job {id}: {} {}",
                     job.state.as_str(),
                     job.reason.as_deref().unwrap_or("")
                 );
-                let _ = outcome;
                 finished.push(id.clone());
             }
         }
