@@ -10,5 +10,13 @@ LAMBDA_PACKAGES := $(foreach f,$(LAMBDA_FUNCTIONS),-p sluice-fn-$(f))
 LAMBDA_FEATURES := $(subst $(lambda_space),$(lambda_comma),$(foreach f,$(LAMBDA_FUNCTIONS),sluice-fn-$(f)/lambda))
 
 # Release, arm64 (Graviton Lambda), feature "lambda" of every function crate. Binaries land in
-# target/lambda/<name>/bootstrap.
-CARGO_LAMBDA_BUILD_ALL := cargo lambda build --release --arm64 $(LAMBDA_PACKAGES) --features $(LAMBDA_FEATURES)
+# target/lambda/<name>/bootstrap of the repository, whatever CARGO_TARGET_DIR is (the Makefile
+# points that outside the clone, where cargo-lambda would otherwise put them).
+# LAMBDA_TARGET_DIR: cargo's target directory for this build (default: CARGO_TARGET_DIR's
+# `lambda-arm64` sibling, so a release arm64 build never holds the lock of the test build's).
+LAMBDA_REPO_ROOT ?= $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
+LAMBDA_TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR)-lambda-arm64,$(LAMBDA_REPO_ROOT)/target)
+# (The directory goes in the environment: cargo-lambda 1.x passes `--target-dir` on to
+# `cargo metadata`, which rejects it.)
+CARGO_LAMBDA_BUILD_ALL := CARGO_TARGET_DIR=$(LAMBDA_TARGET_DIR) cargo lambda build --release --arm64 \
+  $(LAMBDA_PACKAGES) --features $(LAMBDA_FEATURES) --lambda-dir $(LAMBDA_REPO_ROOT)/target/lambda

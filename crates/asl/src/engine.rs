@@ -44,6 +44,11 @@ pub struct EngineConfig {
     /// Send the histories of distributed Map child executions to the history sink too (under
     /// their own ARNs). Off by default: a Map run can have 100,000 children.
     pub record_child_executions: bool,
+    /// Keep each execution's history in memory for [`ExecutionHandle::history`]. Default on.
+    /// A host that only wants the outcome (`sluice asl run` without `--history`) turns it
+    /// off: with no history sink either, no event details are built at all, which is what
+    /// makes a 100,000-item Map fast and small.
+    pub keep_history: bool,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +64,7 @@ impl Default for EngineConfig {
             distributed_map_default_concurrency: 1000,
             payload_limit_bytes: Some(262_144),
             record_child_executions: false,
+            keep_history: true,
         }
     }
 }
@@ -406,7 +412,11 @@ impl Engine {
                 machine,
                 input,
                 start_date: c.clock.now(),
-                history: Arc::new(HistoryLog::new(arn.clone(), c.history_sink.clone())),
+                history: Arc::new(HistoryLog::new(
+                    arn.clone(),
+                    c.history_sink.clone(),
+                    c.keep_history,
+                )),
                 outcome: tx,
                 stop_date: Mutex::new(None),
                 stop: Mutex::new(None),

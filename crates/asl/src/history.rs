@@ -7,11 +7,16 @@
 //! engine's clock, and a `<type>EventDetails` object with AWS's field names.
 //!
 //! Events go to the host's [`HistorySink`] the moment they happen (so a host can persist them)
-//! and are kept on the execution for [`crate::ExecutionHandle::history`].
+//! and are kept on the execution for [`crate::ExecutionHandle::history`] — unless the host said
+//! it does not want them kept ([`crate::EngineConfig::keep_history`]) and has no sink. Then
+//! only the event ids advance (the `previousEventId` chains stay right) and no event detail is
+//! ever built: a detail carries the state's whole input or output as a JSON string, so building
+//! details nobody reads is most of the cost of a large Map.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One history event.
@@ -63,20 +68,53 @@ pub trait HistorySink: Send + Sync {
     fn record(&self, execution_arn: &str, event: &HistoryEvent);
 }
 
+/// An event's `<type>EventDetails`, given either as a value or as a closure that builds it only
+/// when somebody will read it (see [`HistoryLog::wants_details`]).
+pub(crate) trait Details {
+    fn build(self) -> Option<(&'static str, Value)>;
+}
+
+impl Details for Option<(&'static str, Value)> {
+    fn build(self) -> Option<(&'static str, Value)> {
+        self
+    }
+}
+
+impl<F: FnOnce() -> Option<(&'static str, Value)>> Details for F {
+    fn build(self) -> Option<(&'static str, Value)> {
+        self()
+    }
+}
+
 /// The events of one execution, recorded as they happen.
 pub(crate) struct HistoryLog {
     execution_arn: String,
+    /// Kept events (empty when `keep` is false).
     events: Mutex<Vec<HistoryEvent>>,
+    /// Ids handed out so far: the last event's id.
+    last_id: AtomicU64,
+    keep: bool,
     sink: Option<Arc<dyn HistorySink>>,
 }
 
 impl HistoryLog {
-    pub(crate) fn new(execution_arn: String, sink: Option<Arc<dyn HistorySink>>) -> Self {
+    pub(crate) fn new(
+        execution_arn: String,
+        sink: Option<Arc<dyn HistorySink>>,
+        keep: bool,
+    ) -> Self {
         Self {
             execution_arn,
             events: Mutex::new(Vec::new()),
+            last_id: AtomicU64::new(0),
+            keep,
             sink,
         }
+    }
+
+    /// Whether events are read by anyone (kept or sent to a sink).
+    pub(crate) fn wants_details(&self) -> bool {
+        self.keep || self.sink.is_some()
     }
 
     /// Appends an event; returns its id.
@@ -85,18 +123,25 @@ impl HistoryLog {
         timestamp: DateTime<Utc>,
         event_type: &str,
         previous_event_id: u64,
-        details: Option<(&str, Value)>,
+        details: impl Details,
     ) -> u64 {
+        if !self.wants_details() {
+            return self.last_id.fetch_add(1, Ordering::SeqCst) + 1;
+        }
+        let details = details.build();
         let event = {
+            // Ids are assigned under the lock so that kept events are in id order.
             let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
             let event = HistoryEvent {
                 timestamp,
                 event_type: event_type.to_string(),
-                id: events.len() as u64 + 1,
+                id: self.last_id.fetch_add(1, Ordering::SeqCst) + 1,
                 previous_event_id,
                 details: details.map(|(k, v)| (k.to_string(), v)),
             };
-            events.push(event.clone());
+            if self.keep {
+                events.push(event.clone());
+            }
             event
         };
         if let Some(sink) = &self.sink {
@@ -105,6 +150,12 @@ impl HistoryLog {
         event.id
     }
 
+    /// The id of the last event recorded (0 before the first).
+    pub(crate) fn last_id(&self) -> u64 {
+        self.last_id.load(Ordering::SeqCst)
+    }
+
+    /// The kept events (none when the engine keeps no history).
     pub(crate) fn events(&self) -> Vec<HistoryEvent> {
         self.events
             .lock()

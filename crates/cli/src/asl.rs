@@ -174,6 +174,8 @@ async fn execute(args: &RunArgs) -> anyhow::Result<Result<Value, Invalid>> {
     };
     let mut config = EngineConfig {
         clock,
+        // Only `--history` reads the events: without it none are kept or even built.
+        keep_history: args.history,
         ..EngineConfig::default()
     };
     if let Some(dir) = &args.bucket_dir {

@@ -15,6 +15,7 @@
 
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
+use std::borrow::Cow;
 
 use crate::StatesError;
 use crate::error::names;
@@ -215,8 +216,18 @@ pub fn apply_result_path(
     result: Value,
     result_path: Option<&str>,
 ) -> Result<Value, StatesError> {
+    apply_result_path_cow(Cow::Owned(input), result, result_path)
+}
+
+/// [`apply_result_path`] on a borrowed or owned input: a borrowed input is copied only when
+/// the output really contains it (`null`, or a path below `$`), never for `"ResultPath": "$"`.
+pub fn apply_result_path_cow(
+    input: Cow<'_, Value>,
+    result: Value,
+    result_path: Option<&str>,
+) -> Result<Value, StatesError> {
     let Some(path) = result_path else {
-        return Ok(input);
+        return Ok(input.into_owned());
     };
     let failure = |input: &Value, why: &str| {
         StatesError::new(
@@ -238,7 +249,7 @@ pub fn apply_result_path(
     if segments.is_empty() {
         return Ok(result);
     }
-    let mut output = input;
+    let mut output = input.into_owned();
     match set_at(&mut output, segments, result) {
         Ok(()) => Ok(output),
         Err(why) => Err(failure(&output, why)),

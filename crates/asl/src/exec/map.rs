@@ -18,6 +18,7 @@ use crate::error::StatesError;
 use crate::model::{MapMode, MapState, NumberOrPath, ParallelState, State};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -40,7 +41,7 @@ pub(crate) async fn run_parallel(
             top_level: false,
             execution_ctx: None,
         };
-        let input = effective.clone();
+        let input = Value::clone(&effective);
         async move { run.run_graph(g, input, &mut b, None).await }
     });
     let joined = futures::future::try_join_all(futures);
@@ -49,7 +50,7 @@ pub(crate) async fn run_parallel(
             branch.record(run, "ParallelStateSucceeded", None);
             run.finish_output(
                 &state.io,
-                raw_input.clone(),
+                Cow::Borrowed(raw_input),
                 Value::Array(results),
                 ctx,
                 true,
@@ -139,28 +140,30 @@ pub(crate) async fn run_map(
             json!({ "length": items.len() }),
         )),
     );
-    // Results of earlier runs (redrive) and, at top level, the checkpoint a redrive reads.
+    // One store for the results, filled in as iterations succeed and pre-filled with those of
+    // an earlier run (redrive). At top level it is also the checkpoint a redrive reads, so a
+    // result is never held twice. (It is emptied when the Map succeeds: a redrive then starts
+    // after this state and does not need it.)
     let previous = previous_results(run, state, branch, items.len());
-    let checkpoint: Option<MapResults> = branch.top_level.then(|| {
-        let cp = Arc::new(Mutex::new(previous.clone()));
-        lock(&run.record.redrive).map_results = Some((state.name.clone(), cp.clone()));
-        cp
-    });
+    let total = previous.len();
+    let results: MapResults = Arc::new(Mutex::new(previous));
+    if branch.top_level {
+        lock(&run.record.redrive).map_results = Some((state.name.clone(), results.clone()));
+    }
     let history_log = branch.history.clone();
     let mut inputs = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         inputs.push(item_input(m, &effective, ctx, index, item)?);
     }
-    let name = state.name.clone();
+    let name = state.name.as_str();
     let stream = futures::stream::iter(inputs.into_iter().enumerate().map(|(index, input)| {
-        let done = previous.get(index).cloned().flatten();
         let history_log = history_log.clone();
-        let name = name.clone();
-        let checkpoint = checkpoint.clone();
+        let results = results.clone();
         async move {
-            if let Some(v) = done {
-                return (index, Ok(v));
+            if lock(&results).get(index).is_some_and(Option::is_some) {
+                return Ok(());
             }
+            let wants_details = history_log.wants_details();
             let mut b = Branch {
                 history: history_log,
                 prev: Arc::new(AtomicU64::new(started)),
@@ -168,66 +171,53 @@ pub(crate) async fn run_map(
                 top_level: false,
                 execution_ctx: None,
             };
-            let details = json!({ "name": name, "index": index });
-            b.record(
-                run,
-                "MapIterationStarted",
-                Some(("mapIterationStartedEventDetails", details.clone())),
-            );
+            let details = || json!({ "name": name, "index": index });
+            b.record(run, "MapIterationStarted", || {
+                Some(("mapIterationStartedEventDetails", details()))
+            });
             let mut abort = b.abort_guard(
                 run,
                 "MapIterationAborted".into(),
-                Some(("mapIterationAbortedEventDetails", details.clone())),
+                wants_details.then(|| ("mapIterationAbortedEventDetails", details())),
             );
             let r = run.run_graph(&m.processor, input, &mut b, None).await;
             abort.disarm();
-            match &r {
+            match r {
                 Ok(v) => {
-                    b.record(
-                        run,
-                        "MapIterationSucceeded",
-                        Some(("mapIterationSucceededEventDetails", details)),
-                    );
-                    if let Some(cp) = &checkpoint {
-                        store_result(cp, index, v);
-                    }
+                    b.record(run, "MapIterationSucceeded", || {
+                        Some(("mapIterationSucceededEventDetails", details()))
+                    });
+                    store_result(&results, index, v);
+                    Ok(())
                 }
-                Err(_) => {
-                    b.record(
-                        run,
-                        "MapIterationFailed",
-                        Some(("mapIterationFailedEventDetails", details)),
-                    );
+                Err(e) => {
+                    b.record(run, "MapIterationFailed", || {
+                        Some(("mapIterationFailedEventDetails", details()))
+                    });
+                    Err(e)
                 }
             }
-            (index, r)
         }
     }))
     // Unordered, so the first failure is seen as soon as it happens (AWS fails the Map state
-    // then, whatever earlier iterations are still doing); results are put back in item order.
+    // then, whatever earlier iterations are still doing).
     .buffer_unordered(concurrency);
-    let total = previous.len();
     let collect = async {
         let mut stream = std::pin::pin!(stream);
-        let mut results: Vec<Option<Value>> = vec![None; total];
-        while let Some((index, r)) = stream.next().await {
-            if let Some(slot) = results.get_mut(index) {
-                *slot = Some(r?);
-            }
+        while let Some(r) = stream.next().await {
+            r?;
         }
-        Ok::<_, StatesError>(
-            results
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect::<Vec<_>>(),
-        )
+        Ok::<_, StatesError>(())
     };
     match branch.guard.idle(collect).await {
-        Ok(results) => {
+        Ok(()) => {
             branch.record(run, "MapStateSucceeded", None);
+            let mut done = std::mem::take(&mut *lock(&results));
+            done.resize(total, None);
+            let results = done.into_iter().map(Option::unwrap_or_default).collect();
             run.finish_output(
                 &state.io,
-                raw_input.clone(),
+                Cow::Borrowed(raw_input),
                 Value::Array(results),
                 ctx,
                 true,
@@ -242,12 +232,12 @@ pub(crate) async fn run_map(
 
 /// Records a succeeded iteration in the redrive checkpoint (growing it when needed, for
 /// distributed Maps whose item count is only known at the end).
-pub(crate) fn store_result(checkpoint: &MapResults, index: usize, v: &Value) {
+pub(crate) fn store_result(checkpoint: &MapResults, index: usize, v: Value) {
     let mut cp = lock(checkpoint);
     if cp.len() <= index {
         cp.resize(index + 1, None);
     }
-    cp[index] = Some(v.clone());
+    cp[index] = Some(v);
 }
 
 /// Results of iterations that succeeded before a redrive, for a top-level Map being redriven.

@@ -20,15 +20,16 @@ use crate::engine::{
     Engine, ExecutionOutcome, ExecutionRecord, ExecutionStatus, RedrivePoint, lock,
 };
 use crate::error::{StatesError, names};
-use crate::history::{self, HistoryLog};
+use crate::history::{self, Details, HistoryLog};
 use crate::model::{FailState, Graph, Io, State, StateKind, Transition, WaitState};
 use crate::resource::TaskMocks;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Everything one run (start or redrive) of an execution shares.
 pub(crate) struct Run {
@@ -38,8 +39,9 @@ pub(crate) struct Run {
     pub(crate) mocks: Option<Arc<dyn TaskMocks>>,
     /// Invocations per Task state name, for mock responses.
     pub(crate) invocations: Mutex<HashMap<String, u32>>,
-    /// `$$.Execution` and `$$.StateMachine`.
-    pub(crate) ctx_execution: Value,
+    /// `$$.Execution`, built on first use: it holds a copy of the whole execution input, which
+    /// most definitions never read.
+    pub(crate) ctx_execution: OnceLock<Value>,
     /// `$$.Execution` without `Input`, for states that never read it (see
     /// `State::reads_execution_input`): the input is not copied for every state entered.
     pub(crate) ctx_execution_light: Value,
@@ -63,12 +65,9 @@ pub(crate) struct Branch {
 }
 
 impl Branch {
-    pub(crate) fn record(
-        &mut self,
-        run: &Run,
-        event_type: &str,
-        details: Option<(&str, Value)>,
-    ) -> u64 {
+    /// Records an event on this branch. `details` is a value or, where building it costs
+    /// (a payload serialised to a string), a closure run only if the history is read.
+    pub(crate) fn record(&mut self, run: &Run, event_type: &str, details: impl Details) -> u64 {
         let prev = self.prev.load(Ordering::SeqCst);
         let id = self
             .history
@@ -138,14 +137,7 @@ pub(crate) fn launch(
     let redrive_count = *lock(&record.redrive_count);
     let machine_arn = engine.state_machine_arn(&record.machine.name);
     let run = Arc::new(Run {
-        ctx_execution: json!({
-            "Id": record.arn,
-            "Input": record.input,
-            "Name": record.name,
-            "RoleArn": engine.inner.config.role_arn,
-            "StartTime": iso(record.start_date),
-            "RedriveCount": redrive_count,
-        }),
+        ctx_execution: OnceLock::new(),
         ctx_execution_light: json!({
             "Id": record.arn,
             "Name": record.name,
@@ -172,18 +164,14 @@ async fn execute(
     let history = record.history.clone();
     let mut branch = Branch {
         history: history.clone(),
-        prev: Arc::new(AtomicU64::new(
-            record.history.events().last().map(|e| e.id).unwrap_or(0),
-        )),
+        prev: Arc::new(AtomicU64::new(record.history.last_id())),
         guard: WorkGuard::new(run.clock.clone()),
         top_level: true,
         execution_ctx: None,
     };
     let (start_state, input) = match &run.redrive {
         None => {
-            branch.record(
-                &run,
-                "ExecutionStarted",
+            branch.record(&run, "ExecutionStarted", || {
                 Some((
                     "executionStartedEventDetails",
                     json!({
@@ -191,8 +179,8 @@ async fn execute(
                         "inputDetails": history::not_truncated(),
                         "roleArn": run.engine.inner.config.role_arn,
                     }),
-                )),
-            );
+                ))
+            });
             (None, record.input.clone())
         }
         Some(point) => {
@@ -243,14 +231,12 @@ async fn execute(
     };
     let outcome = match end {
         End::Done(Ok(output)) => {
-            branch.record(
-                &run,
-                "ExecutionSucceeded",
+            branch.record(&run, "ExecutionSucceeded", || {
                 Some((
                     "executionSucceededEventDetails",
                     json!({ "output": history::payload(&output), "outputDetails": history::not_truncated() }),
-                )),
-            );
+                ))
+            });
             ExecutionOutcome {
                 status: ExecutionStatus::Succeeded,
                 output: Some(output),
@@ -356,7 +342,18 @@ impl Run {
     ) -> Value {
         let execution = match &branch.execution_ctx {
             Some(child) => child,
-            None if state.reads_execution_input => &self.ctx_execution,
+            None if state.reads_execution_input => self.ctx_execution.get_or_init(|| {
+                let mut full = serde_json::Map::new();
+                if let Value::Object(light) = &self.ctx_execution_light {
+                    for (k, v) in light {
+                        full.insert(k.clone(), v.clone());
+                        if k == "Id" {
+                            full.insert("Input".into(), self.record.input.clone());
+                        }
+                    }
+                }
+                Value::Object(full)
+            }),
             None => &self.ctx_execution_light,
         };
         json!({
@@ -385,23 +382,21 @@ impl Run {
                 };
                 let prefix = state.type_name();
                 let entered = self.clock.now();
-                branch.record(
-                    self,
-                    &format!("{prefix}StateEntered"),
-                    Some(history::state_entered(&state.name, &input)),
-                );
+                branch.record(self, &format!("{prefix}StateEntered"), || {
+                    Some(history::state_entered(&state.name, &input))
+                });
                 if branch.top_level {
                     lock(&self.record.redrive).state = Some((state.name.clone(), input.clone()));
                 }
                 let mut abort = branch.abort_guard(self, format!("{prefix}StateAborted"), None);
-                let result = self.run_state(state, input.clone(), branch, entered).await;
+                let result = self.run_state(state, &input, branch, entered).await;
                 abort.disarm();
                 let step = match result {
                     Ok(step) => step,
                     Err(err) => match retry::find_catcher(&state.catch, &err) {
                         Some(catcher) => {
                             let out = shim::apply_result_path(
-                                input,
+                                Cow::Owned(input),
                                 error_output(&err),
                                 catcher.result_path.as_deref(),
                             )?;
@@ -418,11 +413,9 @@ impl Run {
                     Step::Next(o, _) | Step::End(o) => o,
                 };
                 self.check_payload(&state.name, output)?;
-                branch.record(
-                    self,
-                    &format!("{prefix}StateExited"),
-                    Some(history::state_exited(&state.name, output)),
-                );
+                branch.record(self, &format!("{prefix}StateExited"), || {
+                    Some(history::state_exited(&state.name, output))
+                });
                 match step {
                     Step::Next(o, next) => {
                         current = next;
@@ -434,10 +427,12 @@ impl Run {
         })
     }
 
+    /// One state's work on its raw input, which stays the caller's (a Catch needs it): a
+    /// state copies it only where its output really contains it.
     fn run_state<'a>(
         &'a self,
         state: &'a State,
-        input: Value,
+        input: &'a Value,
         branch: &'a mut Branch,
         entered: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Step, StatesError>> {
@@ -445,20 +440,20 @@ impl Run {
             let ctx = self.context(branch, state, entered, 0);
             let output = match &state.kind {
                 StateKind::Pass { result } => {
-                    let effective = self.effective_input(&state.io, &input, &ctx)?;
+                    let effective = self.effective_input(&state.io, input, &ctx)?;
                     let result = match result {
                         Some(r) => r.clone(),
-                        None => effective,
+                        None => effective.into_owned(),
                     };
-                    self.finish_output(&state.io, input, result, &ctx, false)?
+                    self.finish_output(&state.io, Cow::Borrowed(input), result, &ctx, false)?
                 }
                 StateKind::Succeed => {
-                    let effective = input_path(&state.io, &input, &ctx)?;
+                    let effective = input_path(&state.io, input, &ctx)?;
                     return Ok(Step::End(output_path(&state.io, effective, &ctx)?));
                 }
-                StateKind::Fail(f) => return Err(self.fail_error(f, &input, &ctx)),
+                StateKind::Fail(f) => return Err(self.fail_error(f, input, &ctx)),
                 StateKind::Choice(c) => {
-                    let effective = input_path(&state.io, &input, &ctx)?;
+                    let effective = input_path(&state.io, input, &ctx)?;
                     let mut next = None;
                     for choice in &c.choices {
                         if choice.rule.evaluate(&effective, &ctx)? {
@@ -478,7 +473,7 @@ impl Run {
                     return Ok(Step::Next(output_path(&state.io, effective, &ctx)?, next));
                 }
                 StateKind::Wait(w) => {
-                    let effective = input_path(&state.io, &input, &ctx)?;
+                    let effective = input_path(&state.io, input, &ctx)?;
                     let until = wait_deadline(w, &effective, &ctx, entered)?;
                     let sleep = self.clock.sleep_until(until);
                     branch.guard.idle(sleep).await;
@@ -514,16 +509,16 @@ impl Run {
         Ok(())
     }
 
-    /// InputPath then Parameters.
-    pub(crate) fn effective_input(
+    /// InputPath then Parameters (borrowing the input when neither changes it).
+    pub(crate) fn effective_input<'v>(
         &self,
         io: &Io,
-        input: &Value,
+        input: &'v Value,
         ctx: &Value,
-    ) -> Result<Value, StatesError> {
+    ) -> Result<Cow<'v, Value>, StatesError> {
         let selected = input_path(io, input, ctx)?;
         match &io.parameters {
-            Some(t) => shim::render(t, &selected, ctx),
+            Some(t) => shim::render(t, &selected, ctx).map(Cow::Owned),
             None => Ok(selected),
         }
     }
@@ -532,7 +527,7 @@ impl Run {
     pub(crate) fn finish_output(
         &self,
         io: &Io,
-        raw_input: Value,
+        raw_input: Cow<'_, Value>,
         result: Value,
         ctx: &Value,
         select: bool,
@@ -542,7 +537,7 @@ impl Run {
             _ => result,
         };
         let combined = shim::apply_result_path(raw_input, result, io.result_path.as_deref())?;
-        output_path(io, combined, ctx)
+        output_path(io, Cow::Owned(combined), ctx)
     }
 
     fn fail_error(&self, f: &FailState, input: &Value, ctx: &Value) -> StatesError {
@@ -573,20 +568,28 @@ impl Run {
     }
 }
 
-/// InputPath (`null` → `{}`).
-pub(crate) fn input_path(io: &Io, input: &Value, ctx: &Value) -> Result<Value, StatesError> {
+/// InputPath (`null` → `{}`); `$` borrows the input rather than copying it.
+pub(crate) fn input_path<'v>(
+    io: &Io,
+    input: &'v Value,
+    ctx: &Value,
+) -> Result<Cow<'v, Value>, StatesError> {
     match &io.input_path {
-        None => Ok(json!({})),
-        Some(p) if p == "$" => Ok(input.clone()),
-        Some(p) => shim::select(p, input, ctx, "InputPath"),
+        None => Ok(Cow::Owned(json!({}))),
+        Some(p) if p == "$" => Ok(Cow::Borrowed(input)),
+        Some(p) => shim::select(p, input, ctx, "InputPath").map(Cow::Owned),
     }
 }
 
-/// OutputPath (`null` → `{}`).
-pub(crate) fn output_path(io: &Io, output: Value, ctx: &Value) -> Result<Value, StatesError> {
+/// OutputPath (`null` → `{}`); copies only what it selects.
+pub(crate) fn output_path<'v>(
+    io: &Io,
+    output: Cow<'v, Value>,
+    ctx: &Value,
+) -> Result<Value, StatesError> {
     match &io.output_path {
         None => Ok(json!({})),
-        Some(p) if p == "$" => Ok(output),
+        Some(p) if p == "$" => Ok(output.into_owned()),
         Some(p) => shim::select(p, &output, ctx, "OutputPath"),
     }
 }

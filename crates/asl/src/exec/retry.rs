@@ -75,7 +75,7 @@ fn delay_after(r: &Retrier, attempt: u64) -> chrono::Duration {
 pub(crate) async fn with_retry(
     run: &Run,
     state: &State,
-    input: Value,
+    input: &Value,
     branch: &mut Branch,
     entered: DateTime<Utc>,
 ) -> Result<Value, StatesError> {
@@ -84,11 +84,11 @@ pub(crate) async fn with_retry(
     loop {
         let ctx = run.context(branch, state, entered, retry_count);
         let attempt = match &state.kind {
-            StateKind::Task(t) => super::task::run_task(run, state, t, &input, &ctx, branch).await,
+            StateKind::Task(t) => super::task::run_task(run, state, t, input, &ctx, branch).await,
             StateKind::Parallel(p) => {
-                super::map::run_parallel(run, state, p, &input, &ctx, branch).await
+                super::map::run_parallel(run, state, p, input, &ctx, branch).await
             }
-            StateKind::Map(m) => super::map::run_map(run, state, m, &input, &ctx, branch).await,
+            StateKind::Map(m) => super::map::run_map(run, state, m, input, &ctx, branch).await,
             _ => Err(StatesError::runtime(
                 "only Task, Parallel and Map states retry",
             )),

@@ -7,6 +7,7 @@
 use crate::data::path::{self, PathError};
 use crate::error::StatesError;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Selects a path against the input (`$...`) or the context object (`$$...`).
 /// A missing definite path is a `States.Runtime` error, as AWS reports for InputPath/OutputPath.
@@ -25,13 +26,13 @@ pub(crate) fn select(
     })
 }
 
-/// ResultPath (`None` = `null`).
+/// ResultPath (`None` = `null`); a borrowed input is copied only if the output contains it.
 pub(crate) fn apply_result_path(
-    input: Value,
+    input: Cow<'_, Value>,
     result: Value,
     result_path: Option<&str>,
 ) -> Result<Value, StatesError> {
-    path::apply_result_path(input, result, result_path)
+    path::apply_result_path_cow(input, result, result_path)
 }
 
 pub(crate) fn compact(v: &Value) -> String {

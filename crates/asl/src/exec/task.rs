@@ -19,6 +19,7 @@ use crate::model::{Seconds, State, TaskState};
 use crate::resource::{FunctionError, IntegrationPattern, MockedResult, ServiceCall, TaskResource};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -126,7 +127,7 @@ pub(crate) async fn run_task(
     let token = _token_guard.as_ref().map(|g| g.token.clone());
     let params = match &state.io.parameters {
         Some(t) => shim::render(t, &selected, &ctx)?,
-        None => selected,
+        None => selected.into_owned(),
     };
     let invocation = {
         let mut inv = crate::engine::lock(&run.invocations);
@@ -260,7 +261,7 @@ pub(crate) async fn run_task(
                     )),
                 );
             }
-            run.finish_output(&state.io, raw_input.clone(), result, &ctx, true)
+            run.finish_output(&state.io, Cow::Borrowed(raw_input), result, &ctx, true)
         }
         Err(e) => {
             let timed_out = e.error == names::TIMEOUT || e.error == names::HEARTBEAT_TIMEOUT;

@@ -22,6 +22,7 @@ use crate::model::{MapState, NumberOrPath, State};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -250,7 +251,7 @@ pub(crate) async fn run_distributed(
     match result {
         Ok(output) => {
             branch.record(run, "MapRunSucceeded", None);
-            run.finish_output(&state.io, raw_input.clone(), output, ctx, true)
+            run.finish_output(&state.io, Cow::Borrowed(raw_input), output, ctx, true)
         }
         Err(e) => {
             branch.record(
@@ -393,7 +394,7 @@ async fn map_run(
                 }
             }
             if let (Some(cp), Ok(v)) = (&checkpoint, &child.output) {
-                super::store_result(cp, child.index, v);
+                super::store_result(cp, child.index, v.clone());
             }
             match &mut writer {
                 Some(w) => w.push(&child, &child_arn_prefix, &machine_name).await?,
@@ -449,37 +450,35 @@ async fn run_child(
         None
     };
     let mut b = Branch {
-        history: Arc::new(HistoryLog::new(arn, sink)),
+        // A child's events are read only through the sink (nobody asks a finished child
+        // for its history), so none are kept in memory.
+        history: Arc::new(HistoryLog::new(arn, sink, false)),
         prev: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         guard: WorkGuard::new(run.clock.clone()),
         top_level: false,
         execution_ctx: Some(execution_ctx),
     };
-    let started = json!({
-        "input": history::payload(input),
-        "inputDetails": history::not_truncated(),
-        "roleArn": config.role_arn,
+    b.record(run, "ExecutionStarted", || {
+        Some((
+            "executionStartedEventDetails",
+            json!({
+                "input": history::payload(input),
+                "inputDetails": history::not_truncated(),
+                "roleArn": config.role_arn,
+            }),
+        ))
     });
-    b.record(
-        run,
-        "ExecutionStarted",
-        Some(("executionStartedEventDetails", started)),
-    );
     let output = run.run_graph(processor, input.clone(), &mut b, None).await;
     match &output {
-        Ok(v) => b.record(
-            run,
-            "ExecutionSucceeded",
+        Ok(v) => b.record(run, "ExecutionSucceeded", || {
             Some((
                 "executionSucceededEventDetails",
                 json!({ "output": history::payload(v), "outputDetails": history::not_truncated() }),
-            )),
-        ),
-        Err(e) => b.record(
-            run,
-            "ExecutionFailed",
-            Some(("executionFailedEventDetails", super::super::error_json(e))),
-        ),
+            ))
+        }),
+        Err(e) => b.record(run, "ExecutionFailed", || {
+            Some(("executionFailedEventDetails", super::super::error_json(e)))
+        }),
     };
     output
 }
