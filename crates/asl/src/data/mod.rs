@@ -6,6 +6,7 @@
 //! - [`template`]: payload templates (`Parameters`, `ItemSelector`, `ResultSelector`).
 //! - [`intrinsics`]: `States.*` intrinsic functions — parser and evaluator.
 //! - [`choice`]: Choice Rules — typed parse and evaluation.
+//! - `cache`: the per-thread memo that parses each path and intrinsic call once.
 //!
 //! Known differences from AWS (whose JSONPath is Jayway's, not RFC 9535):
 //!
@@ -19,6 +20,7 @@
 //! - `States.MathAdd` works on 64-bit integers; a path argument of an intrinsic that matches
 //!   nothing is `States.IntrinsicFailure`.
 
+pub(crate) mod cache;
 pub mod choice;
 pub mod intrinsics;
 pub mod path;

@@ -340,6 +340,10 @@ impl Run {
         entered: DateTime<Utc>,
         retry_count: u64,
     ) -> Value {
+        if !state.reads_context {
+            // Nothing in the state mentions `$$`: no path or intrinsic can read the context.
+            return Value::Object(serde_json::Map::new());
+        }
         let execution = match &branch.execution_ctx {
             Some(child) => child,
             None if state.reads_execution_input => self.ctx_execution.get_or_init(|| {

@@ -198,6 +198,9 @@ pub struct State {
     /// object instead of copying it for every state entered (which made an inline Map over the
     /// input quadratic).
     pub reads_execution_input: bool,
+    /// Whether anything in the state (or nested in it) mentions `$$` at all. A state that
+    /// doesn't never reads the context object, so the executor does not build one for it.
+    pub reads_context: bool,
 }
 
 /// Conservative: true unless every `$$` in the state's JSON is a path that provably stays away

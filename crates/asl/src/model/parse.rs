@@ -250,6 +250,7 @@ impl Parser {
                 format!("a {ty} state cannot have Next"),
             );
         }
+        let raw = v.to_string();
         Some(State {
             name: name.to_string(),
             comment: v.get("Comment").and_then(Value::as_str).map(str::to_string),
@@ -258,7 +259,8 @@ impl Parser {
             io,
             retry,
             catch,
-            reads_execution_input: super::reads_execution_input(&v.to_string()),
+            reads_execution_input: super::reads_execution_input(&raw),
+            reads_context: raw.contains("$$"),
         })
     }
 

@@ -11,6 +11,7 @@ pub mod parser;
 use serde_json::Value;
 
 use crate::StatesError;
+use crate::data::cache;
 use crate::data::path::{PathError, compact, select};
 pub use parser::{Arg, Call, Function, MAX_NESTING, parse};
 
@@ -33,8 +34,13 @@ pub fn is_intrinsic(s: &str) -> bool {
 
 /// Parses and evaluates an intrinsic call against `input` (paths `$...`) and `ctx` (`$$...`).
 pub fn evaluate(expr: &str, input: &Value, ctx: &Value) -> Result<Value, StatesError> {
-    let call = parse(expr).map_err(StatesError::intrinsic_failure)?;
+    let call = cache::cached(&PARSED, expr, parse).map_err(StatesError::intrinsic_failure)?;
     evaluate_call(&call, input, ctx)
+}
+
+thread_local! {
+    /// Parsed calls by their text (see [`crate::data::cache`]).
+    static PARSED: cache::Cache<Call> = std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// Evaluates an already-parsed call (the parser bounds its nesting, so recursion is bounded).
