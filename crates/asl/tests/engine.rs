@@ -925,3 +925,67 @@ async fn list_and_forget_executions() {
     assert_eq!(engine.list_executions().len(), 1);
     assert!(engine.describe_execution(a.arn()).is_err());
 }
+
+#[tokio::test]
+async fn redrive_after_stop_restarts_in_the_state_that_was_running() {
+    // Real clock: the Wait is long, so the execution is certainly inside it when stopped.
+    let engine = engine_with(Resources::new(), false);
+    let sm = machine(json!({"StartAt": "Mark", "States": {
+        "Mark": {"Type": "Pass", "Result": "marked", "ResultPath": "$.mark", "Next": "Hold"},
+        "Hold": {"Type": "Wait", "Seconds": 3600, "Next": "Done"},
+        "Done": {"Type": "Pass", "End": true}
+    }}));
+    let h = engine
+        .start_execution(sm, Some("stopped".into()), json!({"x": 1}))
+        .expect("starts");
+    // Wait until the execution is inside Hold.
+    for _ in 0..500 {
+        if types(&h.history()).contains(&"WaitStateEntered".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    engine
+        .stop_execution(h.arn(), Some("Stop".into()), None)
+        .expect("stops");
+    assert_eq!(wait(&h).await.status, ExecutionStatus::Aborted);
+
+    let h2 = engine
+        .redrive(h.arn())
+        .expect("an aborted execution is redrivable");
+    // Restarted inside Hold with Hold's input (Mark already applied), not from Mark.
+    for _ in 0..500 {
+        if types(&h2.history())
+            .iter()
+            .filter(|t| *t == "WaitStateEntered")
+            .count()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let history = h2.history();
+    let t = types(&history);
+    let redriven = t
+        .iter()
+        .position(|e| e == "ExecutionRedriven")
+        .expect("redriven");
+    assert_eq!(
+        t.get(redriven + 1).map(String::as_str),
+        Some("WaitStateEntered"),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.iter().filter(|e| *e == "PassStateEntered").count(),
+        1,
+        "Mark is not run again: {t:?}"
+    );
+    let input = history[redriven + 1]
+        .detail()
+        .and_then(|d| d["input"].as_str())
+        .map(|s| serde_json::from_str::<Value>(s).expect("json"));
+    assert_eq!(input, Some(json!({"x": 1, "mark": "marked"})));
+    engine.stop_execution(h2.arn(), None, None).expect("stops");
+    wait(&h2).await;
+}

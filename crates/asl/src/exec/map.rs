@@ -42,7 +42,7 @@ pub(crate) async fn run_parallel(
             execution_ctx: None,
         };
         let input = Value::clone(&effective);
-        async move { run.run_graph(g, input, &mut b, None).await }
+        async move { run.run_graph(g, Cow::Owned(input), &mut b, None).await }
     });
     let joined = futures::future::try_join_all(futures);
     match branch.guard.idle(joined).await {
@@ -177,10 +177,12 @@ pub(crate) async fn run_map(
             });
             let mut abort = b.abort_guard(
                 run,
-                "MapIterationAborted".into(),
+                "MapIterationAborted",
                 wants_details.then(|| ("mapIterationAbortedEventDetails", details())),
             );
-            let r = run.run_graph(&m.processor, input, &mut b, None).await;
+            let r = run
+                .run_graph(&m.processor, Cow::Owned(input), &mut b, None)
+                .await;
             abort.disarm();
             match r {
                 Ok(v) => {

@@ -80,7 +80,7 @@ impl Branch {
     pub(crate) fn abort_guard(
         &self,
         run: &Run,
-        event: String,
+        event: &'static str,
         details: Option<(&'static str, Value)>,
     ) -> AbortGuard {
         AbortGuard {
@@ -100,7 +100,7 @@ pub(crate) struct AbortGuard {
     history: Arc<HistoryLog>,
     clock: Arc<dyn Clock>,
     prev: Arc<AtomicU64>,
-    event: Option<(String, Option<(&'static str, Value)>)>,
+    event: Option<(&'static str, Option<(&'static str, Value)>)>,
 }
 
 impl AbortGuard {
@@ -114,8 +114,25 @@ impl Drop for AbortGuard {
     fn drop(&mut self) {
         if let Some((event, details)) = self.event.take() {
             let prev = self.prev.load(Ordering::SeqCst);
-            let id = self.history.record(self.clock.now(), &event, prev, details);
+            let id = self.history.record(self.clock.now(), event, prev, details);
             self.prev.store(id, Ordering::SeqCst);
+        }
+    }
+}
+
+/// While a top-level state runs: if the execution ends inside it (stopped, timed out), the
+/// redrive point becomes this state with its input — copied only then, not for every state.
+struct RedriveGuard<'a> {
+    run: &'a Run,
+    state: &'a str,
+    /// `None` once the state has finished (its end records the point itself).
+    input: Option<&'a Value>,
+}
+
+impl Drop for RedriveGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(input) = self.input {
+            lock(&self.run.record.redrive).state = Some((self.state.to_owned(), input.clone()));
         }
     }
 }
@@ -181,7 +198,7 @@ async fn execute(
                     }),
                 ))
             });
-            (None, record.input.clone())
+            (None, Cow::Borrowed(&record.input))
         }
         Some(point) => {
             let count = *lock(&record.redrive_count);
@@ -194,8 +211,8 @@ async fn execute(
                 )),
             );
             match &point.state {
-                Some((state, input)) => (Some(state.clone()), input.clone()),
-                None => (None, record.input.clone()),
+                Some((state, input)) => (Some(state.clone()), Cow::Borrowed(input)),
+                None => (None, Cow::Borrowed(&record.input)),
             }
         }
     };
@@ -368,10 +385,13 @@ impl Run {
     }
 
     /// Runs a graph from its start (or from `start`) until it ends; returns its output.
+    ///
+    /// The input may be borrowed (the execution input, which the record keeps for
+    /// DescribeExecution and redrive) and is copied only where a state's output contains it.
     pub(crate) fn run_graph<'a>(
         &'a self,
         graph: &'a Graph,
-        input: Value,
+        input: Cow<'a, Value>,
         branch: &'a mut Branch,
         start: Option<String>,
     ) -> BoxFuture<'a, Result<Value, StatesError>> {
@@ -384,46 +404,74 @@ impl Run {
                         "The state '{current}' does not exist in the state machine"
                     )));
                 };
-                let prefix = state.type_name();
+                let (entered_event, exited_event, aborted_event) = state.event_types();
                 let entered = self.clock.now();
-                branch.record(self, &format!("{prefix}StateEntered"), || {
+                branch.record(self, entered_event, || {
                     Some(history::state_entered(&state.name, &input))
                 });
-                if branch.top_level {
-                    lock(&self.record.redrive).state = Some((state.name.clone(), input.clone()));
-                }
-                let mut abort = branch.abort_guard(self, format!("{prefix}StateAborted"), None);
-                let result = self.run_state(state, &input, branch, entered).await;
+                let mut abort = branch.abort_guard(self, aborted_event, None);
+                // The raw input stays here when a Catch may need it (ResultPath) or a redrive
+                // may restart from this state (top level); otherwise it is handed over, so
+                // passing it on costs no copy.
+                let keep_input = branch.top_level || !state.catch.is_empty();
+                let result = if keep_input {
+                    let redrive_guard = branch.top_level.then(|| RedriveGuard {
+                        run: self,
+                        state: &state.name,
+                        input: Some(&*input),
+                    });
+                    let r = self
+                        .run_state(state, Cow::Borrowed(&*input), branch, entered)
+                        .await;
+                    if let Some(mut g) = redrive_guard {
+                        g.input = None;
+                    }
+                    r
+                } else {
+                    let owned = std::mem::replace(&mut input, Cow::Owned(Value::Null));
+                    self.run_state(state, owned, branch, entered).await
+                };
                 abort.disarm();
                 let step = match result {
-                    Ok(step) => step,
+                    Ok(step) => Ok(step),
                     Err(err) => match retry::find_catcher(&state.catch, &err) {
-                        Some(catcher) => {
-                            let out = shim::apply_result_path(
-                                Cow::Owned(input),
-                                error_output(&err),
-                                catcher.result_path.as_deref(),
-                            )?;
-                            Step::Next(out, catcher.next.clone())
-                        }
-                        None => return Err(err),
+                        Some(catcher) => shim::apply_result_path(
+                            Cow::Borrowed(&*input),
+                            error_output(&err),
+                            catcher.result_path.as_deref(),
+                        )
+                        .map(|out| Step::Next(out, catcher.next.clone())),
+                        None => Err(err),
                     },
                 };
-                if matches!(state.kind, StateKind::Fail(_)) {
-                    // Fail states end in an error; this is unreachable by construction.
-                    return Err(StatesError::runtime("a Fail state completed"));
-                }
-                let output = match &step {
-                    Step::Next(o, _) | Step::End(o) => o,
+                let step = step.and_then(|step| {
+                    if matches!(state.kind, StateKind::Fail(_)) {
+                        // Fail states end in an error; this is unreachable by construction.
+                        return Err(StatesError::runtime("a Fail state completed"));
+                    }
+                    let (Step::Next(output, _) | Step::End(output)) = &step;
+                    self.check_payload(&state.name, output)?;
+                    Ok(step)
+                });
+                let step = match step {
+                    Ok(step) => step,
+                    Err(e) => {
+                        if branch.top_level {
+                            // A redrive restarts here, with this state's input.
+                            lock(&self.record.redrive).state =
+                                Some((state.name.clone(), input.into_owned()));
+                        }
+                        return Err(e);
+                    }
                 };
-                self.check_payload(&state.name, output)?;
-                branch.record(self, &format!("{prefix}StateExited"), || {
+                let (Step::Next(output, _) | Step::End(output)) = &step;
+                branch.record(self, exited_event, || {
                     Some(history::state_exited(&state.name, output))
                 });
                 match step {
                     Step::Next(o, next) => {
                         current = next;
-                        input = o;
+                        input = Cow::Owned(o);
                     }
                     Step::End(o) => return Ok(o),
                 }
@@ -436,7 +484,7 @@ impl Run {
     fn run_state<'a>(
         &'a self,
         state: &'a State,
-        input: &'a Value,
+        input: Cow<'a, Value>,
         branch: &'a mut Branch,
         entered: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Step, StatesError>> {
@@ -444,20 +492,30 @@ impl Run {
             let ctx = self.context(branch, state, entered, 0);
             let output = match &state.kind {
                 StateKind::Pass { result } => {
-                    let effective = self.effective_input(&state.io, input, &ctx)?;
-                    let result = match result {
-                        Some(r) => r.clone(),
-                        None => effective.into_owned(),
+                    let result = match (result, &state.io.parameters) {
+                        (Some(r), _) => r.clone(),
+                        // The effective input is the result: hand the input over when it is
+                        // the whole of it and the output will not contain it again.
+                        (None, None)
+                            if state.io.input_path.as_deref() == Some("$")
+                                && state.io.result_path.as_deref() == Some("$") =>
+                        {
+                            let output = input.into_owned();
+                            return Ok(
+                                self.step(state, output_path(&state.io, Cow::Owned(output), &ctx)?)
+                            );
+                        }
+                        (None, _) => self.effective_input(&state.io, &input, &ctx)?.into_owned(),
                     };
-                    self.finish_output(&state.io, Cow::Borrowed(input), result, &ctx, false)?
+                    self.finish_output(&state.io, input, result, &ctx, false)?
                 }
                 StateKind::Succeed => {
-                    let effective = input_path(&state.io, input, &ctx)?;
+                    let effective = input_path_owned(&state.io, input, &ctx)?;
                     return Ok(Step::End(output_path(&state.io, effective, &ctx)?));
                 }
-                StateKind::Fail(f) => return Err(self.fail_error(f, input, &ctx)),
+                StateKind::Fail(f) => return Err(self.fail_error(f, &input, &ctx)),
                 StateKind::Choice(c) => {
-                    let effective = input_path(&state.io, input, &ctx)?;
+                    let effective = input_path_owned(&state.io, input, &ctx)?;
                     let mut next = None;
                     for choice in &c.choices {
                         if choice.rule.evaluate(&effective, &ctx)? {
@@ -477,21 +535,26 @@ impl Run {
                     return Ok(Step::Next(output_path(&state.io, effective, &ctx)?, next));
                 }
                 StateKind::Wait(w) => {
-                    let effective = input_path(&state.io, input, &ctx)?;
+                    let effective = input_path_owned(&state.io, input, &ctx)?;
                     let until = wait_deadline(w, &effective, &ctx, entered)?;
                     let sleep = self.clock.sleep_until(until);
                     branch.guard.idle(sleep).await;
                     output_path(&state.io, effective, &ctx)?
                 }
                 StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_) => {
-                    retry::with_retry(self, state, input, branch, entered).await?
+                    retry::with_retry(self, state, &input, branch, entered).await?
                 }
             };
-            Ok(match &state.transition {
-                Some(Transition::Next(n)) => Step::Next(output, n.clone()),
-                _ => Step::End(output),
-            })
+            Ok(self.step(state, output))
         })
+    }
+
+    /// Where a state that produced `output` goes.
+    fn step(&self, state: &State, output: Value) -> Step {
+        match &state.transition {
+            Some(Transition::Next(n)) => Step::Next(output, n.clone()),
+            _ => Step::End(output),
+        }
     }
 
     /// AWS fails a state whose output exceeds the payload quota (256 KiB) with the terminal
@@ -582,6 +645,19 @@ pub(crate) fn input_path<'v>(
         None => Ok(Cow::Owned(json!({}))),
         Some(p) if p == "$" => Ok(Cow::Borrowed(input)),
         Some(p) => shim::select(p, input, ctx, "InputPath").map(Cow::Owned),
+    }
+}
+
+/// InputPath on an input that may be owned: `$` passes it on as it is (moved, if owned).
+pub(crate) fn input_path_owned<'v>(
+    io: &Io,
+    input: Cow<'v, Value>,
+    ctx: &Value,
+) -> Result<Cow<'v, Value>, StatesError> {
+    match &io.input_path {
+        None => Ok(Cow::Owned(json!({}))),
+        Some(p) if p == "$" => Ok(input),
+        Some(p) => shim::select(p, &input, ctx, "InputPath").map(Cow::Owned),
     }
 }
 

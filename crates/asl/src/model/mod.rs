@@ -237,6 +237,33 @@ pub(crate) fn reads_execution_input(raw: &str) -> bool {
 
 impl State {
     /// `"Pass"`, `"Task"`, ... as written in the definition.
+    /// The history event types of entering, leaving and aborting this state, e.g.
+    /// `("PassStateEntered", "PassStateExited", "PassStateAborted")`.
+    pub fn event_types(&self) -> (&'static str, &'static str, &'static str) {
+        match &self.kind {
+            StateKind::Pass { .. } => ("PassStateEntered", "PassStateExited", "PassStateAborted"),
+            StateKind::Task(_) => ("TaskStateEntered", "TaskStateExited", "TaskStateAborted"),
+            StateKind::Choice(_) => (
+                "ChoiceStateEntered",
+                "ChoiceStateExited",
+                "ChoiceStateAborted",
+            ),
+            StateKind::Wait(_) => ("WaitStateEntered", "WaitStateExited", "WaitStateAborted"),
+            StateKind::Succeed => (
+                "SucceedStateEntered",
+                "SucceedStateExited",
+                "SucceedStateAborted",
+            ),
+            StateKind::Fail(_) => ("FailStateEntered", "FailStateExited", "FailStateAborted"),
+            StateKind::Parallel(_) => (
+                "ParallelStateEntered",
+                "ParallelStateExited",
+                "ParallelStateAborted",
+            ),
+            StateKind::Map(_) => ("MapStateEntered", "MapStateExited", "MapStateAborted"),
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match &self.kind {
             StateKind::Pass { .. } => "Pass",

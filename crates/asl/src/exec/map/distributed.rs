@@ -468,7 +468,9 @@ async fn run_child(
             }),
         ))
     });
-    let output = run.run_graph(processor, input.clone(), &mut b, None).await;
+    let output = run
+        .run_graph(processor, Cow::Borrowed(input), &mut b, None)
+        .await;
     match &output {
         Ok(v) => b.record(run, "ExecutionSucceeded", || {
             Some((
