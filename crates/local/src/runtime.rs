@@ -172,6 +172,9 @@ impl LocalRuntime {
         let engine = Engine::new(EngineConfig {
             resources,
             history_sink: Some(Arc::new(store.clone())),
+            // The history is persisted in SQLite as it happens (`sluice status` reads it
+            // there); keeping it in memory too would grow `sluice serve` with every job.
+            keep_history: false,
             ..EngineConfig::default()
         });
         let definition = substitute(options.definition.as_deref().unwrap_or(PIPELINE_ASL));
