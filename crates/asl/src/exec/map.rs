@@ -45,9 +45,32 @@ pub(crate) async fn run_parallel(
         async move { run.run_graph(g, Cow::Owned(input), &mut b, None).await }
     });
     let joined = futures::future::try_join_all(futures);
-    match branch.guard.idle(joined).await {
+    let results = branch.guard.idle(joined).await;
+    close(
+        run,
+        state,
+        raw_input,
+        ctx,
+        branch,
+        results,
+        ("ParallelStateSucceeded", "ParallelStateFailed"),
+    )
+}
+
+/// Records the `succeeded` or `failed` event of a Parallel or inline Map state and, on success,
+/// turns the branch or iteration results into the state output.
+fn close(
+    run: &Run,
+    state: &State,
+    raw_input: &Value,
+    ctx: &Value,
+    branch: &mut Branch,
+    results: Result<Vec<Value>, StatesError>,
+    (succeeded, failed): (&'static str, &'static str),
+) -> Result<Value, StatesError> {
+    match results {
         Ok(results) => {
-            branch.record(run, "ParallelStateSucceeded", None);
+            branch.record(run, succeeded, None);
             run.finish_output(
                 &state.io,
                 Cow::Borrowed(raw_input),
@@ -57,7 +80,7 @@ pub(crate) async fn run_parallel(
             )
         }
         Err(e) => {
-            branch.record(run, "ParallelStateFailed", None);
+            branch.record(run, failed, None);
             Err(e)
         }
     }
@@ -211,25 +234,20 @@ pub(crate) async fn run_map(
         }
         Ok::<_, StatesError>(())
     };
-    match branch.guard.idle(collect).await {
-        Ok(()) => {
-            branch.record(run, "MapStateSucceeded", None);
-            let mut done = std::mem::take(&mut *lock(&results));
-            done.resize(total, None);
-            let results = done.into_iter().map(Option::unwrap_or_default).collect();
-            run.finish_output(
-                &state.io,
-                Cow::Borrowed(raw_input),
-                Value::Array(results),
-                ctx,
-                true,
-            )
-        }
-        Err(e) => {
-            branch.record(run, "MapStateFailed", None);
-            Err(e)
-        }
-    }
+    let outcome = branch.guard.idle(collect).await.map(|()| {
+        let mut done = std::mem::take(&mut *lock(&results));
+        done.resize(total, None);
+        done.into_iter().map(Option::unwrap_or_default).collect()
+    });
+    close(
+        run,
+        state,
+        raw_input,
+        ctx,
+        branch,
+        outcome,
+        ("MapStateSucceeded", "MapStateFailed"),
+    )
 }
 
 /// Records a succeeded iteration in the redrive checkpoint (growing it when needed, for
