@@ -31,7 +31,7 @@ pub(crate) async fn run_parallel(
     ctx: &Value,
     branch: &mut Branch,
 ) -> Result<Value, StatesError> {
-    let effective = run.effective_input(&state.io, raw_input, ctx)?;
+    let effective = run.effective_input(&state.io, Cow::Borrowed(raw_input), ctx)?;
     let started = branch.record(run, "ParallelStateStarted", None);
     let futures = p.branches.iter().map(|g| {
         let mut b = Branch {
@@ -137,7 +137,7 @@ pub(crate) async fn run_map(
     if let MapMode::Distributed { .. } = m.mode {
         return distributed::run_distributed(run, state, m, raw_input, ctx, branch).await;
     }
-    let effective = input_path(&state.io, raw_input, ctx)?;
+    let effective = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
     let items = match shim::select(&m.items_path, &effective, ctx, "ItemsPath")? {
         Value::Array(a) => a,
         other => {

@@ -491,31 +491,31 @@ impl Run {
         Box::pin(async move {
             let ctx = self.context(branch, state, entered, 0);
             let output = match &state.kind {
+                StateKind::Pass { result } if state.io.result_path.as_deref() == Some("$") => {
+                    // The output is the result alone, so the raw input is not needed after
+                    // the effective input: hand it over rather than copy it.
+                    let result = match result {
+                        Some(r) => r.clone(),
+                        None => self.effective_input(&state.io, input, &ctx)?.into_owned(),
+                    };
+                    output_path(&state.io, Cow::Owned(result), &ctx)?
+                }
                 StateKind::Pass { result } => {
-                    let result = match (result, &state.io.parameters) {
-                        (Some(r), _) => r.clone(),
-                        // The effective input is the result: hand the input over when it is
-                        // the whole of it and the output will not contain it again.
-                        (None, None)
-                            if state.io.input_path.as_deref() == Some("$")
-                                && state.io.result_path.as_deref() == Some("$") =>
-                        {
-                            let output = input.into_owned();
-                            return Ok(
-                                self.step(state, output_path(&state.io, Cow::Owned(output), &ctx)?)
-                            );
-                        }
-                        (None, _) => self.effective_input(&state.io, &input, &ctx)?.into_owned(),
+                    let result = match result {
+                        Some(r) => r.clone(),
+                        None => self
+                            .effective_input(&state.io, Cow::Borrowed(&*input), &ctx)?
+                            .into_owned(),
                     };
                     self.finish_output(&state.io, input, result, &ctx, false)?
                 }
                 StateKind::Succeed => {
-                    let effective = input_path_owned(&state.io, input, &ctx)?;
+                    let effective = input_path(&state.io, input, &ctx)?;
                     return Ok(Step::End(output_path(&state.io, effective, &ctx)?));
                 }
                 StateKind::Fail(f) => return Err(self.fail_error(f, &input, &ctx)),
                 StateKind::Choice(c) => {
-                    let effective = input_path_owned(&state.io, input, &ctx)?;
+                    let effective = input_path(&state.io, input, &ctx)?;
                     let mut next = None;
                     for choice in &c.choices {
                         if choice.rule.evaluate(&effective, &ctx)? {
@@ -535,7 +535,7 @@ impl Run {
                     return Ok(Step::Next(output_path(&state.io, effective, &ctx)?, next));
                 }
                 StateKind::Wait(w) => {
-                    let effective = input_path_owned(&state.io, input, &ctx)?;
+                    let effective = input_path(&state.io, input, &ctx)?;
                     let until = wait_deadline(w, &effective, &ctx, entered)?;
                     let sleep = self.clock.sleep_until(until);
                     branch.guard.idle(sleep).await;
@@ -545,16 +545,11 @@ impl Run {
                     retry::with_retry(self, state, &input, branch, entered).await?
                 }
             };
-            Ok(self.step(state, output))
+            Ok(match &state.transition {
+                Some(Transition::Next(n)) => Step::Next(output, n.clone()),
+                _ => Step::End(output),
+            })
         })
-    }
-
-    /// Where a state that produced `output` goes.
-    fn step(&self, state: &State, output: Value) -> Step {
-        match &state.transition {
-            Some(Transition::Next(n)) => Step::Next(output, n.clone()),
-            _ => Step::End(output),
-        }
     }
 
     /// AWS fails a state whose output exceeds the payload quota (256 KiB) with the terminal
@@ -576,11 +571,11 @@ impl Run {
         Ok(())
     }
 
-    /// InputPath then Parameters (borrowing the input when neither changes it).
+    /// InputPath then Parameters (the input passed on as it is when neither changes it).
     pub(crate) fn effective_input<'v>(
         &self,
         io: &Io,
-        input: &'v Value,
+        input: Cow<'v, Value>,
         ctx: &Value,
     ) -> Result<Cow<'v, Value>, StatesError> {
         let selected = input_path(io, input, ctx)?;
@@ -635,21 +630,9 @@ impl Run {
     }
 }
 
-/// InputPath (`null` → `{}`); `$` borrows the input rather than copying it.
+/// InputPath (`null` → `{}`): `$` passes the input on as it is (borrowed stays borrowed, owned
+/// is moved); any other path copies only what it selects.
 pub(crate) fn input_path<'v>(
-    io: &Io,
-    input: &'v Value,
-    ctx: &Value,
-) -> Result<Cow<'v, Value>, StatesError> {
-    match &io.input_path {
-        None => Ok(Cow::Owned(json!({}))),
-        Some(p) if p == "$" => Ok(Cow::Borrowed(input)),
-        Some(p) => shim::select(p, input, ctx, "InputPath").map(Cow::Owned),
-    }
-}
-
-/// InputPath on an input that may be owned: `$` passes it on as it is (moved, if owned).
-pub(crate) fn input_path_owned<'v>(
     io: &Io,
     input: Cow<'v, Value>,
     ctx: &Value,

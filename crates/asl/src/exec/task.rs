@@ -108,7 +108,7 @@ pub(crate) async fn run_task(
     ctx: &Value,
     branch: &mut Branch,
 ) -> Result<Value, StatesError> {
-    let selected = input_path(&state.io, raw_input, ctx)?;
+    let selected = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
     let timeout = resolve_seconds(&task.timeout, &selected, ctx, "TimeoutSecondsPath")?;
     let heartbeat = resolve_seconds(&task.heartbeat, &selected, ctx, "HeartbeatSecondsPath")?;
     let pattern = task.target.pattern();

@@ -193,7 +193,7 @@ pub(crate) async fn run_distributed(
     ctx: &Value,
     branch: &mut Branch,
 ) -> Result<Value, StatesError> {
-    let effective = input_path(&state.io, raw_input, ctx)?;
+    let effective = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
     let config = &run.engine.inner.config;
     let label = m.label.clone().unwrap_or_else(|| state.name.clone());
     let run_id = uuid::Uuid::new_v4().to_string();
