@@ -6,6 +6,7 @@
 //! worker tasks that call [`Engine::send_task_success`] while an execution waits. Executions run
 //! as tokio tasks; the state-by-state interpretation lives in [`crate::exec`].
 
+use crate::checkpoint::{CheckpointSink, PersistedExecution};
 use crate::clock::{Clock, RealClock};
 use crate::error::StatesError;
 use crate::exec;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
@@ -26,6 +28,9 @@ pub struct EngineConfig {
     pub resources: Resources,
     pub clock: Arc<dyn Clock>,
     pub history_sink: Option<Arc<dyn HistorySink>>,
+    /// Where executions are checkpointed so another process can continue them (see
+    /// [`crate::checkpoint`]). `None`: executions live only in memory.
+    pub checkpoint_sink: Option<Arc<dyn CheckpointSink>>,
     /// Mocked task responses applied to every execution (see also
     /// [`StartOptions::mocks`] for one execution).
     pub mocks: Option<Arc<dyn TaskMocks>>,
@@ -57,6 +62,7 @@ impl Default for EngineConfig {
             resources: Resources::default(),
             clock: Arc::new(RealClock),
             history_sink: None,
+            checkpoint_sink: None,
             mocks: None,
             region: "local".into(),
             account: "000000000000".into(),
@@ -222,6 +228,9 @@ pub(crate) struct ExecutionRecord {
     pub(crate) redrive_count: Mutex<u32>,
     pub(crate) redrive: Mutex<RedrivePoint>,
     pub(crate) mocks: Option<Arc<dyn TaskMocks>>,
+    /// Restored from checkpoints while RUNNING: the process that ran it is gone, so it runs
+    /// nowhere and may be redriven although its status says RUNNING.
+    pub(crate) orphaned: AtomicBool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -416,6 +425,7 @@ impl Engine {
                     arn.clone(),
                     c.history_sink.clone(),
                     c.keep_history,
+                    0,
                 )),
                 outcome: tx,
                 stop_date: Mutex::new(None),
@@ -423,12 +433,72 @@ impl Engine {
                 redrive_count: Mutex::new(0),
                 redrive: Mutex::new(RedrivePoint::default()),
                 mocks: options.mocks.or_else(|| c.mocks.clone()),
+                orphaned: AtomicBool::new(false),
             });
             executions.insert(arn, record.clone());
             record
         };
         exec::launch(self.clone(), record.clone(), &runtime, None);
         Ok(ExecutionHandle { record })
+    }
+
+    /// Brings back an execution that another engine (another process) ran, from the host's
+    /// checkpoints, so that [`Engine::redrive`] can continue it: from the last top-level state
+    /// entered, with that state's input, a Map running only the iterations without a result.
+    /// The history continues after `last_event_id`. An execution this engine already knows is
+    /// returned as it is.
+    ///
+    /// A persisted status of RUNNING means the process running it died: the restored execution
+    /// runs nowhere (it has no outcome to wait for) until it is redriven.
+    pub fn restore(
+        &self,
+        machine: Arc<StateMachine>,
+        persisted: PersistedExecution,
+    ) -> ExecutionHandle {
+        let c = &self.inner.config;
+        let mut executions = lock(&self.inner.executions);
+        if let Some(existing) = executions.get(&persisted.execution_arn) {
+            return ExecutionHandle {
+                record: existing.clone(),
+            };
+        }
+        let running = persisted.status == ExecutionStatus::Running;
+        let outcome = (!running).then(|| ExecutionOutcome {
+            status: persisted.status,
+            output: None,
+            error: persisted.error.clone(),
+            cause: persisted.cause.clone(),
+        });
+        let (tx, _rx) = watch::channel(outcome);
+        let map_results = persisted.state.as_ref().and_then(|(state, _)| {
+            (!persisted.map_results.is_empty())
+                .then(|| (state.clone(), Arc::new(Mutex::new(persisted.map_results))))
+        });
+        let record = Arc::new(ExecutionRecord {
+            arn: persisted.execution_arn.clone(),
+            name: persisted.name,
+            machine,
+            input: persisted.input,
+            start_date: persisted.start_date,
+            history: Arc::new(HistoryLog::new(
+                persisted.execution_arn.clone(),
+                c.history_sink.clone(),
+                c.keep_history,
+                persisted.last_event_id,
+            )),
+            outcome: tx,
+            stop_date: Mutex::new(persisted.stop_date),
+            stop: Mutex::new(None),
+            redrive_count: Mutex::new(persisted.redrive_count),
+            redrive: Mutex::new(RedrivePoint {
+                state: persisted.state,
+                map_results,
+            }),
+            mocks: c.mocks.clone(),
+            orphaned: AtomicBool::new(running),
+        });
+        executions.insert(persisted.execution_arn, record.clone());
+        ExecutionHandle { record }
     }
 
     /// A handle on an existing execution.
@@ -523,13 +593,19 @@ impl Engine {
             .as_ref()
             .map(|o| o.status)
             .unwrap_or(ExecutionStatus::Running);
-        if matches!(
-            status,
-            ExecutionStatus::Running | ExecutionStatus::Succeeded
-        ) {
+        let orphaned = record.orphaned.load(Ordering::SeqCst);
+        if status == ExecutionStatus::Succeeded || (status == ExecutionStatus::Running && !orphaned)
+        {
             return Err(ExecutionError::ExecutionNotRedrivable(
                 arn.to_string(),
                 status,
+            ));
+        }
+        if orphaned && record.orphaned.swap(false, Ordering::SeqCst) != orphaned {
+            // Another caller redrove the orphan first.
+            return Err(ExecutionError::ExecutionNotRedrivable(
+                arn.to_string(),
+                ExecutionStatus::Running,
             ));
         }
         let point = lock(&record.redrive).clone();

@@ -98,15 +98,18 @@ pub(crate) struct HistoryLog {
 }
 
 impl HistoryLog {
+    /// A log whose next event gets id `last_id + 1` (0 for a new execution; a restored one
+    /// continues its persisted history).
     pub(crate) fn new(
         execution_arn: String,
         sink: Option<Arc<dyn HistorySink>>,
         keep: bool,
+        last_id: u64,
     ) -> Self {
         Self {
             execution_arn,
             events: Mutex::new(Vec::new()),
-            last_id: AtomicU64::new(0),
+            last_id: AtomicU64::new(last_id),
             keep,
             sink,
         }

@@ -12,6 +12,7 @@
 //! - [`model`]: the typed model of a definition ([`StateMachine`]).
 //! - [`resource`]: what the host plugs in for Task states (Lambda, services, object store).
 //! - [`clock`]: real and virtual time.
+//! - [`checkpoint`]: what a host persists so another process can continue an execution.
 //! - [`history`]: GetExecutionHistory-shaped events and the host's [`HistorySink`].
 //! - [`engine`]: the API — [`Engine`], executions, callbacks, redrive.
 //! - `exec` (private): the interpreter.
@@ -51,6 +52,7 @@
 //! ([`TaskMocks`], e.g. [`MockTestCaseMocks`] over a Step Functions Local mock config). A Task
 //! with neither fails with `States.Runtime` naming its resource.
 
+pub mod checkpoint;
 pub mod clock;
 pub mod data;
 pub mod engine;
@@ -63,6 +65,7 @@ pub mod model;
 pub mod resource;
 pub mod validate;
 
+pub use checkpoint::{CheckpointSink, ExecutionCheckpoint, PersistedExecution};
 pub use clock::{Clock, RealClock, VirtualClock};
 pub use engine::{
     CallbackError, Engine, EngineConfig, ExecutionDescription, ExecutionError, ExecutionHandle,

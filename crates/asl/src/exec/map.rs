@@ -174,6 +174,10 @@ pub(crate) async fn run_map(
         lock(&run.record.redrive).map_results = Some((state.name.clone(), results.clone()));
     }
     let history_log = branch.history.clone();
+    let checkpoints = branch
+        .top_level
+        .then(|| run.engine.inner.config.checkpoint_sink.clone())
+        .flatten();
     let mut inputs = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         inputs.push(item_input(m, &effective, ctx, index, item)?);
@@ -182,6 +186,7 @@ pub(crate) async fn run_map(
     let stream = futures::stream::iter(inputs.into_iter().enumerate().map(|(index, input)| {
         let history_log = history_log.clone();
         let results = results.clone();
+        let checkpoints = checkpoints.clone();
         async move {
             if lock(&results).get(index).is_some_and(Option::is_some) {
                 return Ok(());
@@ -212,6 +217,9 @@ pub(crate) async fn run_map(
                     b.record(run, "MapIterationSucceeded", || {
                         Some(("mapIterationSucceededEventDetails", details()))
                     });
+                    if let Some(sink) = &checkpoints {
+                        sink.map_iteration_succeeded(&run.record.arn, name, index, &v);
+                    }
                     store_result(&results, index, v);
                     Ok(())
                 }
@@ -277,7 +285,9 @@ pub(crate) fn previous_results(
         .and_then(|p| p.map_results.as_ref())
         .filter(|(name, _)| *name == state.name)
         .map(|(_, results)| lock(results).clone());
-    if let Some(prev) = previous.filter(|p| p.len() == len) {
+    // A checkpoint read back from a host ends at the last succeeded iteration.
+    if let Some(mut prev) = previous.filter(|p| p.len() <= len) {
+        prev.resize(len, None);
         out = prev;
     }
     out

@@ -15,6 +15,7 @@ pub(crate) mod retry;
 pub(crate) mod shim;
 pub(crate) mod task;
 
+use crate::checkpoint::ExecutionCheckpoint;
 use crate::clock::{Clock, WorkGuard};
 use crate::engine::{
     Engine, ExecutionOutcome, ExecutionRecord, ExecutionStatus, RedrivePoint, lock,
@@ -217,6 +218,16 @@ async fn execute(
         }
     };
     let machine = record.machine.clone();
+    if let Some(sink) = &run.engine.inner.config.checkpoint_sink {
+        sink.execution_started(&ExecutionCheckpoint {
+            execution_arn: &record.arn,
+            name: &record.name,
+            state_machine: &machine.name,
+            input: &record.input,
+            start_date: record.start_date,
+            redrive_count: *lock(&record.redrive_count),
+        });
+    }
     // A redrive gets the full execution timeout again, counted from the redrive.
     let timeout_base = if run.redrive.is_some() {
         run.clock.now()
@@ -316,8 +327,12 @@ async fn execute(
         }
     };
     drop(branch);
-    *lock(&record.stop_date) = Some(run.clock.now());
+    let stop_date = run.clock.now();
+    *lock(&record.stop_date) = Some(stop_date);
     lock(&record.stop).take();
+    if let Some(sink) = &run.engine.inner.config.checkpoint_sink {
+        sink.execution_closed(&record.arn, &outcome, stop_date);
+    }
     record.outcome.send_replace(Some(outcome));
 }
 
@@ -396,6 +411,8 @@ impl Run {
         start: Option<String>,
     ) -> BoxFuture<'a, Result<Value, StatesError>> {
         Box::pin(async move {
+            // A redrive re-enters the state it continues from; everything after is entered anew.
+            let mut resumed = start.is_some();
             let mut current = start.unwrap_or_else(|| graph.start_at.clone());
             let mut input = input;
             loop {
@@ -409,6 +426,12 @@ impl Run {
                 branch.record(self, entered_event, || {
                     Some(history::state_entered(&state.name, &input))
                 });
+                if branch.top_level
+                    && let Some(sink) = &self.engine.inner.config.checkpoint_sink
+                {
+                    sink.state_entered(&self.record.arn, &state.name, &input, resumed);
+                }
+                resumed = false;
                 let mut abort = branch.abort_guard(self, aborted_event, None);
                 // The raw input stays here when a Catch may need it (ResultPath) or a redrive
                 // may restart from this state (top level); otherwise it is handed over, so

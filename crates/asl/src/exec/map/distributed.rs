@@ -45,6 +45,8 @@ struct Child {
     output: Result<Value, StatesError>,
     start: DateTime<Utc>,
     stop: DateTime<Utc>,
+    /// Its result came from an earlier run (redrive): already checkpointed.
+    carried_over: bool,
 }
 
 fn reader_failed(cause: impl Into<String>) -> StatesError {
@@ -340,6 +342,7 @@ async fn map_run(
                         output: Ok(v),
                         start,
                         stop: start,
+                        carried_over: true,
                     });
                 }
                 let arn = format!("{prefix}{name}");
@@ -351,6 +354,7 @@ async fn map_run(
                     output,
                     start,
                     stop: run.clock.now(),
+                    carried_over: false,
                 })
             }
         })
@@ -394,6 +398,16 @@ async fn map_run(
                 }
             }
             if let (Some(cp), Ok(v)) = (&checkpoint, &child.output) {
+                if let Some(sink) = run
+                    .engine
+                    .inner
+                    .config
+                    .checkpoint_sink
+                    .as_ref()
+                    .filter(|_| !child.carried_over)
+                {
+                    sink.map_iteration_succeeded(&run.record.arn, &state.name, child.index, v);
+                }
                 super::store_result(cp, child.index, v.clone());
             }
             match &mut writer {
@@ -452,7 +466,7 @@ async fn run_child(
     let mut b = Branch {
         // A child's events are read only through the sink (nobody asks a finished child
         // for its history), so none are kept in memory.
-        history: Arc::new(HistoryLog::new(arn, sink, false)),
+        history: Arc::new(HistoryLog::new(arn, sink, false, 0)),
         prev: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         guard: WorkGuard::new(run.clock.clone()),
         top_level: false,
