@@ -128,6 +128,23 @@ impl Compute for BatchCompute {
                 ))
             })
     }
+
+    async fn stop(&self, compute_id: &str, reason: &str) -> Result<(), ComputeError> {
+        // TerminateJob stops a job in any state (a finished one is left as it is).
+        self.client
+            .terminate_job()
+            .job_id(compute_id)
+            .reason(format!("sluice: {reason}"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                ComputeError::LaunchFailed(format!(
+                    "Batch TerminateJob {compute_id}: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })
+    }
 }
 
 #[cfg(test)]

@@ -214,6 +214,34 @@ impl Compute for EcsCompute {
                 ))
             })
     }
+
+    async fn stop(&self, compute_id: &str, reason: &str) -> Result<(), ComputeError> {
+        // StopTask's reason is at most 255 characters.
+        let reason: String = format!("sluice: {reason}").chars().take(255).collect();
+        match self
+            .client
+            .stop_task()
+            .cluster(&self.config.cluster)
+            .task(compute_id)
+            .reason(reason)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A task that already stopped and was forgotten: nothing left to stop.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_parameter_exception()) =>
+            {
+                tracing::info!(task = compute_id, error = %DisplayErrorContext(&e), "task already gone");
+                Ok(())
+            }
+            Err(e) => Err(ComputeError::LaunchFailed(format!(
+                "ECS StopTask {compute_id}: {}",
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub const ENV_RESULT_URI: &str = "SLUICE_RESULT_URI";
 pub const ECS_TASK_STATE_CHANGE: &str = "ECS Task State Change";
 pub const BATCH_JOB_STATE_CHANGE: &str = "Batch Job State Change";
 pub const S3_OBJECT_CREATED: &str = "Object Created";
+pub const SFN_EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
 
 /// The EventBridge envelope. `aws_lambda_events::eventbridge::EventBridgeEvent` has the same
 /// wire shape; this one lets sluice-core and the local runtime stay free of Lambda crates.
@@ -327,5 +328,68 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(detail.attempt_key(), None);
+    }
+}
+
+/// `status` of a Step Functions execution, as its status-change events carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+    PendingRedrive,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Aborted => "ABORTED",
+            ExecutionStatus::PendingRedrive => "PENDING_REDRIVE",
+        }
+    }
+}
+
+/// `detail` of "Step Functions Execution Status Change" (EventBridge, `aws.states`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStatusChange {
+    pub execution_arn: String,
+    #[serde(default)]
+    pub state_machine_arn: Option<String>,
+    pub name: String,
+    pub status: ExecutionStatus,
+    /// Epoch milliseconds.
+    #[serde(default)]
+    pub start_date: Option<i64>,
+    #[serde(default)]
+    pub stop_date: Option<i64>,
+    /// The execution input as a JSON string (absent when larger than EventBridge allows).
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub redrive_count: u32,
+}
+
+impl ExecutionStatusChange {
+    /// The job an execution of the pipeline runs: `jobId` in its input, or else its name
+    /// (ingest names executions after their jobs).
+    pub fn job_id(&self) -> Option<JobId> {
+        self.input
+            .as_deref()
+            .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+            .and_then(|v| v.get("jobId").and_then(|j| j.as_str()).map(str::to_string))
+            .or_else(|| Some(self.name.clone()))
+            .and_then(|id| JobId::new(id).ok())
     }
 }

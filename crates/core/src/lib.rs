@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod ingest;
+pub mod interrupt;
 pub mod model;
 pub mod pipeline;
 pub mod plan;
@@ -25,6 +26,6 @@ pub mod stats;
 
 pub use error::{ErrorName, StoreError};
 pub use ids::{JobId, TaskId};
-pub use model::{Attempt, AttemptState, Capacity, Job, JobState, Task, TaskState};
+pub use model::{Attempt, AttemptState, Capacity, Interruption, Job, JobState, Task, TaskState};
 pub use pipeline::PipelineConfig;
 pub use ports::Services;

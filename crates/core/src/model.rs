@@ -19,23 +19,39 @@ pub enum JobState {
     Running,
     Succeeded,
     Failed,
+    /// Its execution was stopped (cancelled, Ctrl-C, StopExecution): its running tasks were
+    /// stopped and its capacity released. A redrive continues it.
+    Aborted,
 }
 
 impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Submitted,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Aborted,
+    ];
+
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Aborted
+        )
     }
 
     /// States a job may move to `self` from.
     pub fn allowed_from(self) -> &'static [JobState] {
         match self {
             JobState::Submitted => &[],
-            // From FAILED only when the plan step starts a re-run or redrive of the job's
-            // execution (ingest never moves a job to RUNNING, so it cannot race a failure).
-            JobState::Running => &[JobState::Submitted, JobState::Failed],
+            // From FAILED or ABORTED only when a re-run or redrive of the job's execution starts
+            // (ingest never moves a job to RUNNING, so it cannot race a failure).
+            JobState::Running => &[JobState::Submitted, JobState::Failed, JobState::Aborted],
             // A redriven job that now succeeds leaves FAILED; nothing leaves SUCCEEDED.
             JobState::Succeeded => &[JobState::Submitted, JobState::Running, JobState::Failed],
-            JobState::Failed => &[JobState::Submitted, JobState::Running],
+            // An aborted job stays aborted until it is redriven: a step that was still running
+            // when the execution stopped cannot record another outcome over it.
+            JobState::Failed | JobState::Aborted => &[JobState::Submitted, JobState::Running],
         }
     }
 
@@ -57,18 +73,17 @@ impl JobState {
             JobState::Running => "RUNNING",
             JobState::Succeeded => "SUCCEEDED",
             JobState::Failed => "FAILED",
+            JobState::Aborted => "ABORTED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            JobState::Submitted,
-            JobState::Running,
-            JobState::Succeeded,
-            JobState::Failed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A job that can be continued by a redrive.
+    pub fn is_redrivable(self) -> bool {
+        matches!(self, JobState::Failed | JobState::Aborted)
     }
 }
 
@@ -107,6 +122,9 @@ pub struct Job {
     pub task_count: u32,
     /// Where the aggregated results were written, once they are.
     pub results: Vec<ObjectRef>,
+    /// How many times the job's execution was redriven (continued after it stopped).
+    #[serde(default)]
+    pub redrive_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -127,6 +145,7 @@ impl Job {
             execution_arn: None,
             task_count: 0,
             results: Vec::new(),
+            redrive_count: 0,
             created_at: now,
             updated_at: now,
         }
@@ -140,6 +159,8 @@ pub struct JobUpdate {
     pub execution_arn: Option<String>,
     pub task_count: Option<u32>,
     pub results: Option<Vec<ObjectRef>>,
+    /// Set when a redrive starts; the reason of the outcome before it is cleared with it.
+    pub redrive_count: Option<u32>,
 }
 
 /// Lifecycle of a task across its attempts.
@@ -247,6 +268,33 @@ pub enum AttemptState {
     LaunchFailed,
     OutOfMemory,
     Failed,
+    /// Stopped by sluice, not by the application or the platform: its runner died, its job was
+    /// cancelled, or a newer attempt of its task replaced it. The reason is in `stop_code` (an
+    /// [`Interruption`]). Never counts against the application-error budget.
+    Interrupted,
+}
+
+/// Why sluice stopped an attempt (an [`AttemptState::Interrupted`] attempt's `stop_code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Interruption {
+    /// The process that ran the attempt's execution died (killed, machine rebooted) and the
+    /// attempt was found unfinished when the job was continued: a lost host.
+    RunnerLost,
+    /// The job's execution was stopped, aborted or timed out.
+    JobStopped,
+    /// A newer attempt of the same task was launched (the Task state timed out, or its
+    /// callback was lost), so this one must not run on beside it.
+    Superseded,
+}
+
+impl Interruption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interruption::RunnerLost => "RunnerLost",
+            Interruption::JobStopped => "JobStopped",
+            Interruption::Superseded => "Superseded",
+        }
+    }
 }
 
 impl AttemptState {
@@ -262,6 +310,7 @@ impl AttemptState {
             AttemptState::LaunchFailed => "LAUNCH_FAILED",
             AttemptState::OutOfMemory => "OUT_OF_MEMORY",
             AttemptState::Failed => "FAILED",
+            AttemptState::Interrupted => "INTERRUPTED",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -273,6 +322,7 @@ impl AttemptState {
             AttemptState::LaunchFailed,
             AttemptState::OutOfMemory,
             AttemptState::Failed,
+            AttemptState::Interrupted,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -355,11 +405,22 @@ mod tests {
             AttemptState::Succeeded,
             AttemptState::Failed,
             AttemptState::SpotInterrupted,
+            AttemptState::Interrupted,
         ] {
             for from in to.allowed_from() {
                 assert!(!from.is_final(), "{to:?} reachable from final {from:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_aborted_job_is_left_only_by_a_redrive() {
+        for to in JobState::ALL {
+            let from_aborted = to.transition_sources().contains(&JobState::Aborted);
+            assert_eq!(from_aborted, to == JobState::Running, "{to:?}");
+        }
+        assert!(JobState::Aborted.is_final() && JobState::Aborted.is_redrivable());
+        assert!(!JobState::Succeeded.is_redrivable());
     }
 
     #[test]
@@ -376,7 +437,7 @@ mod tests {
 
     #[test]
     fn state_names_round_trip() {
-        for s in ["SUBMITTED", "RUNNING", "SUCCEEDED", "FAILED"] {
+        for s in ["SUBMITTED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTED"] {
             assert_eq!(JobState::parse(s).unwrap().as_str(), s);
         }
         assert_eq!(

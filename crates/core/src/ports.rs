@@ -147,6 +147,10 @@ pub enum ComputeError {
 #[async_trait]
 pub trait Compute: Send + Sync {
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError>;
+    /// Stop a launched task (ECS StopTask, Batch TerminateJob, locally the process). Stopping
+    /// a task that has already stopped, or that compute no longer knows, is not an error. The
+    /// platform still emits the task's STOPPED event afterwards.
+    async fn stop(&self, compute_id: &str, reason: &str) -> Result<(), ComputeError>;
 }
 
 /// Capacity after a lease change.

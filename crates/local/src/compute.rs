@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use sluice_core::events::ECS_TASK_STATE_CHANGE;
 use sluice_core::model::AttemptKey;
 use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,14 +87,25 @@ impl SpotInterrupter {
 }
 
 /// Runs attempts as local processes.
+///
+/// Each process leads its own process group (Ctrl-C in the terminal reaches `sluice`, which
+/// decides what happens to its tasks, not the tasks themselves), is killed by the kernel if the
+/// thread that started it dies with the `sluice` process (`PR_SET_PDEATHSIG`), and has a pid
+/// file `run/<task>.pid` (pid and start time) while it runs, so that another `sluice` process —
+/// `sluice cancel`, or a redrive after a crash — can stop it without mistaking a recycled pid
+/// for it.
 pub struct ProcessCompute {
     buckets: DirObjectStore,
     slots: Arc<Slots>,
     events: Arc<dyn EventSink>,
     logs: PathBuf,
+    run_dir: PathBuf,
     bin_dirs: Vec<PathBuf>,
     interrupter: Option<Arc<SpotInterrupter>>,
     versions: Arc<AtomicU64>,
+    /// Tasks stopped through [`Compute::stop`], with the reason, so their STOPPED event says
+    /// so (and a task still waiting for a slot never starts).
+    stopped: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl ProcessCompute {
@@ -101,7 +113,7 @@ impl ProcessCompute {
         buckets: DirObjectStore,
         slots: Arc<Slots>,
         events: Arc<dyn EventSink>,
-        logs: PathBuf,
+        workdir: &Path,
         bin_dirs: Vec<PathBuf>,
         interrupter: Option<Arc<SpotInterrupter>>,
     ) -> Self {
@@ -109,12 +121,68 @@ impl ProcessCompute {
             buckets,
             slots,
             events,
-            logs,
+            logs: workdir.join("logs"),
+            run_dir: workdir.join("run"),
             bin_dirs,
             interrupter,
             versions: Arc::new(AtomicU64::new(0)),
+            stopped: Arc::new(Mutex::new(HashMap::new())),
         }
     }
+}
+
+/// The last path segment of a local task ARN: the pid file's name.
+fn task_name(task_arn: &str) -> Option<&str> {
+    let name = task_arn.strip_prefix(LOCAL_TASK_ARN_PREFIX)?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_hexdigit())).then_some(name)
+}
+
+const LOCAL_TASK_ARN_PREFIX: &str = "arn:aws:ecs:local:000000000000:task/sluice-local/";
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), which tells
+/// a process from a later one that got the same pid.
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Stops the process group of a task started by any `sluice` process on this work directory:
+/// SIGTERM, then SIGKILL after `grace`. Returns whether a process was signalled.
+pub async fn stop_task_process(run_dir: &Path, task_arn: &str, grace: Duration) -> bool {
+    let Some(name) = task_name(task_arn) else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(run_dir.join(format!("{name}.pid"))) else {
+        return false;
+    };
+    let mut parts = text.split_whitespace();
+    let (Some(pid), Some(ticks)) = (
+        parts.next().and_then(|p| p.parse::<i32>().ok()),
+        parts.next().and_then(|t| t.parse::<u64>().ok()),
+    ) else {
+        return false;
+    };
+    if pid <= 1 {
+        return false;
+    }
+    // The group's leader is our task, or gone (then the group id cannot have been reused while
+    // members of the group live on). A live process with another start time is someone else.
+    if start_ticks(pid).is_some_and(|t| t != ticks) {
+        return false;
+    }
+    // SAFETY: kill(2) on a process group this work directory's pool created (checked above).
+    let signalled = unsafe { libc::kill(-pid, libc::SIGTERM) } == 0;
+    let until = Instant::now() + grace;
+    while Instant::now() < until && unsafe { libc::kill(-pid, 0) } == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SAFETY: as above; ESRCH when the group has exited.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    signalled
 }
 
 struct Run {
@@ -145,10 +213,7 @@ impl Compute for ProcessCompute {
             .iter()
             .map(|a| a.replace("{output}", &output))
             .collect();
-        let task_arn = format!(
-            "arn:aws:ecs:local:000000000000:task/sluice-local/{}",
-            uuid::Uuid::new_v4().simple()
-        );
+        let task_arn = format!("{LOCAL_TASK_ARN_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let run = Run {
             key: request.attempt.clone(),
             task_arn: task_arn.clone(),
@@ -157,18 +222,55 @@ impl Compute for ProcessCompute {
             created_at: now(),
         };
         let slots = self.slots.clone();
-        let events = self.events.clone();
-        let logs = self.logs.clone();
-        let bin_dirs = self.bin_dirs.clone();
-        let interrupter = self.interrupter.clone();
-        let versions = self.versions.clone();
+        let pool = Pool {
+            events: self.events.clone(),
+            logs: self.logs.clone(),
+            run_dir: self.run_dir.clone(),
+            bin_dirs: self.bin_dirs.clone(),
+            interrupter: self.interrupter.clone(),
+            versions: self.versions.clone(),
+            stopped: self.stopped.clone(),
+        };
         tokio::spawn(async move {
             let _slot = slots.acquire().await;
-            run_attempt(run, events, logs, bin_dirs, interrupter, versions).await;
+            run_attempt(run, pool).await;
         });
         Ok(Launched {
             compute_id: task_arn,
         })
+    }
+
+    async fn stop(&self, compute_id: &str, reason: &str) -> Result<(), ComputeError> {
+        if task_name(compute_id).is_none() {
+            // Not a task of the local pool: nothing here can be running it.
+            return Ok(());
+        }
+        if let Ok(mut stopped) = self.stopped.lock() {
+            stopped.insert(compute_id.to_string(), reason.to_string());
+        }
+        stop_task_process(&self.run_dir, compute_id, STOP_GRACE).await;
+        Ok(())
+    }
+}
+
+/// How long a stopped task gets between SIGTERM and SIGKILL (ECS gives 30 s by default; a
+/// local run is stopped by a person waiting at a terminal).
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What every attempt of the pool shares.
+struct Pool {
+    events: Arc<dyn EventSink>,
+    logs: PathBuf,
+    run_dir: PathBuf,
+    bin_dirs: Vec<PathBuf>,
+    interrupter: Option<Arc<SpotInterrupter>>,
+    versions: Arc<AtomicU64>,
+    stopped: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Pool {
+    fn stop_reason(&self, task_arn: &str) -> Option<String> {
+        self.stopped.lock().ok()?.get(task_arn).cloned()
     }
 }
 
@@ -184,20 +286,34 @@ struct Ended {
     container_reason: Option<String>,
 }
 
-async fn run_attempt(
-    run: Run,
-    events: Arc<dyn EventSink>,
-    logs: PathBuf,
-    bin_dirs: Vec<PathBuf>,
-    interrupter: Option<Arc<SpotInterrupter>>,
-    versions: Arc<AtomicU64>,
-) {
+async fn run_attempt(run: Run, pool: Pool) {
+    let Pool {
+        events,
+        interrupter,
+        versions,
+        ..
+    } = &pool;
     let started_at = now();
-    let log_path = logs
+    let log_path = pool
+        .logs
         .join(run.key.job_id.as_str())
         .join(format!("{}-{}.log", run.key.task_id, run.key.number));
-    let ended = match spawn(&run, &log_path, &bin_dirs) {
-        Err(reason) => Ended {
+    let pid_file = task_name(&run.task_arn).map(|n| pool.run_dir.join(format!("{n}.pid")));
+    let spawned = match pool.stop_reason(&run.task_arn) {
+        // Stopped while it waited for a slot: it never starts.
+        Some(reason) => Err(SpawnError::Stopped(reason)),
+        None => {
+            spawn(&run, &log_path, &pool.bin_dirs, pid_file.as_deref()).map_err(SpawnError::Failed)
+        }
+    };
+    let ended = match spawned {
+        Err(SpawnError::Stopped(reason)) => Ended {
+            exit_code: None,
+            stop_code: "UserInitiated",
+            stopped_reason: reason,
+            container_reason: None,
+        },
+        Err(SpawnError::Failed(reason)) => Ended {
             exit_code: None,
             stop_code: "TaskFailedToStart",
             stopped_reason: format!("CannotStartContainerError: {reason}"),
@@ -224,7 +340,16 @@ async fn run_attempt(
                     }
                 }
             };
+            if let Some(p) = &pid_file {
+                let _ = std::fs::remove_file(p);
+            }
             match status {
+                Ok((status, _)) if pool.stop_reason(&run.task_arn).is_some() => Ended {
+                    exit_code: exit_code(&status),
+                    stop_code: "UserInitiated",
+                    stopped_reason: pool.stop_reason(&run.task_arn).unwrap_or_default(),
+                    container_reason: None,
+                },
                 Ok((status, reclaimed)) => {
                     let code = exit_code(&status);
                     if reclaimed {
@@ -257,12 +382,21 @@ async fn run_attempt(
     };
     let version = versions.fetch_add(1, Ordering::SeqCst) + 1;
     events.publish(event(&run, "STOPPED", Some(&ended), &started_at, version));
+    if let Ok(mut stopped) = pool.stopped.lock() {
+        stopped.remove(&run.task_arn);
+    }
+}
+
+enum SpawnError {
+    Stopped(String),
+    Failed(String),
 }
 
 fn spawn(
     run: &Run,
     log_path: &std::path::Path,
     bin_dirs: &[PathBuf],
+    pid_file: Option<&Path>,
 ) -> Result<tokio::process::Child, String> {
     if let Some(parent) = log_path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
@@ -283,9 +417,47 @@ fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2))
-        .kill_on_drop(true);
-    cmd.spawn().map_err(|e| format!("{}: {e}", run.argv[0]))
+        .kill_on_drop(true)
+        .process_group(0);
+    die_with_parent(&mut cmd);
+    let child = cmd.spawn().map_err(|e| format!("{}: {e}", run.argv[0]))?;
+    if let (Some(path), Some(pid)) = (pid_file, child.id()) {
+        let pid = pid as i32;
+        let record = format!("{pid} {}\n", start_ticks(pid).unwrap_or(0));
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(path, record) {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the task's pid file");
+        }
+    }
+    Ok(child)
 }
+
+/// The task gets SIGKILL when the thread that spawned it exits: a tokio worker thread, which
+/// lives as long as the `sluice` process. So a `sluice` killed with SIGKILL leaves no task
+/// running; the next one finds the attempt unfinished and retries it.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before prctl took effect: do not run orphaned.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the sluice process exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut tokio::process::Command) {}
 
 /// A bare program name is looked up in the pool's bin directories first (where `ber-sim`
 /// sits beside `sluice`), then on PATH.

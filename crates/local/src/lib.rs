@@ -5,15 +5,20 @@
 //! - [`store`]: the SQLite job table (the JobStore port), leases and execution history.
 //! - [`capacity`]: the process pool's size, moved by capacity leases (the CapacityPool port).
 //! - [`compute`]: processes as "ECS" tasks emitting ECS Task State Change events (the Compute port).
+//! - [`driver`]: which process drives a job; redrive, cancel, execution status changes.
 //! - [`events`]: the local event bus.
+//! - [`journal`]: the engine's history and checkpoints, batched into the job table.
 //! - [`runtime`]: the wiring — the sluice-asl engine running `statemachines/pipeline.asl.json`
 //!   with Lambda resources served by the in-process handlers (the Workflows port).
 
 pub mod bucket;
 pub mod capacity;
 pub mod compute;
+pub mod driver;
 pub mod events;
+pub mod journal;
 pub mod runtime;
 pub mod store;
 
+pub use driver::{Cancelled, Driver, RedriveError, RedriveStarted};
 pub use runtime::{LocalRuntime, RuntimeOptions};

@@ -22,12 +22,13 @@ use serde_json::{Value, json};
 use sluice_asl::resource::{
     FunctionError, LambdaInvoker, ObjectSummary, ServiceCall, ServiceIntegration,
 };
-use sluice_asl::{Engine, EngineConfig, HistoryEvent, HistorySink, StateMachine, StatesError};
+use sluice_asl::{Engine, EngineConfig, ExecutionOutcome, StateMachine, StatesError};
+use sluice_core::JobId;
 use sluice_core::error::StepError;
 use sluice_core::model::ObjectRef;
 use sluice_core::ports::{Buckets, StoredPipelines, WorkflowError, Workflows, layout};
 use sluice_core::{PipelineConfig, Services};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,7 +36,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::bucket::DirObjectStore;
 use crate::capacity::{LocalCapacity, Slots};
 use crate::compute::{ProcessCompute, SpotInterrupter};
+use crate::driver::{
+    CANCELLED_ERROR, Cancelled, Driver, Drivers, RedriveError, RedriveStarted, take_cancel_requests,
+};
 use crate::events::EventSink;
+use crate::journal::Journal;
 use crate::store::SqliteJobStore;
 
 /// The pipeline state machine, as committed in `statemachines/pipeline.asl.json`.
@@ -45,8 +50,8 @@ pub const DATA_BUCKET: &str = "sluice-data";
 pub const STATE_MACHINE_NAME: &str = "sluice-pipeline";
 pub const NOTIFICATION_TOPIC_ARN: &str = "arn:aws:sns:local:000000000000:sluice-notifications";
 
-/// The handlers, by the function name the state machine uses.
-pub const FUNCTIONS: [&str; 7] = [
+/// The handlers, by the function name the state machine (or an event rule) uses.
+pub const FUNCTIONS: [&str; 8] = [
     "ingest",
     "plan",
     "scale",
@@ -54,6 +59,7 @@ pub const FUNCTIONS: [&str; 7] = [
     "task-events",
     "aggregate",
     "finish",
+    "execution-events",
 ];
 
 /// The local ARN of a function (what `${PlanFunctionArn}` becomes).
@@ -128,6 +134,7 @@ pub struct LocalRuntime {
     pub machine: Arc<StateMachine>,
     pub slots: Arc<Slots>,
     bus: Arc<LocalBus>,
+    drivers: Arc<Drivers>,
 }
 
 impl LocalRuntime {
@@ -155,7 +162,7 @@ impl LocalRuntime {
             buckets.clone(),
             slots.clone(),
             bus.clone(),
-            workdir.join("logs"),
+            &workdir,
             options.bin_dirs.clone(),
             interrupter,
         );
@@ -167,11 +174,13 @@ impl LocalRuntime {
         });
         let resources = sluice_asl::resource::Resources::new()
             .with_lambda(handlers.clone())
-            .with_service("sns", notifications)
+            .with_service("sns", notifications.clone())
             .with_object_store(Arc::new(buckets.clone()));
+        let journal = Journal::start(store.clone());
         let engine = Engine::new(EngineConfig {
             resources,
-            history_sink: Some(Arc::new(store.clone())),
+            history_sink: Some(Arc::new(journal.clone())),
+            checkpoint_sink: Some(Arc::new(journal.clone())),
             // The history is persisted in SQLite as it happens (`sluice status` reads it
             // there); keeping it in memory too would grow `sluice serve` with every job.
             keep_history: false,
@@ -189,9 +198,19 @@ impl LocalRuntime {
             .named(STATE_MACHINE_NAME);
         let machine = Arc::new(machine);
         engine.register_state_machine(machine.clone());
+        let drivers = Arc::new(Drivers {
+            locks: workdir.join("locks"),
+            engine: engine.clone(),
+            journal,
+            store: store.clone(),
+            notifications: notifications.clone(),
+            services: OnceLock::new(),
+            driven: Mutex::new(HashMap::new()),
+        });
         let workflows = LocalWorkflows {
             engine: engine.clone(),
             machine: machine.clone(),
+            drivers: drivers.clone(),
         };
         let services = Services {
             objects: Arc::new(buckets.clone()),
@@ -211,6 +230,14 @@ impl LocalRuntime {
         };
         let _ = handlers.services.set(services.clone());
         let _ = bus.services.set(services.clone());
+        let _ = drivers.services.set(services.clone());
+        // Capacity leases outlive processes: size the pool for the ones held now.
+        if let Ok((total, _)) = store.lease_totals() {
+            slots.set_limit((total as u32).min(max_slots));
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(take_cancel_requests(Arc::downgrade(&drivers)));
+        }
         Ok(Self {
             workdir,
             services,
@@ -220,7 +247,67 @@ impl LocalRuntime {
             machine,
             slots,
             bus,
+            drivers,
         })
+    }
+
+    /// The job's execution, once it has ended and its end has been handled (the job recorded,
+    /// its tasks stopped, its capacity released); `None` while it runs or if this process does
+    /// not drive it.
+    pub fn settled(&self, execution_arn: &str) -> Option<ExecutionOutcome> {
+        self.drivers.settled(execution_arn)
+    }
+
+    /// Waits until the execution has settled (see [`LocalRuntime::settled`]).
+    pub async fn wait_settled(&self, execution_arn: &str) -> Option<ExecutionOutcome> {
+        let mut rx = lock(&self.drivers.driven)
+            .get(execution_arn)
+            .map(|d| d.settled.clone())?;
+        loop {
+            if let Some(o) = rx.borrow_and_update().clone() {
+                return Some(o);
+            }
+            rx.changed().await.ok()?;
+        }
+    }
+
+    /// Whether a live process (this one or another) drives the job's execution.
+    pub fn driver_of(&self, job: &JobId) -> Driver {
+        self.drivers.driver_of(job.as_str())
+    }
+
+    /// Continues a job whose execution stopped (FAILED, ABORTED) or whose process died
+    /// (RUNNING with no live driver), like Step Functions' RedriveExecution; see
+    /// docs/architecture.md, "Durable executions".
+    pub async fn redrive(&self, job_id: &JobId) -> Result<RedriveStarted, RedriveError> {
+        self.drivers.redrive(&self.machine, job_id).await
+    }
+
+    /// Cancels a job like StopExecution: its tasks are stopped, it is recorded ABORTED with
+    /// `reason`, its capacity is released and the notification is sent, whichever process
+    /// drives it.
+    pub async fn cancel(&self, job_id: &JobId, reason: &str) -> Result<Cancelled, RedriveError> {
+        self.drivers.cancel(job_id, reason).await
+    }
+
+    /// Stops every execution this process drives (as `sluice cancel` would each job) and waits
+    /// until each has settled.
+    pub async fn cancel_all(&self, reason: &str) -> Vec<String> {
+        let arns: Vec<(String, String)> = lock(&self.drivers.driven)
+            .iter()
+            .map(|(arn, d)| (arn.clone(), d.job.clone()))
+            .collect();
+        for (arn, _) in &arns {
+            let _ = self.engine.stop_execution(
+                arn,
+                Some(CANCELLED_ERROR.into()),
+                Some(reason.to_string()),
+            );
+        }
+        for (arn, _) in &arns {
+            self.wait_settled(arn).await;
+        }
+        arns.into_iter().map(|(_, job)| job).collect()
     }
 
     /// Make a pipeline known (as uploading `pipelines/<name>.toml` to the data bucket does on AWS).
@@ -276,7 +363,7 @@ impl LocalRuntime {
 }
 
 /// Route an EventBridge-shaped event like the stack's rules do.
-async fn route(services: &Services, event: Value) -> Result<Value, StepError> {
+pub(crate) async fn route(services: &Services, event: Value) -> Result<Value, StepError> {
     let detail_type = event
         .get("detail-type")
         .and_then(Value::as_str)
@@ -285,6 +372,7 @@ async fn route(services: &Services, event: Value) -> Result<Value, StepError> {
         sluice_core::events::ECS_TASK_STATE_CHANGE
         | sluice_core::events::BATCH_JOB_STATE_CHANGE => "task-events",
         sluice_core::events::S3_OBJECT_CREATED | sluice_fn_ingest::SCHEDULE_DETAIL_TYPE => "ingest",
+        sluice_core::events::SFN_EXECUTION_STATUS_CHANGE => "execution-events",
         other => {
             return Err(StepError::invalid_input(format!(
                 "no rule matches events of type '{other}'"
@@ -356,6 +444,12 @@ pub async fn dispatch(
             })
             .await
         }
+        "execution-events" => {
+            call(services, payload, |s, i: Value| async move {
+                sluice_fn_execution_events::handle(&s, i).await
+            })
+            .await
+        }
         other => Err(StepError::invalid_input(format!(
             "unknown function '{other}'; the functions are: {}",
             FUNCTIONS.join(", ")
@@ -398,8 +492,12 @@ impl LambdaInvoker for Handlers {
     }
 }
 
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `arn:aws:states:::sns:publish` on one machine: one JSON line per message.
-struct SnsToFile {
+pub(crate) struct SnsToFile {
     path: PathBuf,
     lock: Mutex<()>,
 }
@@ -413,20 +511,25 @@ impl ServiceIntegration for SnsToFile {
                 format!("sns:{} is not supported locally", call.action),
             ));
         }
+        let message_id = self
+            .publish(call.parameters)
+            .map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
+        Ok(json!({"MessageId": message_id}))
+    }
+}
+
+impl SnsToFile {
+    /// Appends one message (SNS Publish parameters); returns its message id.
+    pub(crate) fn publish(&self, parameters: Value) -> std::io::Result<String> {
         let message_id = uuid::Uuid::new_v4().to_string();
-        let line = json!({"MessageId": message_id, "time": chrono::Utc::now().to_rfc3339(), "publish": call.parameters});
-        let _guard = self
-            .lock
-            .lock()
-            .map_err(|_| StatesError::task_failed("notification log lock poisoned"))?;
+        let line = json!({"MessageId": message_id, "time": chrono::Utc::now().to_rfc3339(), "publish": parameters});
+        let _guard = lock(&self.lock);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.path)
-            .map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
-        writeln!(f, "{line}")
-            .map_err(|e| StatesError::new("SNS.InternalErrorException", e.to_string()))?;
-        Ok(json!({"MessageId": message_id}))
+            .open(&self.path)?;
+        writeln!(f, "{line}")?;
+        Ok(message_id)
     }
 }
 
@@ -434,6 +537,7 @@ impl ServiceIntegration for SnsToFile {
 struct LocalWorkflows {
     engine: Engine,
     machine: Arc<StateMachine>,
+    drivers: Arc<Drivers>,
 }
 
 fn token_error(e: sluice_asl::CallbackError) -> WorkflowError {
@@ -443,12 +547,27 @@ fn token_error(e: sluice_asl::CallbackError) -> WorkflowError {
 #[async_trait]
 impl Workflows for LocalWorkflows {
     async fn start_execution(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
+        let arn = format!(
+            "arn:aws:states:local:000000000000:execution:{}:{name}",
+            self.machine.name
+        );
+        if self.drivers.settled(&arn).is_none() && lock(&self.drivers.driven).contains_key(&arn) {
+            // Already running here: StartExecution with the same name and input is idempotent.
+            return Ok(arn);
+        }
+        let claim = self
+            .drivers
+            .claim(name)
+            .map_err(|e| WorkflowError::Backend(e.to_string()))?;
         match self.engine.start_execution(
             self.machine.clone(),
             Some(name.to_string()),
             input.clone(),
         ) {
-            Ok(handle) => Ok(handle.arn().to_string()),
+            Ok(handle) => {
+                self.drivers.drive(handle.clone(), name, claim);
+                Ok(handle.arn().to_string())
+            }
             Err(sluice_asl::StartError::ExecutionAlreadyExists(arn)) => {
                 Err(WorkflowError::AlreadyExists(arn))
             }
@@ -471,14 +590,6 @@ impl Workflows for LocalWorkflows {
         self.engine
             .send_task_failure(token, error, cause)
             .map_err(token_error)
-    }
-}
-
-impl HistorySink for SqliteJobStore {
-    fn record(&self, execution_arn: &str, event: &HistoryEvent) {
-        if let Err(e) = self.append_history(execution_arn, event.id, &event.to_json()) {
-            tracing::error!(execution = execution_arn, error = %e, "could not persist a history event");
-        }
     }
 }
 

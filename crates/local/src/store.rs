@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     execution_arn TEXT,
     task_count INTEGER NOT NULL DEFAULT 0,
     results TEXT NOT NULL DEFAULT '[]',
+    redrive_count INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -72,7 +73,50 @@ CREATE TABLE IF NOT EXISTS history (
     event TEXT NOT NULL,
     PRIMARY KEY (execution_arn, event_id)
 );
+-- Durable executions (sluice-asl checkpoints, see journal.rs): enough to continue an
+-- execution in another process.
+CREATE TABLE IF NOT EXISTS executions (
+    execution_arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    state_machine TEXT NOT NULL,
+    input TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    cause TEXT,
+    start_date TEXT NOT NULL,
+    stop_date TEXT,
+    redrive_count INTEGER NOT NULL DEFAULT 0,
+    state TEXT,
+    state_input TEXT
+);
+CREATE TABLE IF NOT EXISTS map_results (
+    execution_arn TEXT NOT NULL,
+    state TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    output TEXT NOT NULL,
+    PRIMARY KEY (execution_arn, state, idx)
+);
+-- Jobs to cancel, asked for by `sluice cancel` from another process; the process that drives
+-- the job takes the request.
+CREATE TABLE IF NOT EXISTS cancel_requests (
+    job_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    requested_at TEXT NOT NULL
+);
+-- Files `sluice serve` ingested from its watched folder: (path, content) -> job.
+CREATE TABLE IF NOT EXISTS ingested_files (
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    PRIMARY KEY (path, sha256)
+);
 "#;
+
+/// Columns added after a table was first released: (table, column, definition). A job table
+/// written by an older sluice gets them on open.
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("jobs", "redrive_count", "INTEGER NOT NULL DEFAULT 0")];
 
 /// The job table in one SQLite file.
 #[derive(Clone)]
@@ -123,12 +167,28 @@ impl SqliteJobStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        for (table, column, definition) in ADDED_COLUMNS {
+            let present: bool = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                    params![column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(backend)?
+                > 0;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                ))
+                .map_err(backend)?;
+            }
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -173,6 +233,109 @@ impl SqliteJobStore {
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32)),
             )
             .map_err(backend)
+        })
+    }
+
+    // ---- cancel requests (`sluice cancel` from another process) ----
+
+    /// Asks the process driving `job` to cancel it (it polls for requests).
+    pub fn request_cancel(&self, job: &JobId, reason: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO cancel_requests(job_id, reason, requested_at) VALUES (?1, ?2, ?3)",
+                params![job.as_str(), reason, ts(&Utc::now())],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    /// Takes (removes and returns) the cancel requests for jobs among `jobs`.
+    pub fn take_cancel_requests(
+        &self,
+        jobs: &[String],
+    ) -> Result<Vec<(JobId, String)>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(|c| {
+            let tx = c.transaction().map_err(backend)?;
+            let sql = format!(
+                "SELECT job_id, reason FROM cancel_requests WHERE job_id IN ({})",
+                placeholders(jobs.len())
+            );
+            let found: Vec<(String, String)> = {
+                let mut stmt = tx.prepare(&sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(jobs.iter()), |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            for (id, _) in &found {
+                tx.execute("DELETE FROM cancel_requests WHERE job_id = ?1", params![id])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            found
+                .into_iter()
+                .map(|(id, reason)| {
+                    JobId::new(id)
+                        .map(|j| (j, reason))
+                        .map_err(|e| corrupt("job id", e))
+                })
+                .collect()
+        })
+    }
+
+    // ---- files `sluice serve` ingested ----
+
+    /// The job a watched file with this path and content already became, if any.
+    pub fn ingested_file(&self, path: &str, sha256: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT job_id FROM ingested_files WHERE path = ?1 AND sha256 = ?2",
+                params![path, sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+    }
+
+    pub fn record_ingested_file(
+        &self,
+        path: &str,
+        sha256: &str,
+        job: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO ingested_files(path, sha256, job_id, ingested_at) VALUES (?1, ?2, ?3, ?4)",
+                params![path, sha256, job, ts(&Utc::now())],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    /// Jobs whose state is one of `states`, oldest first.
+    pub fn jobs_in(&self, states: &[JobState]) -> Result<Vec<Job>, StoreError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(|c| {
+            let sql = format!(
+                "SELECT * FROM jobs WHERE state IN ({}) ORDER BY created_at, id",
+                placeholders(states.len())
+            );
+            let mut stmt = c.prepare(&sql).map_err(backend)?;
+            let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(names.iter()), |r| Ok(job_row(r)))
+                .map_err(backend)?;
+            rows.map(|r| r.map_err(backend)?).collect()
         })
     }
 
@@ -261,6 +424,7 @@ fn job_row(r: &Row) -> Result<Job, StoreError> {
         execution_arn: col(r, "execution_arn")?,
         task_count: col::<i64>(r, "task_count")? as u32,
         results: serde_json::from_str(&results).map_err(|e| corrupt("job results", e))?,
+        redrive_count: col::<i64>(r, "redrive_count")? as u32,
         created_at: parse_ts(&col::<String>(r, "created_at")?)?,
         updated_at: parse_ts(&col::<String>(r, "updated_at")?)?,
     })
@@ -364,10 +528,17 @@ impl JobStore for SqliteJobStore {
                 Some(r) => serde_json::to_string(r).map_err(backend)?,
                 None => serde_json::to_string(&current.results).map_err(backend)?,
             };
+            // A redrive starts the job afresh: the reason of the outcome before it goes.
+            let reason = match (&update.reason, update.redrive_count) {
+                (Some(r), _) => Some(r.clone()),
+                (None, Some(_)) => None,
+                (None, None) => current.reason.clone(),
+            };
             tx.execute(
-                "UPDATE jobs SET state = ?2, reason = COALESCE(?3, reason), execution_arn = COALESCE(?4, execution_arn),
-                 task_count = COALESCE(?5, task_count), results = ?6, updated_at = ?7 WHERE id = ?1",
-                params![id.as_str(), to.as_str(), update.reason, update.execution_arn, update.task_count, results, ts(&Utc::now())],
+                "UPDATE jobs SET state = ?2, reason = ?3, execution_arn = COALESCE(?4, execution_arn),
+                 task_count = COALESCE(?5, task_count), results = ?6, updated_at = ?7,
+                 redrive_count = COALESCE(?8, redrive_count) WHERE id = ?1",
+                params![id.as_str(), to.as_str(), reason, update.execution_arn, update.task_count, results, ts(&Utc::now()), update.redrive_count],
             )
             .map_err(backend)?;
             let after = Self::read_job(&tx, id.as_str())?.ok_or_else(|| backend("job vanished in transaction"))?;

@@ -4,16 +4,19 @@
 //! with its task token *before* the container starts, so the task-events handler can always
 //! find whom to report to, however fast the container stops. The attempt runs on Spot unless
 //! the task has already lost too many attempts to Spot reclaims. A Lambda retry of the same
-//! invocation (same token) does not launch a second container.
+//! invocation (same token) does not launch a second container, but does launch the one a
+//! first invocation recorded and died before starting. A new token for a task whose previous
+//! attempt is still live (its Task state timed out) stops that attempt first.
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_core::error::{ErrorName, StepError};
 use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_RESULT_URI, ENV_TASK_ID};
+use sluice_core::interrupt::interrupt;
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, ObjectRef};
 use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition, layout};
-use sluice_core::{Capacity, JobId, Services, TaskId, TaskState};
+use sluice_core::{Capacity, Interruption, JobId, Services, TaskId, TaskState};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,28 +70,60 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         });
     }
 
-    // The same invocation delivered twice carries the same token: don't launch twice.
     let attempts = services.jobs.list_attempts(&job.id, &task.id).await?;
-    if let Some(previous) = attempts.iter().find(|a| a.task_token == input.task_token) {
-        return Ok(LaunchOutput {
-            attempt: previous.key.number,
-            status: "already-launched".into(),
-            compute_id: previous.compute_id.clone(),
-            capacity: Some(previous.capacity),
-        });
+    let previous = attempts.iter().find(|a| a.task_token == input.task_token);
+    // The same invocation delivered twice carries the same token: don't launch twice. Unless
+    // the first delivery recorded the attempt and died before compute started it (LAUNCHING,
+    // no compute id): then this delivery launches it. Compute launches are idempotent per
+    // attempt (ECS RunTask's clientToken), so a first launch that did start the task before
+    // dying is not started again.
+    let relaunch = match previous {
+        Some(p) if p.state == AttemptState::Launching && p.compute_id.is_none() => Some(p.clone()),
+        Some(p) => {
+            return Ok(LaunchOutput {
+                attempt: p.key.number,
+                status: "already-launched".into(),
+                compute_id: p.compute_id.clone(),
+                capacity: Some(p.capacity),
+            });
+        }
+        None => None,
+    };
+    if relaunch.is_none() {
+        // A new token for a task with a live attempt: its Task state timed out (or its
+        // callback was lost) and was retried. The old attempt must not run on beside the new.
+        let live: Vec<_> = attempts
+            .iter()
+            .filter(|a| !a.state.is_final())
+            .cloned()
+            .collect();
+        interrupt(
+            services,
+            live,
+            Interruption::Superseded,
+            "a new attempt of the task was launched (its Task state timed out or its callback was lost)",
+        )
+        .await?;
     }
 
-    let number = attempts
-        .iter()
-        .map(|a| a.key.number)
-        .max()
-        .unwrap_or(0)
-        .max(task.attempts)
-        + 1;
-    let capacity = if task.spot_interruptions >= pipeline.retry.on_demand_after_spot_interruptions {
-        Capacity::OnDemand
-    } else {
-        Capacity::Spot
+    let number = match &relaunch {
+        Some(p) => p.key.number,
+        None => {
+            attempts
+                .iter()
+                .map(|a| a.key.number)
+                .max()
+                .unwrap_or(0)
+                .max(task.attempts)
+                + 1
+        }
+    };
+    let capacity = match &relaunch {
+        Some(p) => p.capacity,
+        None if task.spot_interruptions >= pipeline.retry.on_demand_after_spot_interruptions => {
+            Capacity::OnDemand
+        }
+        None => Capacity::Spot,
     };
     // A command that cannot be rendered fails the task for good, with the reason on it.
     let vars = pipeline.command_vars(&task, number);
@@ -129,7 +164,7 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         started_at: Utc::now(),
         stopped_at: None,
     };
-    if !services.jobs.create_attempt(&attempt).await? {
+    if relaunch.is_none() && !services.jobs.create_attempt(&attempt).await? {
         return Err(StepError::internal(format!(
             "attempt {key} was recorded concurrently"
         )));

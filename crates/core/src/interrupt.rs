@@ -1,0 +1,115 @@
+//! Stopping attempts that must not run on: sluice's side of "nothing is done twice".
+//!
+//! An attempt is *live* while it is LAUNCHING or RUNNING. Three things end live attempts that
+//! their container did not end itself, each with its [`Interruption`]:
+//!
+//! - the process that ran the job died, and a new one continues the job (`RunnerLost`);
+//! - the job's execution was stopped, aborted or timed out (`JobStopped`);
+//! - a newer attempt of the same task is being launched, because the Task state timed out or
+//!   its callback was lost (`Superseded`).
+//!
+//! Each live attempt is stopped on compute (a no-op for a process that is already gone),
+//! moved to INTERRUPTED with a conditional write (so a STOPPED event that arrives later finds it
+//! final and changes nothing), and its task, if still RUNNING, goes to RETRYING: the next
+//! launch or redrive runs it again without spending the application-error budget. A task that
+//! SUCCEEDED is never touched.
+
+use crate::error::StoreError;
+use crate::ids::{JobId, TaskId};
+use crate::model::{Attempt, AttemptState, AttemptUpdate, Interruption, TaskState};
+use crate::ports::{Services, TaskUpdate, Transition};
+use chrono::Utc;
+
+/// Attempts that were live and are now INTERRUPTED.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interrupted {
+    pub attempts: Vec<Attempt>,
+    /// Live attempts whose stop on compute failed (they were still recorded INTERRUPTED; the
+    /// error says why the container may still be running).
+    pub stop_errors: Vec<String>,
+}
+
+/// The attempts of `task` that are still live, oldest first.
+pub async fn live_attempts(
+    services: &Services,
+    job: &JobId,
+    task: &TaskId,
+) -> Result<Vec<Attempt>, StoreError> {
+    Ok(services
+        .jobs
+        .list_attempts(job, task)
+        .await?
+        .into_iter()
+        .filter(|a| !a.state.is_final())
+        .collect())
+}
+
+/// Interrupts the given live attempts (see the module doc). `detail` is the human reason
+/// recorded on each attempt and task.
+pub async fn interrupt(
+    services: &Services,
+    attempts: Vec<Attempt>,
+    why: Interruption,
+    detail: &str,
+) -> Result<Interrupted, StoreError> {
+    let mut out = Interrupted::default();
+    for attempt in attempts {
+        if attempt.state.is_final() {
+            continue;
+        }
+        if let Some(id) = &attempt.compute_id
+            && let Err(e) = services.compute.stop(id, detail).await
+        {
+            out.stop_errors
+                .push(format!("attempt {}: stopping {id}: {e}", attempt.key));
+        }
+        let update = AttemptUpdate {
+            stop_code: Some(why.as_str().to_string()),
+            stopped_reason: Some(detail.to_string()),
+            stopped_at: Some(Utc::now()),
+            ..Default::default()
+        };
+        let applied = services
+            .jobs
+            .transition_attempt(&attempt.key, AttemptState::Interrupted, update)
+            .await?;
+        let Transition::Applied(attempt) = applied else {
+            // It reached a final state on its own meanwhile: that outcome stands.
+            continue;
+        };
+        services
+            .jobs
+            .transition_task(
+                &attempt.key.job_id,
+                &attempt.key.task_id,
+                TaskState::Retrying,
+                TaskUpdate {
+                    last_error: Some(Some(format!(
+                        "attempt {} interrupted ({}): {detail}",
+                        attempt.key,
+                        why.as_str()
+                    ))),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        out.attempts.push(attempt);
+    }
+    Ok(out)
+}
+
+/// Interrupts every live attempt of the job. Only tasks recorded RUNNING can have one.
+pub async fn interrupt_job(
+    services: &Services,
+    job: &JobId,
+    why: Interruption,
+    detail: &str,
+) -> Result<Interrupted, StoreError> {
+    let mut live = Vec::new();
+    for task in services.jobs.list_tasks(job).await? {
+        if task.state == TaskState::Running {
+            live.extend(live_attempts(services, job, &task.id).await?);
+        }
+    }
+    interrupt(services, live, why, detail).await
+}

@@ -1,0 +1,202 @@
+//! Execution events: what happens to a job when its execution ends without running the
+//! pipeline's own failure path.
+//!
+//! An execution that is stopped (StopExecution, the console's "Stop", `sluice cancel`, Ctrl-C
+//! of `sluice run`) or times out runs no Catch: without this handler its tasks would keep
+//! running, its capacity lease would be held forever and the job would stay RUNNING. The
+//! handler gets "Step Functions Execution Status Change" events (an EventBridge rule on AWS, the
+//! local runtime's bus on one machine):
+//!
+//! - ABORTED, TIMED_OUT, FAILED: every live attempt of the job is stopped on compute and recorded
+//!   INTERRUPTED (`JobStopped`), the job's lease is released (the cluster scales down), and the
+//!   job is recorded ABORTED (stopped) or FAILED (timed out, or failed without recording why).
+//!   A job the pipeline already recorded keeps its outcome.
+//! - RUNNING with a redrive count above the job's: a redrive started outside `sluice redrive`
+//!   (the console's "Redrive"); the job is RUNNING again and counts the redrive.
+//! - Anything older than the job's latest redrive is stale and changes nothing, so events may
+//!   arrive late, twice or out of order.
+
+use serde::Serialize;
+use serde_json::Value;
+use sluice_core::error::StepError;
+use sluice_core::events::{
+    EventEnvelope, ExecutionStatus, ExecutionStatusChange, SFN_EXECUTION_STATUS_CHANGE,
+};
+use sluice_core::interrupt::interrupt_job;
+use sluice_core::model::{JobUpdate, Lease};
+use sluice_core::ports::Transition;
+use sluice_core::{Interruption, JobState, Services};
+
+/// What the handler did; `sluice invoke execution-events` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionEventReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub status: ExecutionStatus,
+    /// What was done, in words.
+    pub action: String,
+    /// The job's state afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_state: Option<JobState>,
+    /// Attempts stopped.
+    pub interrupted: u32,
+}
+
+pub fn parse(event: Value) -> Result<ExecutionStatusChange, StepError> {
+    let envelope: EventEnvelope<Value> = serde_json::from_value(event).map_err(|e| {
+        StepError::invalid_input(format!("execution-events: not an EventBridge event: {e}"))
+    })?;
+    if envelope.detail_type != SFN_EXECUTION_STATUS_CHANGE {
+        return Err(StepError::invalid_input(format!(
+            "execution-events: unsupported event type '{}'",
+            envelope.detail_type
+        )));
+    }
+    serde_json::from_value(envelope.detail).map_err(|e| {
+        StepError::invalid_input(format!(
+            "execution-events: malformed Execution Status Change detail: {e}"
+        ))
+    })
+}
+
+pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventReport, StepError> {
+    let detail = parse(event)?;
+    let mut report = ExecutionEventReport {
+        job_id: None,
+        status: detail.status,
+        action: String::new(),
+        job_state: None,
+        interrupted: 0,
+    };
+    let Some(job_id) = detail.job_id() else {
+        report.action = "ignored: the execution names no sluice job".into();
+        return Ok(report);
+    };
+    report.job_id = Some(job_id.to_string());
+    let Some(job) = services.jobs.get_job(&job_id).await? else {
+        report.action = format!("ignored: no job '{job_id}'");
+        return Ok(report);
+    };
+    report.job_state = Some(job.state);
+    if detail.redrive_count < job.redrive_count {
+        report.action = format!(
+            "ignored: stale event of run {} (the job has been redriven {} times)",
+            detail.redrive_count, job.redrive_count
+        );
+        return Ok(report);
+    }
+    let (to, reason) = match detail.status {
+        ExecutionStatus::Succeeded | ExecutionStatus::PendingRedrive => {
+            report.action = "ignored: nothing to do for this status".into();
+            return Ok(report);
+        }
+        ExecutionStatus::Running => {
+            if detail.redrive_count == job.redrive_count {
+                report.action = "ignored: the job already counts this run".into();
+                return Ok(report);
+            }
+            let update = JobUpdate {
+                redrive_count: Some(detail.redrive_count),
+                execution_arn: Some(detail.execution_arn.clone()),
+                ..Default::default()
+            };
+            let t = services
+                .jobs
+                .transition_job(&job.id, JobState::Running, update)
+                .await?;
+            // A redrive that continues after ScaleUp needs the capacity the job had; its lease
+            // may have been released when the execution stopped. Acquiring is idempotent.
+            if t.applied() && job.task_count > 0 {
+                let pipeline = services.pipeline(&job.pipeline).await?;
+                let lease = Lease {
+                    job_id: job.id.clone(),
+                    slots: pipeline.parallelism.max.min(job.task_count).max(1),
+                    acquired_at: chrono::Utc::now(),
+                };
+                services.capacity.acquire(&lease).await?;
+            }
+            report.action = match &t {
+                Transition::Applied(_) => format!(
+                    "job RUNNING again (redrive {}), capacity leased",
+                    detail.redrive_count
+                ),
+                Transition::Rejected(j) => format!("ignored: job is {}", j.state.as_str()),
+                Transition::Missing => "ignored: the job vanished".into(),
+            };
+            report.job_state = job_state(&t).or(report.job_state);
+            return Ok(report);
+        }
+        ExecutionStatus::Aborted => (
+            JobState::Aborted,
+            format!(
+                "the execution was stopped{}",
+                explain(detail.error.as_deref(), detail.cause.as_deref())
+            ),
+        ),
+        ExecutionStatus::TimedOut => (
+            JobState::Failed,
+            format!(
+                "the execution timed out{}",
+                explain(detail.error.as_deref(), detail.cause.as_deref())
+            ),
+        ),
+        ExecutionStatus::Failed => (
+            JobState::Failed,
+            format!(
+                "the execution failed{}",
+                explain(detail.error.as_deref(), detail.cause.as_deref())
+            ),
+        ),
+    };
+    // Stop the tasks first: a task must not run on for a job that is over.
+    let interrupted = interrupt_job(services, &job.id, Interruption::JobStopped, &reason).await?;
+    for e in &interrupted.stop_errors {
+        tracing::warn!(job = %job.id, error = %e, "a task may still be running");
+    }
+    report.interrupted = interrupted.attempts.len() as u32;
+    services.capacity.release(&job.id).await?;
+    let t = services
+        .jobs
+        .transition_job(
+            &job.id,
+            to,
+            JobUpdate {
+                reason: Some(reason.clone()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    report.job_state = job_state(&t).or(report.job_state);
+    report.action = match &t {
+        Transition::Applied(j) => format!(
+            "job {}: {reason}; {} attempt(s) stopped, capacity released",
+            j.state.as_str(),
+            report.interrupted
+        ),
+        Transition::Rejected(j) => format!(
+            "job already {} (kept); {} attempt(s) stopped, capacity released",
+            j.state.as_str(),
+            report.interrupted
+        ),
+        Transition::Missing => "the job vanished".into(),
+    };
+    tracing::info!(job = %job.id, status = detail.status.as_str(), action = %report.action, "execution event");
+    Ok(report)
+}
+
+fn job_state(t: &Transition<sluice_core::Job>) -> Option<JobState> {
+    match t {
+        Transition::Applied(j) | Transition::Rejected(j) => Some(j.state),
+        Transition::Missing => None,
+    }
+}
+
+fn explain(error: Option<&str>, cause: Option<&str>) -> String {
+    match (error, cause) {
+        (Some(e), Some(c)) if !c.is_empty() => format!(" ({e}: {c})"),
+        (Some(e), _) => format!(" ({e})"),
+        (None, Some(c)) if !c.is_empty() => format!(" ({c})"),
+        _ => String::new(),
+    }
+}
