@@ -1,13 +1,16 @@
 //! The `sluice` binary: a thin layer of argument parsing over the library crates.
 //!
 //! - `sluice run INPUT.csv`: one job on this machine, with progress.
+//! - `sluice redrive JOB` / `sluice cancel JOB`: continue or stop a job.
 //! - `sluice serve --watch DIR`: CSVs dropped into DIR and schedules start jobs.
 //! - `sluice status [JOB]`: the job table.
 //! - `sluice invoke FUNCTION --event FILE`: one handler on one event, like `sam local invoke`.
 //! - `sluice asl ...`: the embedded States Language engine on its own (validate, run).
 
 mod asl;
+mod follow;
 mod invoke;
+mod redrive;
 mod run;
 mod serve;
 mod status;
@@ -29,6 +32,10 @@ struct Cli {
 enum Command {
     /// Run one job to completion on this machine.
     Run(run::RunArgs),
+    /// Continue a job that failed, was cancelled, or whose process died.
+    Redrive(redrive::RedriveArgs),
+    /// Cancel a running job: stop its tasks, record it ABORTED, release its capacity.
+    Cancel(redrive::CancelArgs),
     /// Watch a directory for CSVs and fire schedules, like the deployed pipeline.
     Serve(serve::ServeArgs),
     /// Show jobs, or one job's tasks.
@@ -62,6 +69,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Redrive(args) => redrive::redrive(args).await,
+            Command::Cancel(args) => redrive::cancel(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,

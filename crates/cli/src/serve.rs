@@ -5,13 +5,20 @@
 //! at the top of DIR goes to the only `--pipeline` given). Schedules in the pipeline files fire
 //! like EventBridge Scheduler, with the same "Scheduled Run" event the AWS schedule sends. Files
 //! are copied, never moved or deleted: the input is kept whatever happens to the job.
+//!
+//! Restart-safe: a file already ingested (same path, same content) is never ingested again, by
+//! this serve or a later one; a changed file is a new upload. On start, serve continues every
+//! job of its work directory that is RUNNING with no live process driving it (a serve or a
+//! `sluice run` that was killed). Ctrl-C stops serve at once and leaves its running jobs for the
+//! next serve to continue. One serve per work directory.
 
 use crate::run::load_pipeline;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
-use sluice_core::PipelineConfig;
 use sluice_core::model::ObjectRef;
+use sluice_core::{JobState, PipelineConfig};
+use sluice_local::Driver;
 use sluice_local::runtime::INGEST_BUCKET;
 use sluice_local::{LocalRuntime, RuntimeOptions};
 use std::collections::{HashMap, HashSet};
@@ -109,6 +116,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     let mut options = RuntimeOptions::new(&args.workdir);
     options.max_slots = args.max_parallel;
     let runtime = LocalRuntime::open(options)?;
+    // One serve per work directory: two would ingest every file twice.
+    let _serving = match sluice_local::driver::claim(&args.workdir.join("locks"), "serve") {
+        Ok(c) => c,
+        Err(sluice_local::RedriveError::DrivenElsewhere { pid, .. }) => anyhow::bail!(
+            "another `sluice serve` (pid {pid}) already serves {}",
+            args.workdir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let mut pipelines: Vec<PipelineConfig> = Vec::new();
     let mut schedules = Vec::new();
     let now = Utc::now();
@@ -141,6 +157,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     let mut seen: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
     let mut pending: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
     let mut running: HashSet<String> = HashSet::new();
+    // Jobs a previous serve (or a killed `sluice run`) left RUNNING: continue them.
+    for job in runtime
+        .store
+        .jobs_in(&[JobState::Submitted, JobState::Running])?
+    {
+        if job.execution_arn.is_none() || runtime.driver_of(&job.id) != Driver::Nobody {
+            continue;
+        }
+        match runtime.redrive(&job.id).await {
+            Ok(r) => {
+                eprintln!(
+                    "job {}: resumed (redrive {} from {})",
+                    job.id,
+                    r.redrive_count,
+                    r.from_state.as_deref().unwrap_or("the start")
+                );
+                running.insert(job.id.to_string());
+            }
+            Err(e) => eprintln!("job {}: not resumed: {e}", job.id),
+        }
+    }
     let poll = Duration::from_secs_f64(args.poll.max(0.05));
     loop {
         // A file is ingested once its size and mtime held still for one poll (fully written).
@@ -160,8 +197,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
                     (Some(p), false) => format!("{p}/{rel}"),
                     _ => rel.clone(),
                 };
-                match ingest(&runtime, &path, &key).await {
-                    Ok(result) => {
+                match ingest(&runtime, &path, &rel, &key).await {
+                    Ok(None) => {}
+                    Ok(Some(result)) => {
                         eprintln!(
                             "{rel}: job {} {}{}",
                             result["jobId"].as_str().unwrap_or("?"),
@@ -213,11 +251,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
             if let Ok(job_id) = sluice_core::JobId::new(id.clone())
                 && let Ok(Some(job)) = runtime.services.jobs.get_job(&job_id).await
                 && let Some(arn) = &job.execution_arn
-                && runtime
-                    .engine
-                    .execution(arn)
-                    .and_then(|h| h.outcome())
-                    .is_some()
+                && runtime.settled(arn).is_some()
             {
                 // Read again: the execution may have ended (and recorded the outcome) after the
                 // first read.
@@ -239,7 +273,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("stopping; {} job(s) still running", running.len());
+                if !running.is_empty() {
+                    eprintln!(
+                        "stopping; {} running job(s) stay RUNNING: the next `sluice serve` on {} resumes them (or `sluice redrive JOB`)",
+                        running.len(),
+                        args.workdir.display()
+                    );
+                }
                 return Ok(0);
             }
         }
@@ -284,20 +324,48 @@ fn scan(dir: &Path) -> Vec<(PathBuf, (u64, SystemTime))> {
     out
 }
 
+/// Ingests a watched file unless this (path, content) was ingested before; `None` when it was.
+///
+/// The upload's S3 sequencer is derived from the path and the content, so the object — and so
+/// the job — is the same whenever the same file is delivered again, even if this process dies
+/// between starting the job and recording the file: ingest then finds the job and starts
+/// nothing new. A changed file is a new object, and a new job, as on S3.
 async fn ingest(
     runtime: &LocalRuntime,
     path: &Path,
+    rel: &str,
     key: &str,
-) -> anyhow::Result<serde_json::Value> {
-    let event = match runtime.upload(path, key) {
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&body))
+    };
+    if let Some(job) = runtime.store.ingested_file(rel, &digest)? {
+        eprintln!("{rel}: already ingested as job {job} (same content); not ingested again");
+        return Ok(None);
+    }
+    let sequencer = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(rel.as_bytes());
+        h.update([0]);
+        h.update(digest.as_bytes());
+        hex::encode_upper(&h.finalize()[..10])
+    };
+    let event = match runtime.upload_as(path, key, &sequencer) {
         Ok(e) => e,
         // A key the bucket refuses (control characters, '..') never reaches S3 either; say so.
         Err(e) => anyhow::bail!("not ingested: {e:#}"),
     };
-    runtime
+    let result = runtime
         .deliver(event)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(job) = result["jobId"].as_str() {
+        runtime.store.record_ingested_file(rel, &digest, job)?;
+    }
+    Ok(Some(result))
 }
 
 async fn fire(

@@ -91,6 +91,23 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<u8> {
             if let Some(r) = &job.reason {
                 println!("reason     {r}");
             }
+            if job.redrive_count > 0 {
+                println!("redrives   {}", job.redrive_count);
+            }
+            if !job.state.is_final() {
+                match sluice_local::driver::live_driver(&args.workdir, job.id.as_str()) {
+                    Some(pid) => println!("driven by  sluice process {pid}"),
+                    None => println!(
+                        "driven by  no live process: continue it with `sluice redrive {} --workdir {}`",
+                        job.id,
+                        args.workdir.display()
+                    ),
+                }
+            }
+            println!(
+                "logs       {}",
+                args.workdir.join("logs").join(job.id.as_str()).display()
+            );
             if let Some(a) = &job.execution_arn {
                 println!("execution  {a}");
             }

@@ -27,7 +27,7 @@ use sluice_core::{Interruption, JobId, JobState, Services};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -96,7 +96,7 @@ pub enum Cancelled {
 }
 
 /// The lock that makes a process the driver of a job (released when dropped).
-pub(crate) struct Claim {
+pub struct Claim {
     #[allow(dead_code)] // held for its lock
     file: File,
 }
@@ -120,42 +120,9 @@ pub(crate) struct Drivers {
 }
 
 impl Drivers {
-    fn lock_path(&self, job: &str) -> PathBuf {
-        self.locks.join(format!("{job}.lock"))
-    }
-
     /// Becomes the driver of `job`, or says who is.
     pub(crate) fn claim(&self, job: &str) -> Result<Claim, RedriveError> {
-        std::fs::create_dir_all(&self.locks)
-            .map_err(|e| RedriveError::Io(format!("{}: {e}", self.locks.display())))?;
-        let path = self.lock_path(job);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| RedriveError::Io(format!("{}: {e}", path.display())))?;
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.set_len(0);
-                let _ = file.rewind();
-                let _ = write!(file, "{}", std::process::id());
-                let _ = file.flush();
-                Ok(Claim { file })
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                Err(RedriveError::DrivenElsewhere {
-                    job: job.to_string(),
-                    pid: text.trim().parse().unwrap_or(0),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(RedriveError::Io(format!("locking {}: {e}", path.display())))
-            }
-        }
+        claim(&self.locks, job)
     }
 
     pub(crate) fn driver_of(&self, job: &str) -> Driver {
@@ -433,6 +400,49 @@ impl Drivers {
             now,
         );
         self.journal.flush();
+    }
+}
+
+/// Becomes the driver of `job` (the lock `locks/<job>.lock` under the work directory's
+/// `locks_dir`), or says which live process is.
+pub fn claim(locks_dir: &Path, job: &str) -> Result<Claim, RedriveError> {
+    std::fs::create_dir_all(locks_dir)
+        .map_err(|e| RedriveError::Io(format!("{}: {e}", locks_dir.display())))?;
+    let path = locks_dir.join(format!("{job}.lock"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| RedriveError::Io(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+            let _ = write!(file, "{}", std::process::id());
+            let _ = file.flush();
+            Ok(Claim { file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Err(RedriveError::DrivenElsewhere {
+                job: job.to_string(),
+                pid: text.trim().parse().unwrap_or(0),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(RedriveError::Io(format!("locking {}: {e}", path.display())))
+        }
+    }
+}
+
+/// The pid of the live process driving `job` in the work directory `workdir`, if any.
+pub fn live_driver(workdir: &Path, job: &str) -> Option<u32> {
+    match claim(&workdir.join("locks"), job) {
+        Err(RedriveError::DrivenElsewhere { pid, .. }) => Some(pid),
+        _ => None,
     }
 }
 

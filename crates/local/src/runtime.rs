@@ -324,23 +324,29 @@ impl LocalRuntime {
     /// Put a file into the ingest bucket under `key` and return the Object Created event S3
     /// would send for it.
     pub fn upload(&self, file: &Path, key: &str) -> anyhow::Result<Value> {
+        // Every PUT gets a new sequencer, as in S3: uploading the same file again is a new job.
+        let sequencer = format!(
+            "{:020X}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        self.upload_as(file, key, &sequencer)
+    }
+
+    /// [`LocalRuntime::upload`] with the S3 sequencer given: the same (key, content,
+    /// sequencer) is the same object, so delivering its event again is the same job.
+    pub fn upload_as(&self, file: &Path, key: &str, sequencer: &str) -> anyhow::Result<Value> {
         let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         self.buckets.put_sync(INGEST_BUCKET, key, &body)?;
         let etag = {
             use sha2::Digest;
             hex::encode(&sha2::Sha256::digest(&body)[..16])
         };
-        // Every PUT gets a new sequencer, as in S3: uploading the same file again is a new job.
-        let sequencer = format!(
-            "{:020X}",
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
         Ok(sluice_fn_ingest::object_created_event(
             INGEST_BUCKET,
             key,
             body.len() as u64,
             &etag,
-            &sequencer,
+            sequencer,
         ))
     }
 
