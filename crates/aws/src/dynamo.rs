@@ -523,6 +523,14 @@ impl JobStore for DynamoJobStore {
         if let Some(results) = &update.results {
             set.push(("results", value(&what, results)?));
         }
+        let mut remove = Vec::new();
+        if let Some(n) = update.redrive_count {
+            set.push(("redrive_count", AttributeValue::N(n.to_string())));
+            // A redrive starts the job afresh: the reason of the outcome before it goes.
+            if update.reason.is_none() {
+                remove.push("reason");
+            }
+        }
         self.transition(
             Change {
                 what,
@@ -530,7 +538,7 @@ impl JobStore for DynamoJobStore {
                 state: to.as_str(),
                 allowed_from: to.transition_sources().iter().map(|s| s.as_str()).collect(),
                 set,
-                remove: Vec::new(),
+                remove,
                 event_version: None,
             },
             decode::<Job>,

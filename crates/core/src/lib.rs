@@ -23,9 +23,20 @@ pub mod pipeline;
 pub mod plan;
 pub mod ports;
 pub mod stats;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{ErrorName, StoreError};
 pub use ids::{JobId, TaskId};
 pub use model::{Attempt, AttemptState, Capacity, Interruption, Job, JobState, Task, TaskState};
 pub use pipeline::PipelineConfig;
 pub use ports::Services;
+
+#[cfg(test)]
+mod contract_tests {
+    #[tokio::test]
+    async fn the_in_memory_store_keeps_the_job_store_contract() {
+        let store = crate::testing::MemoryJobStore::default();
+        crate::testing::contract::job_store(&store, "mem").await;
+    }
+}

@@ -727,6 +727,38 @@ mod tests {
     use super::*;
     use sluice_core::ports::Transition;
 
+    #[tokio::test]
+    async fn sqlite_keeps_the_job_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteJobStore::open(&dir.path().join("sluice.db")).unwrap();
+        sluice_core::testing::contract::job_store(&store, "sqlite").await;
+    }
+
+    #[tokio::test]
+    async fn a_job_table_of_an_older_sluice_gets_the_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE jobs (id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, input_bucket TEXT NOT NULL,
+                 input_key TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, execution_arn TEXT,
+                 task_count INTEGER NOT NULL DEFAULT 0, results TEXT NOT NULL DEFAULT '[]',
+                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+                 INSERT INTO jobs VALUES ('old', 'p', 'b', 'k', 'FAILED', 'why', NULL, 0, '[]',
+                 '2026-11-01T10:00:00Z', '2026-11-01T10:00:00Z');",
+            )
+            .unwrap();
+        }
+        let store = SqliteJobStore::open(&path).unwrap();
+        let job = store
+            .get_job(&JobId::new("old").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((job.state, job.redrive_count), (JobState::Failed, 0));
+    }
+
     fn attempt(n: u32) -> Attempt {
         Attempt {
             key: AttemptKey {

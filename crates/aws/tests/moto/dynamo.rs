@@ -492,3 +492,10 @@ async fn dynamo_concurrent_transitions_apply_exactly_once() {
         Transition::Missing => false,
     }));
 }
+
+#[tokio::test]
+async fn dynamo_keeps_the_job_store_contract() {
+    let moto = moto_or_skip!();
+    let store = store(&moto).await;
+    sluice_core::testing::contract::job_store(&store, "dynamo").await;
+}

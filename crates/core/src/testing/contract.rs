@@ -1,0 +1,380 @@
+//! The JobStore contract: what every job table must do, run against the in-memory store here,
+//! the SQLite store (sluice-local) and the DynamoDB store on moto (sluice-aws).
+//!
+//! Each check uses job ids under `prefix`, so one store (a moto table) can serve them all.
+
+use crate::ids::{JobId, TaskId};
+use crate::model::{
+    Attempt, AttemptKey, AttemptState, AttemptUpdate, Capacity, Job, JobState, JobUpdate,
+    ObjectRef, Task, TaskState,
+};
+use crate::ports::{JobStore, TaskUpdate, Transition};
+use chrono::{Duration, Utc};
+use std::collections::BTreeMap;
+
+/// Runs every check of the contract on `store`.
+pub async fn job_store(store: &dyn JobStore, prefix: &str) {
+    jobs(store, prefix).await;
+    tasks(store, prefix).await;
+    attempts(store, prefix).await;
+}
+
+fn job_id(prefix: &str, name: &str) -> JobId {
+    JobId::new(format!("{prefix}-{name}")).expect("job id")
+}
+
+fn state_of(t: &Transition<Job>) -> Option<(bool, JobState, Option<String>)> {
+    match t {
+        Transition::Applied(j) => Some((true, j.state, j.reason.clone())),
+        Transition::Rejected(j) => Some((false, j.state, j.reason.clone())),
+        Transition::Missing => None,
+    }
+}
+
+fn reason(r: &str) -> JobUpdate {
+    JobUpdate {
+        reason: Some(r.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Job transitions: the allowed predecessors, a final job's first reason, abort and redrive.
+pub async fn jobs(store: &dyn JobStore, prefix: &str) {
+    let id = job_id(prefix, "job");
+    let job = Job::new(id.clone(), "p", ObjectRef::new("b", "p/in.csv"), Utc::now());
+    assert!(store.create_job(&job).await.unwrap(), "first create");
+    assert!(
+        !store.create_job(&job).await.unwrap(),
+        "second create is refused"
+    );
+    assert_eq!(
+        store.get_job(&id).await.unwrap().map(|j| j.state),
+        Some(JobState::Submitted)
+    );
+
+    let t = |to, update| store.transition_job(&id, to, update);
+    assert_eq!(
+        state_of(&t(JobState::Running, JobUpdate::default()).await.unwrap()),
+        Some((true, JobState::Running, None))
+    );
+    assert!(
+        t(
+            JobState::Running,
+            JobUpdate {
+                task_count: Some(3),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .applied(),
+        "RUNNING may be re-applied to record more"
+    );
+    assert_eq!(
+        state_of(&t(JobState::Aborted, reason("cancelled")).await.unwrap()),
+        Some((true, JobState::Aborted, Some("cancelled".into())))
+    );
+    for late in [JobState::Failed, JobState::Succeeded, JobState::Aborted] {
+        assert_eq!(
+            state_of(&t(late, reason("late")).await.unwrap()),
+            Some((false, JobState::Aborted, Some("cancelled".into()))),
+            "an aborted job keeps its outcome against a late {late:?}"
+        );
+    }
+    let redriven = t(
+        JobState::Running,
+        JobUpdate {
+            redrive_count: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    match &redriven {
+        Transition::Applied(j) => {
+            assert_eq!(
+                (j.state, j.redrive_count, j.task_count),
+                (JobState::Running, 1, 3)
+            );
+            assert_eq!(j.reason, None, "a redrive clears the old reason");
+        }
+        other => panic!("a redrive must move an ABORTED job to RUNNING: {other:?}"),
+    }
+    assert!(
+        t(JobState::Succeeded, JobUpdate::default())
+            .await
+            .unwrap()
+            .applied()
+    );
+    for after in [JobState::Running, JobState::Failed, JobState::Aborted] {
+        assert!(
+            !t(after, JobUpdate::default()).await.unwrap().applied(),
+            "nothing leaves SUCCEEDED ({after:?})"
+        );
+    }
+    let got = store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!((got.state, got.redrive_count), (JobState::Succeeded, 1));
+
+    // A final job keeps its first reason.
+    let other = job_id(prefix, "failing");
+    let mut j2 = Job::new(
+        other.clone(),
+        "p",
+        ObjectRef::new("b", "p/x.csv"),
+        Utc::now(),
+    );
+    j2.created_at = Utc::now() + Duration::seconds(1);
+    assert!(store.create_job(&j2).await.unwrap());
+    let f = |r| store.transition_job(&other, JobState::Failed, reason(r));
+    assert!(f("in.csv:3:2: bad").await.unwrap().applied());
+    assert_eq!(
+        state_of(&f("other").await.unwrap()),
+        Some((false, JobState::Failed, Some("in.csv:3:2: bad".into())))
+    );
+    assert!(matches!(
+        store
+            .transition_job(
+                &job_id(prefix, "nope"),
+                JobState::Running,
+                JobUpdate::default()
+            )
+            .await
+            .unwrap(),
+        Transition::Missing
+    ));
+    let listed = store.list_jobs(1000).await.unwrap();
+    let pos = |id: &JobId| listed.iter().position(|j| j.id == *id);
+    assert!(pos(&other) < pos(&id), "most recent first");
+}
+
+fn task(job: &JobId, id: &str, index: u32) -> Task {
+    Task {
+        job_id: job.clone(),
+        id: TaskId::new(id).unwrap(),
+        index,
+        params: BTreeMap::from([("n".to_string(), serde_json::json!(index))]),
+        state: TaskState::Pending,
+        attempts: 0,
+        spot_interruptions: 0,
+        result: None,
+        last_error: None,
+        updated_at: Utc::now(),
+    }
+}
+
+/// Tasks: index order, never reset by a re-plan, transitions only from allowed states.
+pub async fn tasks(store: &dyn JobStore, prefix: &str) {
+    let job = job_id(prefix, "tasks");
+    store
+        .put_tasks(&[
+            task(&job, "t-2", 2),
+            task(&job, "t-0", 0),
+            task(&job, "t-1", 1),
+        ])
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .list_tasks(&job)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id.to_string())
+        .collect();
+    assert_eq!(ids, ["t-0", "t-1", "t-2"]);
+    let t0 = TaskId::new("t-0").unwrap();
+    let tr = |to, update| store.transition_task(&job, &t0, to, update);
+    assert!(
+        tr(
+            TaskState::Running,
+            TaskUpdate {
+                attempts: Some(1),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .applied()
+    );
+    assert!(
+        tr(
+            TaskState::Retrying,
+            TaskUpdate {
+                last_error: Some(Some("attempt 1 interrupted".into())),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .applied()
+    );
+    assert!(
+        !tr(TaskState::Succeeded, TaskUpdate::default())
+            .await
+            .unwrap()
+            .applied(),
+        "SUCCEEDED only from RUNNING"
+    );
+    assert!(
+        tr(TaskState::Running, TaskUpdate::default())
+            .await
+            .unwrap()
+            .applied()
+    );
+    let result = ObjectRef::new("data", "r.json");
+    match tr(
+        TaskState::Succeeded,
+        TaskUpdate {
+            result: Some(result.clone()),
+            last_error: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    {
+        Transition::Applied(t) => {
+            assert_eq!(
+                (t.attempts, t.result, t.last_error),
+                (1, Some(result), None)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A re-plan puts the same tasks again: the finished one keeps its state.
+    store.put_tasks(&[task(&job, "t-0", 0)]).await.unwrap();
+    let again = store.get_task(&job, &t0).await.unwrap().unwrap();
+    assert_eq!(again.state, TaskState::Succeeded);
+    for to in [TaskState::Running, TaskState::Retrying, TaskState::Failed] {
+        assert!(
+            !tr(to, TaskUpdate::default()).await.unwrap().applied(),
+            "nothing leaves SUCCEEDED ({to:?})"
+        );
+    }
+    let missing = TaskId::new("t-9").unwrap();
+    assert!(matches!(
+        store
+            .transition_task(&job, &missing, TaskState::Running, TaskUpdate::default())
+            .await
+            .unwrap(),
+        Transition::Missing
+    ));
+}
+
+fn attempt(job: &JobId, n: u32) -> Attempt {
+    Attempt {
+        key: AttemptKey {
+            job_id: job.clone(),
+            task_id: TaskId::new("t-0").unwrap(),
+            number: n,
+        },
+        state: AttemptState::Launching,
+        capacity: Capacity::Spot,
+        task_token: format!("token-{n}"),
+        compute_id: None,
+        exit_code: None,
+        stop_code: None,
+        stopped_reason: None,
+        event_version: None,
+        started_at: Utc::now(),
+        stopped_at: None,
+    }
+}
+
+/// Attempts: created once, stale and duplicate events refused, final states final.
+pub async fn attempts(store: &dyn JobStore, prefix: &str) {
+    let job = job_id(prefix, "attempts");
+    let (a1, a2) = (attempt(&job, 1), attempt(&job, 2));
+    assert!(store.create_attempt(&a2).await.unwrap());
+    assert!(store.create_attempt(&a1).await.unwrap());
+    assert!(!store.create_attempt(&a1).await.unwrap(), "created once");
+    let numbers: Vec<u32> = store
+        .list_attempts(&job, &a1.key.task_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.key.number)
+        .collect();
+    assert_eq!(numbers, [1, 2], "attempt order");
+    let v = |v: u64, id: &str| AttemptUpdate {
+        event_version: Some(v),
+        compute_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    let tr = |key: &AttemptKey, to, u| {
+        let key = key.clone();
+        async move { store.transition_attempt(&key, to, u).await }
+    };
+    assert!(
+        tr(&a1.key, AttemptState::Running, v(2, "c-1"))
+            .await
+            .unwrap()
+            .applied()
+    );
+    assert!(
+        !tr(&a1.key, AttemptState::Failed, v(1, "c-1"))
+            .await
+            .unwrap()
+            .applied(),
+        "an older event is stale"
+    );
+    assert!(
+        tr(
+            &a1.key,
+            AttemptState::Interrupted,
+            AttemptUpdate {
+                stop_code: Some("RunnerLost".into()),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .applied()
+    );
+    match tr(&a1.key, AttemptState::Succeeded, v(5, "c-1"))
+        .await
+        .unwrap()
+    {
+        Transition::Rejected(a) => {
+            assert_eq!(a.state, AttemptState::Interrupted, "final states are final");
+            assert_eq!(a.stop_code.as_deref(), Some("RunnerLost"));
+            assert_eq!(a.compute_id.as_deref(), Some("c-1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        tr(&a2.key, AttemptState::Running, v(1, "c-2"))
+            .await
+            .unwrap()
+            .applied()
+    );
+    assert!(
+        tr(&a2.key, AttemptState::Succeeded, v(3, "c-2"))
+            .await
+            .unwrap()
+            .applied()
+    );
+    assert!(
+        !tr(&a2.key, AttemptState::Succeeded, v(3, "c-2"))
+            .await
+            .unwrap()
+            .applied(),
+        "the same event twice applies once"
+    );
+    let found = store
+        .find_attempt_by_compute_id("c-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.key.number, found.state, found.event_version),
+        (2, AttemptState::Succeeded, Some(3))
+    );
+    let missing = AttemptKey {
+        number: 7,
+        ..a1.key.clone()
+    };
+    assert!(matches!(
+        tr(&missing, AttemptState::Failed, v(1, "x")).await.unwrap(),
+        Transition::Missing
+    ));
+}

@@ -1,0 +1,548 @@
+//! In-memory adapters of every port, for tests of handler decisions that compile against
+//! sluice-core alone (feature `testing`).
+//!
+//! - [`MemoryJobStore`]: the job table with exactly the conditional-write rules of the SQLite
+//!   and DynamoDB stores (the [`contract`] suite runs against all three).
+//! - [`MemoryObjects`]: buckets in a map.
+//! - [`ScriptedCompute`]: records launches and stops; can be told to fail.
+//! - [`MemoryCapacity`]: leases in a map.
+//! - [`RecordingWorkflows`]: records task-token callbacks and executions; can be told to fail
+//!   the next calls, or to treat tokens as closed.
+//! - [`FixedPipelines`]: pipeline configs by name.
+//!
+//! [`World`] builds a [`Services`] over all of them and keeps typed handles for assertions.
+
+pub mod contract;
+
+use crate::error::StoreError;
+use crate::ids::{JobId, TaskId};
+use crate::model::{
+    Attempt, AttemptKey, AttemptState, AttemptUpdate, Job, JobState, JobUpdate, Lease, ObjectRef,
+    Task, TaskState,
+};
+use crate::pipeline::PipelineConfig;
+use crate::ports::{
+    Buckets, CapacityPool, CapacityStatus, Compute, ComputeError, JobStore, LaunchRequest,
+    Launched, ObjectStore, Pipelines, Services, TaskUpdate, Transition, WorkflowError, Workflows,
+};
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The job table in memory.
+#[derive(Default)]
+pub struct MemoryJobStore {
+    jobs: Mutex<BTreeMap<String, Job>>,
+    tasks: Mutex<BTreeMap<(String, String), Task>>,
+    attempts: Mutex<BTreeMap<(String, String, u32), Attempt>>,
+}
+
+#[async_trait]
+impl JobStore for MemoryJobStore {
+    async fn create_job(&self, job: &Job) -> Result<bool, StoreError> {
+        let mut jobs = lock(&self.jobs);
+        if jobs.contains_key(job.id.as_str()) {
+            return Ok(false);
+        }
+        jobs.insert(job.id.to_string(), job.clone());
+        Ok(true)
+    }
+
+    async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+        Ok(lock(&self.jobs).get(id.as_str()).cloned())
+    }
+
+    async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let mut jobs: Vec<Job> = lock(&self.jobs).values().cloned().collect();
+        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    async fn transition_job(
+        &self,
+        id: &JobId,
+        to: JobState,
+        update: JobUpdate,
+    ) -> Result<Transition<Job>, StoreError> {
+        let mut jobs = lock(&self.jobs);
+        let Some(job) = jobs.get_mut(id.as_str()) else {
+            return Ok(Transition::Missing);
+        };
+        if !to.transition_sources().contains(&job.state) {
+            return Ok(Transition::Rejected(job.clone()));
+        }
+        job.state = to;
+        match (update.reason, update.redrive_count) {
+            (Some(r), _) => job.reason = Some(r),
+            (None, Some(_)) => job.reason = None,
+            (None, None) => {}
+        }
+        if let Some(n) = update.redrive_count {
+            job.redrive_count = n;
+        }
+        if let Some(a) = update.execution_arn {
+            job.execution_arn = Some(a);
+        }
+        if let Some(n) = update.task_count {
+            job.task_count = n;
+        }
+        if let Some(r) = update.results {
+            job.results = r;
+        }
+        job.updated_at = Utc::now();
+        Ok(Transition::Applied(job.clone()))
+    }
+
+    async fn put_tasks(&self, tasks: &[Task]) -> Result<(), StoreError> {
+        let mut all = lock(&self.tasks);
+        for t in tasks {
+            all.entry((t.job_id.to_string(), t.id.to_string()))
+                .or_insert_with(|| t.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError> {
+        Ok(lock(&self.tasks)
+            .get(&(job.to_string(), task.to_string()))
+            .cloned())
+    }
+
+    async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
+        let mut tasks: Vec<Task> = lock(&self.tasks)
+            .values()
+            .filter(|t| t.job_id == *job)
+            .cloned()
+            .collect();
+        tasks.sort_by_key(|t| t.index);
+        Ok(tasks)
+    }
+
+    async fn transition_task(
+        &self,
+        job: &JobId,
+        task: &TaskId,
+        to: TaskState,
+        update: TaskUpdate,
+    ) -> Result<Transition<Task>, StoreError> {
+        let mut tasks = lock(&self.tasks);
+        let Some(t) = tasks.get_mut(&(job.to_string(), task.to_string())) else {
+            return Ok(Transition::Missing);
+        };
+        if !to.allowed_from().contains(&t.state) {
+            return Ok(Transition::Rejected(t.clone()));
+        }
+        t.state = to;
+        if let Some(n) = update.attempts {
+            t.attempts = n;
+        }
+        if let Some(n) = update.spot_interruptions {
+            t.spot_interruptions = n;
+        }
+        if let Some(r) = update.result {
+            t.result = Some(r);
+        }
+        if let Some(e) = update.last_error {
+            t.last_error = e;
+        }
+        t.updated_at = Utc::now();
+        Ok(Transition::Applied(t.clone()))
+    }
+
+    async fn create_attempt(&self, attempt: &Attempt) -> Result<bool, StoreError> {
+        let k = &attempt.key;
+        let mut all = lock(&self.attempts);
+        let key = (k.job_id.to_string(), k.task_id.to_string(), k.number);
+        if all.contains_key(&key) {
+            return Ok(false);
+        }
+        all.insert(key, attempt.clone());
+        Ok(true)
+    }
+
+    async fn get_attempt(&self, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
+        Ok(lock(&self.attempts)
+            .get(&(key.job_id.to_string(), key.task_id.to_string(), key.number))
+            .cloned())
+    }
+
+    async fn find_attempt_by_compute_id(
+        &self,
+        compute_id: &str,
+    ) -> Result<Option<Attempt>, StoreError> {
+        Ok(lock(&self.attempts)
+            .values()
+            .filter(|a| a.compute_id.as_deref() == Some(compute_id))
+            .max_by_key(|a| a.key.number)
+            .cloned())
+    }
+
+    async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
+        Ok(lock(&self.attempts)
+            .values()
+            .filter(|a| a.key.job_id == *job && a.key.task_id == *task)
+            .cloned()
+            .collect())
+    }
+
+    async fn transition_attempt(
+        &self,
+        key: &AttemptKey,
+        to: AttemptState,
+        update: AttemptUpdate,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        let mut all = lock(&self.attempts);
+        let Some(a) = all.get_mut(&(key.job_id.to_string(), key.task_id.to_string(), key.number))
+        else {
+            return Ok(Transition::Missing);
+        };
+        let stale =
+            matches!((update.event_version, a.event_version), (Some(new), Some(old)) if new <= old);
+        if stale || !to.allowed_from().contains(&a.state) {
+            return Ok(Transition::Rejected(a.clone()));
+        }
+        a.state = to;
+        if update.compute_id.is_some() {
+            a.compute_id = update.compute_id;
+        }
+        if update.exit_code.is_some() {
+            a.exit_code = update.exit_code;
+        }
+        if update.stop_code.is_some() {
+            a.stop_code = update.stop_code;
+        }
+        if update.stopped_reason.is_some() {
+            a.stopped_reason = update.stopped_reason;
+        }
+        if update.event_version.is_some() {
+            a.event_version = update.event_version;
+        }
+        if update.stopped_at.is_some() {
+            a.stopped_at = update.stopped_at;
+        }
+        Ok(Transition::Applied(a.clone()))
+    }
+}
+
+/// Buckets in memory.
+#[derive(Default)]
+pub struct MemoryObjects {
+    objects: Mutex<HashMap<ObjectRef, Vec<u8>>>,
+}
+
+impl MemoryObjects {
+    pub fn insert(&self, object: &ObjectRef, body: impl Into<Vec<u8>>) {
+        lock(&self.objects).insert(object.clone(), body.into());
+    }
+}
+
+#[async_trait]
+impl ObjectStore for MemoryObjects {
+    async fn get(&self, object: &ObjectRef) -> Result<Vec<u8>, StoreError> {
+        lock(&self.objects)
+            .get(object)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(object.to_string()))
+    }
+    async fn put(&self, object: &ObjectRef, body: Vec<u8>, _ct: &str) -> Result<(), StoreError> {
+        lock(&self.objects).insert(object.clone(), body);
+        Ok(())
+    }
+    async fn exists(&self, object: &ObjectRef) -> Result<bool, StoreError> {
+        Ok(lock(&self.objects).contains_key(object))
+    }
+}
+
+/// What [`ScriptedCompute`] was asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ComputeCall {
+    Launch(AttemptKey),
+    Stop(String),
+}
+
+/// Compute that starts nothing: records calls, answers with `task/<attempt>` ids, and fails
+/// launches once `fail_launches_after` launches have succeeded.
+#[derive(Default)]
+pub struct ScriptedCompute {
+    pub calls: Mutex<Vec<ComputeCall>>,
+    pub fail_launches_after: Mutex<Option<usize>>,
+    pub fail_stops: Mutex<bool>,
+}
+
+impl ScriptedCompute {
+    pub fn launches(&self) -> Vec<AttemptKey> {
+        lock(&self.calls)
+            .iter()
+            .filter_map(|c| match c {
+                ComputeCall::Launch(k) => Some(k.clone()),
+                ComputeCall::Stop(_) => None,
+            })
+            .collect()
+    }
+    pub fn stops(&self) -> Vec<String> {
+        lock(&self.calls)
+            .iter()
+            .filter_map(|c| match c {
+                ComputeCall::Stop(id) => Some(id.clone()),
+                ComputeCall::Launch(_) => None,
+            })
+            .collect()
+    }
+    /// The compute id a launch of `key` gets.
+    pub fn id_of(key: &AttemptKey) -> String {
+        format!("task/{key}")
+    }
+}
+
+#[async_trait]
+impl Compute for ScriptedCompute {
+    async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
+        if let Some(n) = *lock(&self.fail_launches_after)
+            && self.launches().len() >= n
+        {
+            return Err(ComputeError::LaunchFailed("scripted: no capacity".into()));
+        }
+        lock(&self.calls).push(ComputeCall::Launch(request.attempt.clone()));
+        Ok(Launched {
+            compute_id: Self::id_of(&request.attempt),
+        })
+    }
+    async fn stop(&self, compute_id: &str, _reason: &str) -> Result<(), ComputeError> {
+        lock(&self.calls).push(ComputeCall::Stop(compute_id.to_string()));
+        if *lock(&self.fail_stops) {
+            return Err(ComputeError::LaunchFailed("scripted: stop refused".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Leases in memory; the desired size is the sum of the leases' slots.
+#[derive(Default)]
+pub struct MemoryCapacity {
+    pub leases: Mutex<BTreeMap<String, u32>>,
+}
+
+impl MemoryCapacity {
+    fn status(leases: &BTreeMap<String, u32>) -> CapacityStatus {
+        CapacityStatus {
+            desired_slots: leases.values().sum(),
+            active_leases: leases.len() as u32,
+        }
+    }
+}
+
+#[async_trait]
+impl CapacityPool for MemoryCapacity {
+    async fn acquire(&self, lease: &Lease) -> Result<CapacityStatus, StoreError> {
+        let mut leases = lock(&self.leases);
+        leases.insert(lease.job_id.to_string(), lease.slots);
+        Ok(Self::status(&leases))
+    }
+    async fn release(&self, job: &JobId) -> Result<CapacityStatus, StoreError> {
+        let mut leases = lock(&self.leases);
+        leases.remove(job.as_str());
+        Ok(Self::status(&leases))
+    }
+}
+
+/// A callback or start the workflows port was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkflowCall {
+    Start {
+        name: String,
+        input: Value,
+    },
+    Success {
+        token: String,
+        output: Value,
+    },
+    Failure {
+        token: String,
+        error: String,
+        cause: String,
+    },
+}
+
+/// The orchestrator's side of the ports, recorded. `fail_next` fails that many of the next
+/// calls with a transient backend error; tokens in `closed_tokens` answer TokenClosed.
+#[derive(Default)]
+pub struct RecordingWorkflows {
+    pub calls: Mutex<Vec<WorkflowCall>>,
+    pub fail_next: Mutex<u32>,
+    pub closed_tokens: Mutex<Vec<String>>,
+}
+
+impl RecordingWorkflows {
+    fn check(&self, token: Option<&str>) -> Result<(), WorkflowError> {
+        let mut fail = lock(&self.fail_next);
+        if *fail > 0 {
+            *fail -= 1;
+            return Err(WorkflowError::Backend("scripted: throttled".into()));
+        }
+        if let Some(t) = token
+            && lock(&self.closed_tokens).iter().any(|c| c == t)
+        {
+            return Err(WorkflowError::TokenClosed(format!("Task Timed Out: '{t}'")));
+        }
+        Ok(())
+    }
+
+    pub fn calls(&self) -> Vec<WorkflowCall> {
+        lock(&self.calls).clone()
+    }
+}
+
+#[async_trait]
+impl Workflows for RecordingWorkflows {
+    async fn start_execution(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
+        self.check(None)?;
+        lock(&self.calls).push(WorkflowCall::Start {
+            name: name.to_string(),
+            input: input.clone(),
+        });
+        Ok(format!(
+            "arn:aws:states:local:000000000000:execution:test:{name}"
+        ))
+    }
+    async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError> {
+        self.check(Some(token))?;
+        lock(&self.calls).push(WorkflowCall::Success {
+            token: token.to_string(),
+            output: output.clone(),
+        });
+        Ok(())
+    }
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
+        self.check(Some(token))?;
+        lock(&self.calls).push(WorkflowCall::Failure {
+            token: token.to_string(),
+            error: error.to_string(),
+            cause: cause.to_string(),
+        });
+        Ok(())
+    }
+}
+
+/// Pipelines by name.
+#[derive(Default)]
+pub struct FixedPipelines {
+    pub pipelines: Mutex<HashMap<String, PipelineConfig>>,
+}
+
+#[async_trait]
+impl Pipelines for FixedPipelines {
+    async fn get(&self, name: &str) -> Result<Option<PipelineConfig>, StoreError> {
+        Ok(lock(&self.pipelines).get(name).cloned())
+    }
+}
+
+/// Every port in memory, with typed handles for assertions.
+pub struct World {
+    pub services: Services,
+    pub jobs: Arc<MemoryJobStore>,
+    pub objects: Arc<MemoryObjects>,
+    pub compute: Arc<ScriptedCompute>,
+    pub capacity: Arc<MemoryCapacity>,
+    pub workflows: Arc<RecordingWorkflows>,
+    pub pipelines: Arc<FixedPipelines>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl World {
+    pub fn new() -> Self {
+        let jobs = Arc::new(MemoryJobStore::default());
+        let objects = Arc::new(MemoryObjects::default());
+        let compute = Arc::new(ScriptedCompute::default());
+        let capacity = Arc::new(MemoryCapacity::default());
+        let workflows = Arc::new(RecordingWorkflows::default());
+        let pipelines = Arc::new(FixedPipelines::default());
+        let services = Services {
+            objects: objects.clone(),
+            jobs: jobs.clone(),
+            compute: compute.clone(),
+            capacity: capacity.clone(),
+            workflows: workflows.clone(),
+            pipelines: pipelines.clone(),
+            buckets: Buckets {
+                ingest: "ingest".into(),
+                data: "data".into(),
+            },
+        };
+        Self {
+            services,
+            jobs,
+            objects,
+            compute,
+            capacity,
+            workflows,
+            pipelines,
+        }
+    }
+
+    /// Registers a pipeline from its TOML text.
+    pub fn pipeline(&self, toml: &str) -> PipelineConfig {
+        let cfg = PipelineConfig::from_toml("test.toml", toml).expect("valid test pipeline");
+        lock(&self.pipelines.pipelines).insert(cfg.name.clone(), cfg.clone());
+        cfg
+    }
+
+    /// A RUNNING job of `pipeline` with `n` PENDING tasks `t-0`..`t-{n-1}`.
+    pub async fn running_job(&self, id: &str, pipeline: &str, n: u32) -> Job {
+        let id = JobId::new(id).expect("job id");
+        let job = Job::new(
+            id.clone(),
+            pipeline,
+            ObjectRef::new("ingest", format!("{pipeline}/in.csv")),
+            Utc::now(),
+        );
+        self.jobs.create_job(&job).await.expect("create job");
+        let tasks: Vec<Task> = (0..n)
+            .map(|i| Task {
+                job_id: id.clone(),
+                id: TaskId::new(format!("t-{i}")).expect("task id"),
+                index: i,
+                params: BTreeMap::new(),
+                state: TaskState::Pending,
+                attempts: 0,
+                spot_interruptions: 0,
+                result: None,
+                last_error: None,
+                updated_at: Utc::now(),
+            })
+            .collect();
+        self.jobs.put_tasks(&tasks).await.expect("put tasks");
+        let update = JobUpdate {
+            task_count: Some(n),
+            execution_arn: Some(format!(
+                "arn:aws:states:local:000000000000:execution:test:{id}"
+            )),
+            ..Default::default()
+        };
+        match self
+            .jobs
+            .transition_job(&id, JobState::Running, update)
+            .await
+            .expect("transition")
+        {
+            Transition::Applied(j) => j,
+            other => panic!("could not start the test job: {other:?}"),
+        }
+    }
+}
