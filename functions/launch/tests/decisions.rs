@@ -1,0 +1,172 @@
+//! What launch decides, against in-memory ports: same-token redeliveries, the crash between
+//! recording an attempt and starting it, superseded attempts, finished tasks, launch failures.
+
+use serde_json::json;
+use sluice_core::model::{AttemptKey, AttemptState};
+use sluice_core::ports::{JobStore, TaskUpdate};
+use sluice_core::testing::{ScriptedCompute, WorkflowCall, World};
+use sluice_core::{ErrorName, JobId, TaskId, TaskState};
+use sluice_fn_launch::{LaunchInput, handle};
+
+const PIPELINE: &str = r#"
+name = "p"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["work", "--out", "{output}"]
+"#;
+
+async fn world() -> (World, JobId) {
+    let w = World::new();
+    w.pipeline(PIPELINE);
+    let job = w.running_job("p-1", "p", 2).await;
+    (w, job.id)
+}
+
+fn input(job: &JobId, task: &str, token: &str) -> LaunchInput {
+    LaunchInput {
+        job_id: job.clone(),
+        task_id: TaskId::new(task).unwrap(),
+        task_token: token.into(),
+    }
+}
+
+fn key(job: &JobId, task: &str, n: u32) -> AttemptKey {
+    AttemptKey {
+        job_id: job.clone(),
+        task_id: TaskId::new(task).unwrap(),
+        number: n,
+    }
+}
+
+#[tokio::test]
+async fn the_same_invocation_delivered_twice_launches_once() {
+    let (w, job) = world().await;
+    let first = handle(&w.services, input(&job, "t-0", "tok-a"))
+        .await
+        .unwrap();
+    let second = handle(&w.services, input(&job, "t-0", "tok-a"))
+        .await
+        .unwrap();
+    assert_eq!((first.status.as_str(), first.attempt), ("launched", 1));
+    assert_eq!(
+        (second.status.as_str(), second.attempt),
+        ("already-launched", 1)
+    );
+    assert_eq!(w.compute.launches(), [key(&job, "t-0", 1)]);
+    let a = w
+        .jobs
+        .get_attempt(&key(&job, "t-0", 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.state, AttemptState::Running);
+    assert_eq!(a.compute_id, Some(ScriptedCompute::id_of(&a.key)));
+}
+
+#[tokio::test]
+async fn a_launch_that_died_after_recording_its_attempt_is_completed_by_the_retry() {
+    let (w, job) = world().await;
+    // The first delivery recorded the attempt and died before compute started it: the
+    // attempt is LAUNCHING with no compute id.
+    let crashed = sluice_core::model::Attempt {
+        key: key(&job, "t-1", 1),
+        state: AttemptState::Launching,
+        capacity: sluice_core::Capacity::Spot,
+        task_token: "tok-b".into(),
+        compute_id: None,
+        exit_code: None,
+        stop_code: None,
+        stopped_reason: None,
+        event_version: None,
+        started_at: chrono::Utc::now(),
+        stopped_at: None,
+    };
+    assert!(w.jobs.create_attempt(&crashed).await.unwrap());
+    let retried = handle(&w.services, input(&job, "t-1", "tok-b"))
+        .await
+        .unwrap();
+    assert_eq!((retried.status.as_str(), retried.attempt), ("launched", 1));
+    assert_eq!(
+        w.compute.launches(),
+        [key(&job, "t-1", 1)],
+        "launched exactly once"
+    );
+    let again = handle(&w.services, input(&job, "t-1", "tok-b"))
+        .await
+        .unwrap();
+    assert_eq!(again.status, "already-launched");
+    assert_eq!(w.compute.launches().len(), 1);
+    let t = w
+        .jobs
+        .get_task(&job, &TaskId::new("t-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.state, t.attempts), (TaskState::Running, 1));
+}
+
+#[tokio::test]
+async fn a_new_token_for_a_task_with_a_live_attempt_stops_the_old_one_first() {
+    let (w, job) = world().await;
+    handle(&w.services, input(&job, "t-0", "tok-a"))
+        .await
+        .unwrap();
+    // The Task state timed out and was retried: a new token, the old attempt still RUNNING.
+    let next = handle(&w.services, input(&job, "t-0", "tok-b"))
+        .await
+        .unwrap();
+    assert_eq!(next.attempt, 2);
+    assert_eq!(
+        w.compute.stops(),
+        [ScriptedCompute::id_of(&key(&job, "t-0", 1))]
+    );
+    let old = w
+        .jobs
+        .get_attempt(&key(&job, "t-0", 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.state, AttemptState::Interrupted);
+    assert_eq!(old.stop_code.as_deref(), Some("Superseded"));
+    let new = w
+        .jobs
+        .get_attempt(&key(&job, "t-0", 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.state, AttemptState::Running);
+}
+
+#[tokio::test]
+async fn a_task_that_already_succeeded_is_reported_back_not_run() {
+    let (w, job) = world().await;
+    let t0 = TaskId::new("t-0").unwrap();
+    handle(&w.services, input(&job, "t-0", "tok-a"))
+        .await
+        .unwrap();
+    w.jobs
+        .transition_task(&job, &t0, TaskState::Succeeded, TaskUpdate::default())
+        .await
+        .unwrap();
+    let out = handle(&w.services, input(&job, "t-0", "tok-redrive"))
+        .await
+        .unwrap();
+    assert_eq!(out.status, "already-succeeded");
+    assert_eq!(w.compute.launches().len(), 1, "not launched again");
+    assert!(matches!(
+        w.workflows.calls().last(),
+        Some(WorkflowCall::Success { token, output }) if token == "tok-redrive" && output["taskId"] == json!("t-0")
+    ));
+}
+
+#[tokio::test]
+async fn unknown_tasks_are_invalid_input() {
+    let (w, job) = world().await;
+    let e = handle(&w.services, input(&job, "t-7", "tok"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name, ErrorName::InvalidInput);
+    assert!(e.cause.contains("no task 't-7'"), "{}", e.cause);
+    assert!(w.compute.launches().is_empty());
+}
