@@ -1,7 +1,7 @@
 # Shared by Makefile.infra (build-lambdas) and infra/lambda/Makefile (sam build): one cargo-lambda
-# command for all seven function crates, so that the per-function `sam build` steps run exactly
+# command for all eight function crates, so that the per-function `sam build` steps run exactly
 # the same command as `make build-lambdas` and are cargo cache hits after the first.
-LAMBDA_FUNCTIONS := ingest plan scale launch task-events aggregate finish
+LAMBDA_FUNCTIONS := ingest plan scale launch task-events aggregate finish execution-events
 
 lambda_empty :=
 lambda_space := $(lambda_empty) $(lambda_empty)

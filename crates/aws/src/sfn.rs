@@ -231,6 +231,58 @@ impl Workflows for SfnWorkflows {
             }
         }
     }
+
+    async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
+        match self
+            .client
+            .stop_execution()
+            .execution_arn(execution_arn)
+            .error(truncate_chars(error, MAX_ERROR_CHARS))
+            .cause(truncate_chars(cause, MAX_CAUSE_CHARS))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                Err(WorkflowError::NoSuchExecution(execution_arn.to_string()))
+            }
+            Err(e) => Err(backend("StopExecution", e)),
+        }
+    }
+
+    async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError> {
+        match self
+            .client
+            .redrive_execution()
+            .execution_arn(execution_arn)
+            // No client token: the SDK generates one per call, so its own retries of this call
+            // are one redrive, and a later `sluice redrive` is another.
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let message = DisplayErrorContext(&e).to_string();
+                Err(match e.as_service_error() {
+                    Some(s) if s.is_execution_does_not_exist() => {
+                        WorkflowError::NoSuchExecution(execution_arn.to_string())
+                    }
+                    Some(s) if s.is_execution_not_redrivable() => {
+                        WorkflowError::NotRedrivable(message)
+                    }
+                    _ => backend("RedriveExecution", e),
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -442,3 +442,49 @@ fn killed_serve_resumes_the_job_and_does_not_ingest_the_file_twice() {
     assert_eq!(st["job"]["redrive_count"], 1);
     assert_eq!(results_csv(&t.work, &job), EXPECTED_CSV);
 }
+
+#[test]
+fn a_job_that_failed_is_redriven_and_only_its_failed_task_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let runs = root.join("runs.log");
+    let fixed = root.join("fixed");
+    // Row 3 fails until the file `fixed` exists.
+    let pipeline = format!(
+        r#"
+name = "flaky"
+[input]
+columns = {{ n = "integer" }}
+[task]
+command = ["sh", "-c", "echo {{n}} >> {runs}; if [ {{n}} = 3 ] && [ ! -e {fixed} ]; then exit 3; fi; printf '{{{{\"k\": \"x\", \"n\": %s}}}}' {{n}} > {{output}}"]
+[retry]
+task_failed_attempts = 1
+[aggregate]
+group_by = "k"
+sum = ["n"]
+"#,
+        runs = runs.display(),
+        fixed = fixed.display()
+    );
+    std::fs::write(root.join("pipeline.toml"), pipeline).unwrap();
+    std::fs::write(root.join("in.csv"), "n\n1\n2\n3\n4\n").unwrap();
+    let work = root.join("work");
+    let out = sluice(&["run", s(&root.join("in.csv")), "--workdir", s(&work)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let job = only_job(&work);
+    assert_eq!(status(&work, &job)["job"]["state"], "FAILED");
+    assert_eq!(runs(root), BTreeMap::from([(1, 1), (2, 1), (3, 1), (4, 1)]));
+
+    std::fs::write(&fixed, "").unwrap();
+    let out = sluice(&["redrive", &job, "--workdir", s(&work)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        runs(root),
+        BTreeMap::from([(1, 1), (2, 1), (3, 2), (4, 1)]),
+        "only the failed task ran again"
+    );
+    let st = status(&work, &job);
+    assert_eq!(st["job"]["state"], "SUCCEEDED");
+    assert_eq!(st["job"]["reason"], Value::Null, "the old reason is gone");
+    assert_eq!(results_csv(&work, &job), "k,tasks,n\nx,4,10\n");
+}

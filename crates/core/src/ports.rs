@@ -179,6 +179,12 @@ pub enum WorkflowError {
     /// An execution with that name exists with a different input.
     #[error("execution already exists: {0}")]
     AlreadyExists(String),
+    /// No such execution.
+    #[error("execution does not exist: {0}")]
+    NoSuchExecution(String),
+    /// RedriveExecution of an execution that is running, succeeded, or too old.
+    #[error("execution cannot be redriven: {0}")]
+    NotRedrivable(String),
     #[error("{0}")]
     Backend(String),
 }
@@ -204,6 +210,18 @@ pub trait Workflows: Send + Sync {
         error: &str,
         cause: &str,
     ) -> Result<(), WorkflowError>;
+    /// StopExecution: the execution ends ABORTED with `error` and `cause`; its status-change
+    /// event then stops the job's tasks (execution-events). Stopping an execution that has
+    /// already ended is not an error.
+    async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError>;
+    /// RedriveExecution: continue a FAILED, ABORTED or TIMED_OUT execution from where it
+    /// stopped, under the same ARN.
+    async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError>;
 }
 
 /// Where pipeline configurations come from.

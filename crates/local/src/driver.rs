@@ -249,10 +249,24 @@ impl Drivers {
             .execution_arn
             .clone()
             .ok_or_else(|| RedriveError::NoExecution(job.id.to_string()))?;
-        let persisted = self
+        let mut persisted = self
             .store
             .persisted_execution(&arn)?
             .ok_or_else(|| RedriveError::NoExecution(job.id.to_string()))?;
+        // An execution that ended in a Fail state (the pipeline's own failure path: tasks
+        // failed, or a step's error was caught and recorded) would only fail there again.
+        // Continue the job instead from the start, with its input: every step is idempotent,
+        // finished tasks are reported straight back and failed ones run again.
+        let ended_in_fail_state = persisted.state.as_ref().is_some_and(|(name, _)| {
+            machine
+                .graph
+                .state(name)
+                .is_some_and(|st| matches!(st.kind, sluice_asl::model::StateKind::Fail(_)))
+        });
+        if ended_in_fail_state {
+            persisted.state = None;
+            persisted.map_results.clear();
+        }
         // Attempts a dead process left LAUNCHING or RUNNING: its tasks died with it (or are
         // stopped now). Retried as a lost host, never against the application-error budget.
         let interrupted = interrupt_job(

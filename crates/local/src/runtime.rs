@@ -597,6 +597,34 @@ impl Workflows for LocalWorkflows {
             .send_task_failure(token, error, cause)
             .map_err(token_error)
     }
+
+    async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
+        self.engine
+            .stop_execution(execution_arn, Some(error.into()), Some(cause.into()))
+            .map_err(|e| WorkflowError::NoSuchExecution(e.to_string()))
+    }
+
+    async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError> {
+        // Executions are named after their jobs; a redrive continues the job.
+        let name = execution_arn.rsplit(':').next().unwrap_or_default();
+        let job = JobId::new(name)
+            .map_err(|_| WorkflowError::NoSuchExecution(execution_arn.to_string()))?;
+        match self.drivers.redrive(&self.machine, &job).await {
+            Ok(_) => Ok(()),
+            Err(RedriveError::UnknownJob(_) | RedriveError::NoExecution(_)) => {
+                Err(WorkflowError::NoSuchExecution(execution_arn.to_string()))
+            }
+            Err(e @ (RedriveError::Succeeded(_) | RedriveError::DrivenElsewhere { .. })) => {
+                Err(WorkflowError::NotRedrivable(e.to_string()))
+            }
+            Err(e) => Err(WorkflowError::Backend(e.to_string())),
+        }
+    }
 }
 
 #[async_trait]

@@ -223,3 +223,28 @@ async fn sfn_task_tokens_success_failure_and_closed() {
         Err(WorkflowError::TokenClosed(_))
     ));
 }
+
+/// `sluice cancel` on AWS is StopExecution through the port. (RedriveExecution, behind
+/// `redrive_execution`, is not implemented by moto 5.1; see docs/aws.md.)
+#[tokio::test]
+async fn sfn_stop_execution_aborts_a_waiting_execution() {
+    let moto = moto_or_skip!();
+    let client = aws_sdk_sfn::Client::new(&moto.sdk().await);
+    let machine = state_machine(&moto, &client, "sluice", WAITING_MACHINE).await;
+    let wf = SfnWorkflows::new(client.clone(), &machine);
+    let arn = wf
+        .start_execution("ber-stop", &json!({"job": "ber-stop"}))
+        .await
+        .unwrap();
+    wait_for_token(&client, &arn).await;
+    wf.stop_execution(&arn, "Sluice.Cancelled", "wrong input")
+        .await
+        .unwrap();
+    let out = wait_for_status(&client, &arn, ExecutionStatus::Aborted).await;
+    assert!(out.stop_date().is_some());
+    let missing = arn.replace("ber-stop", "ber-nope");
+    assert!(matches!(
+        wf.stop_execution(&missing, "Sluice.Cancelled", "x").await,
+        Err(WorkflowError::NoSuchExecution(_))
+    ));
+}

@@ -433,6 +433,27 @@ impl Workflows for RecordingWorkflows {
         });
         Ok(())
     }
+    async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), WorkflowError> {
+        self.check(None)?;
+        lock(&self.calls).push(WorkflowCall::Stop {
+            execution_arn: execution_arn.to_string(),
+            error: error.to_string(),
+            cause: cause.to_string(),
+        });
+        Ok(())
+    }
+    async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError> {
+        self.check(None)?;
+        lock(&self.calls).push(WorkflowCall::Redrive {
+            execution_arn: execution_arn.to_string(),
+        });
+        Ok(())
+    }
 }
 
 /// Pipelines by name.
