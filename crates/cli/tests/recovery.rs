@@ -447,7 +447,7 @@ fn killed_serve_resumes_the_job_and_does_not_ingest_the_file_twice() {
 fn a_job_that_failed_is_redriven_and_only_its_failed_task_runs_again() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let runs = root.join("runs.log");
+    let runs_log = root.join("runs.log");
     let fixed = root.join("fixed");
     // Row 3 fails until the file `fixed` exists.
     let pipeline = format!(
@@ -463,7 +463,7 @@ task_failed_attempts = 1
 group_by = "k"
 sum = ["n"]
 "#,
-        runs = runs.display(),
+        runs = runs_log.display(),
         fixed = fixed.display()
     );
     std::fs::write(root.join("pipeline.toml"), pipeline).unwrap();

@@ -368,6 +368,14 @@ pub enum WorkflowCall {
         error: String,
         cause: String,
     },
+    Stop {
+        execution_arn: String,
+        error: String,
+        cause: String,
+    },
+    Redrive {
+        execution_arn: String,
+    },
 }
 
 /// The orchestrator's side of the ports, recorded. `fail_next` fails that many of the next
