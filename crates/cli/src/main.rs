@@ -48,6 +48,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // `sluice status | head` closes the pipe early: end quietly like other Unix tools instead
+    // of failing on the next write (Rust ignores SIGPIPE by default). A `sluice run` ended
+    // this way leaves its job for `sluice redrive`, as any other kill does.
+    // SAFETY: restoring the default disposition of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
