@@ -488,3 +488,55 @@ sum = ["n"]
     assert_eq!(st["job"]["reason"], Value::Null, "the old reason is gone");
     assert_eq!(results_csv(&work, &job), "k,tasks,n\nx,4,10\n");
 }
+
+#[test]
+fn a_task_whose_task_state_times_out_is_stopped_on_compute() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let marker = root.join("sleeper");
+    // The task outlives its 2 s timeout by far; `marker` in its command line finds it.
+    let pipeline = format!(
+        r#"
+name = "stuck"
+[input]
+columns = {{ n = "integer" }}
+[task]
+command = ["sh", "-c", "sleep 30; echo {marker} > /dev/null"]
+timeout_seconds = 2
+"#,
+        marker = marker.display()
+    );
+    std::fs::write(root.join("pipeline.toml"), pipeline).unwrap();
+    std::fs::write(root.join("in.csv"), "n\n1\n").unwrap();
+    let work = root.join("work");
+    let started = Instant::now();
+    let out = sluice(&["run", s(&root.join("in.csv")), "--workdir", s(&work)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the run does not wait for the stuck task"
+    );
+    assert_eq!(
+        processes_mentioning(s(&marker)),
+        Vec::<String>::new(),
+        "no timed-out task is left running"
+    );
+    let job = only_job(&work);
+    let st = status(&work, &job);
+    assert_eq!(st["job"]["state"], "FAILED");
+    let stops: Vec<String> = st["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}/{}",
+                a["state"].as_str().unwrap(),
+                a["stop_code"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    // Attempt 1 timed out and was stopped when its retry launched; attempt 2 timed out for good
+    // and was stopped when the execution ended.
+    assert_eq!(stops, ["INTERRUPTED/Superseded", "INTERRUPTED/JobStopped"]);
+}

@@ -8,9 +8,9 @@
 //! - a newer attempt of the same task is being launched, because the Task state timed out or
 //!   its callback was lost (`Superseded`).
 //!
-//! Each live attempt is stopped on compute (a no-op for a process that is already gone),
-//! moved to INTERRUPTED with a conditional write (so a STOPPED event that arrives later finds it
-//! final and changes nothing), and its task, if still RUNNING, goes to RETRYING: the next
+//! Each live attempt is moved to INTERRUPTED with a conditional write (so its STOPPED event
+//! finds it final and changes nothing), then stopped on compute (a no-op for a process that is
+//! already gone), and its task, if still RUNNING, goes to RETRYING: the next
 //! launch or redrive runs it again without spending the application-error budget. A task that
 //! SUCCEEDED is never touched.
 
@@ -57,12 +57,9 @@ pub async fn interrupt(
         if attempt.state.is_final() {
             continue;
         }
-        if let Some(id) = &attempt.compute_id
-            && let Err(e) = services.compute.stop(id, detail).await
-        {
-            out.stop_errors
-                .push(format!("attempt {}: stopping {id}: {e}", attempt.key));
-        }
+        // Record the interruption before stopping: the container's STOPPED event, which may
+        // arrive while the stop is still waiting for it, must find the attempt final and not
+        // take the kill for an application error.
         let update = AttemptUpdate {
             stop_code: Some(why.as_str().to_string()),
             stopped_reason: Some(detail.to_string()),
@@ -77,6 +74,12 @@ pub async fn interrupt(
             // It reached a final state on its own meanwhile: that outcome stands.
             continue;
         };
+        if let Some(id) = &attempt.compute_id
+            && let Err(e) = services.compute.stop(id, detail).await
+        {
+            out.stop_errors
+                .push(format!("attempt {}: stopping {id}: {e}", attempt.key));
+        }
         services
             .jobs
             .transition_task(
@@ -98,7 +101,9 @@ pub async fn interrupt(
     Ok(out)
 }
 
-/// Interrupts every live attempt of the job. Only tasks recorded RUNNING can have one.
+/// Interrupts every live attempt of the job. Any task but a SUCCEEDED one can have one: a task
+/// the state machine gave up on (its Task state timed out for good) is recorded FAILED by the
+/// aggregate step while its last attempt may still run.
 pub async fn interrupt_job(
     services: &Services,
     job: &JobId,
@@ -107,7 +112,10 @@ pub async fn interrupt_job(
 ) -> Result<Interrupted, StoreError> {
     let mut live = Vec::new();
     for task in services.jobs.list_tasks(job).await? {
-        if task.state == TaskState::Running {
+        if matches!(
+            task.state,
+            TaskState::Running | TaskState::Retrying | TaskState::Failed
+        ) {
             live.extend(live_attempts(services, job, &task.id).await?);
         }
     }

@@ -492,9 +492,20 @@ impl LambdaInvoker for Handlers {
                 format!("Function not found: {function}"),
             ));
         }
-        dispatch(services, handler, payload)
-            .await
-            .map_err(|e| FunctionError::new(e.name.as_str(), e.cause))
+        // A Lambda invocation, once started, runs to its end even if the state that invoked it
+        // times out or its execution stops: spawned, the handler is not cancelled with the
+        // state's future (a launch cut off between recording its attempt and starting it
+        // would leave exactly the half-done work a real Lambda never leaves).
+        let services = services.clone();
+        let handler = handler.to_string();
+        let run = tokio::spawn(async move { dispatch(&services, &handler, payload).await });
+        match run.await {
+            Ok(result) => result.map_err(|e| FunctionError::new(e.name.as_str(), e.cause)),
+            Err(e) => Err(FunctionError::new(
+                "Lambda.ServiceException",
+                format!("the function {function} crashed: {e}"),
+            )),
+        }
     }
 }
 
