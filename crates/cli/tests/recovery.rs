@@ -540,3 +540,59 @@ timeout_seconds = 2
     // and was stopped when the execution ended.
     assert_eq!(stops, ["INTERRUPTED/Superseded", "INTERRUPTED/JobStopped"]);
 }
+
+/// The reference job, as a user runs it: `sluice run` of the BER example killed with SIGKILL
+/// after some tasks finished, then `sluice redrive`: results.csv is byte-identical to an
+/// uninterrupted run's and no task that had finished ran a second attempt.
+#[test]
+fn the_ber_example_killed_and_redriven_gives_byte_identical_results() {
+    let ber_sim = Path::new(SLUICE).with_file_name("ber-sim");
+    assert!(
+        ber_sim.is_file(),
+        "build ber-sim first: cargo build -p ber-sim"
+    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let csv = repo.join("examples/ber/ber-job.csv");
+    let pipeline = repo.join("examples/ber/pipeline.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |work: &Path| {
+        vec![
+            "run".to_string(),
+            s(&csv).to_string(),
+            "--pipeline".into(),
+            s(&pipeline).to_string(),
+            "--workdir".into(),
+            s(work).to_string(),
+            "--scale".into(),
+            "0.01".into(),
+        ]
+    };
+    let reference = dir.path().join("reference");
+    let args = run(&reference);
+    let out = sluice(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let expected = results_csv(&reference, &only_job(&reference));
+
+    let work = dir.path().join("killed");
+    let args = run(&work);
+    let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let job = wait_for_succeeded(&work, 20);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = status(&work, &job);
+    assert_eq!(before["job"]["state"], "RUNNING");
+    let done_before = tasks_in(&before, "SUCCEEDED");
+    assert!(done_before.len() < 200, "killed before the end");
+
+    let out = sluice(&["redrive", &job, "--workdir", s(&work)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        results_csv(&work, &job),
+        expected,
+        "byte-identical results.csv"
+    );
+    let per_task = attempts(&status(&work, &job));
+    for id in &done_before {
+        assert_eq!(per_task[id].len(), 1, "finished task {id} ran again");
+    }
+}
