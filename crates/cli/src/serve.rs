@@ -250,17 +250,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         for id in &running {
             if let Ok(job_id) = sluice_core::JobId::new(id.clone())
                 && let Ok(Some(job)) = runtime.services.jobs.get_job(&job_id).await
-                && let Some(arn) = &job.execution_arn
-                && runtime.settled(arn).is_some()
+                && let Some(arn) = job.execution_arn.clone()
+                && runtime.settled(&arn).is_some()
             {
-                // Read again: the execution may have ended (and recorded the outcome) after the
-                // first read.
+                // Read again: it may have settled after the first read.
                 let job = runtime.services.jobs.get_job(&job_id).await?.unwrap_or(job);
                 eprintln!(
                     "job {id}: {} {}",
                     job.state.as_str(),
                     job.reason.as_deref().unwrap_or("")
                 );
+                runtime.forget(&arn);
                 finished.push(id.clone());
             }
         }

@@ -271,6 +271,15 @@ impl LocalRuntime {
         }
     }
 
+    /// Lets go of a settled execution (its record stays in the job table): a long-running
+    /// `sluice serve` keeps no memory of every job it ever ran. No-op while it runs.
+    pub fn forget(&self, execution_arn: &str) {
+        if self.settled(execution_arn).is_some() {
+            lock(&self.drivers.driven).remove(execution_arn);
+            self.engine.forget_execution(execution_arn);
+        }
+    }
+
     /// Whether a live process (this one or another) drives the job's execution.
     pub fn driver_of(&self, job: &JobId) -> Driver {
         self.drivers.driver_of(job.as_str())
