@@ -97,15 +97,7 @@ impl SpotInterrupter {
 pub struct ProcessCompute {
     buckets: DirObjectStore,
     slots: Arc<Slots>,
-    events: Arc<dyn EventSink>,
-    logs: PathBuf,
-    run_dir: PathBuf,
-    bin_dirs: Vec<PathBuf>,
-    interrupter: Option<Arc<SpotInterrupter>>,
-    versions: Arc<AtomicU64>,
-    /// Tasks stopped through [`Compute::stop`], with the reason, so their STOPPED event says
-    /// so (and a task still waiting for a slot never starts).
-    stopped: Arc<Mutex<HashMap<String, String>>>,
+    pool: Arc<Pool>,
 }
 
 impl ProcessCompute {
@@ -120,13 +112,15 @@ impl ProcessCompute {
         Self {
             buckets,
             slots,
-            events,
-            logs: workdir.join("logs"),
-            run_dir: workdir.join("run"),
-            bin_dirs,
-            interrupter,
-            versions: Arc::new(AtomicU64::new(0)),
-            stopped: Arc::new(Mutex::new(HashMap::new())),
+            pool: Arc::new(Pool {
+                events,
+                logs: workdir.join("logs"),
+                run_dir: workdir.join("run"),
+                bin_dirs,
+                interrupter,
+                versions: AtomicU64::new(0),
+                stopped: Mutex::new(HashMap::new()),
+            }),
         }
     }
 }
@@ -222,15 +216,7 @@ impl Compute for ProcessCompute {
             created_at: now(),
         };
         let slots = self.slots.clone();
-        let pool = Pool {
-            events: self.events.clone(),
-            logs: self.logs.clone(),
-            run_dir: self.run_dir.clone(),
-            bin_dirs: self.bin_dirs.clone(),
-            interrupter: self.interrupter.clone(),
-            versions: self.versions.clone(),
-            stopped: self.stopped.clone(),
-        };
+        let pool = self.pool.clone();
         tokio::spawn(async move {
             let _slot = slots.acquire().await;
             run_attempt(run, pool).await;
@@ -245,10 +231,10 @@ impl Compute for ProcessCompute {
             // Not a task of the local pool: nothing here can be running it.
             return Ok(());
         }
-        if let Ok(mut stopped) = self.stopped.lock() {
+        if let Ok(mut stopped) = self.pool.stopped.lock() {
             stopped.insert(compute_id.to_string(), reason.to_string());
         }
-        stop_task_process(&self.run_dir, compute_id, STOP_GRACE).await;
+        stop_task_process(&self.pool.run_dir, compute_id, STOP_GRACE).await;
         Ok(())
     }
 }
@@ -264,8 +250,10 @@ struct Pool {
     run_dir: PathBuf,
     bin_dirs: Vec<PathBuf>,
     interrupter: Option<Arc<SpotInterrupter>>,
-    versions: Arc<AtomicU64>,
-    stopped: Arc<Mutex<HashMap<String, String>>>,
+    versions: AtomicU64,
+    /// Tasks stopped through [`Compute::stop`], with the reason, so their STOPPED event says
+    /// so (and a task still waiting for a slot never starts).
+    stopped: Mutex<HashMap<String, String>>,
 }
 
 impl Pool {
@@ -286,13 +274,13 @@ struct Ended {
     container_reason: Option<String>,
 }
 
-async fn run_attempt(run: Run, pool: Pool) {
+async fn run_attempt(run: Run, pool: Arc<Pool>) {
     let Pool {
         events,
         interrupter,
         versions,
         ..
-    } = &pool;
+    } = &*pool;
     let started_at = now();
     let log_path = pool
         .logs

@@ -229,18 +229,27 @@ impl Drivers {
         }
     }
 
+    /// The runtime's ports and the job, or why not.
+    async fn job(&self, id: &JobId) -> Result<(&Services, sluice_core::Job), RedriveError> {
+        let services = self
+            .services
+            .get()
+            .ok_or_else(|| RedriveError::Io("the runtime is still starting".into()))?;
+        let job = services
+            .jobs
+            .get_job(id)
+            .await?
+            .ok_or_else(|| RedriveError::UnknownJob(id.to_string()))?;
+        Ok((services, job))
+    }
+
     /// See [`crate::LocalRuntime::redrive`].
     pub(crate) async fn redrive(
         self: &Arc<Self>,
         machine: &Arc<StateMachine>,
         job_id: &JobId,
     ) -> Result<RedriveStarted, RedriveError> {
-        let services = self.services.get().expect("runtime services are set");
-        let job = services
-            .jobs
-            .get_job(job_id)
-            .await?
-            .ok_or_else(|| RedriveError::UnknownJob(job_id.to_string()))?;
+        let (services, job) = self.job(job_id).await?;
         if job.state == JobState::Succeeded {
             return Err(RedriveError::Succeeded(job.id.to_string()));
         }
@@ -319,12 +328,7 @@ impl Drivers {
         job_id: &JobId,
         reason: &str,
     ) -> Result<Cancelled, RedriveError> {
-        let services = self.services.get().expect("runtime services are set");
-        let job = services
-            .jobs
-            .get_job(job_id)
-            .await?
-            .ok_or_else(|| RedriveError::UnknownJob(job_id.to_string()))?;
+        let (services, job) = self.job(job_id).await?;
         if job.state.is_final() {
             return Err(RedriveError::AlreadyFinal(
                 job.id.to_string(),

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 use sluice_core::interrupt::live_attempts;
-use sluice_core::model::{Attempt, AttemptKey, AttemptState, Capacity, Lease};
+use sluice_core::model::{AttemptKey, AttemptState, Lease};
 use sluice_core::ports::{CapacityPool, JobStore, TaskUpdate};
-use sluice_core::testing::{ScriptedCompute, World};
+use sluice_core::testing::{ScriptedCompute, World, launching_attempt};
 use sluice_core::{ErrorName, JobId, JobState, TaskId, TaskState};
 use sluice_fn_execution_events::handle;
 
@@ -51,19 +51,11 @@ async fn world() -> (World, JobId) {
             task_id: TaskId::new(task).unwrap(),
             number: 1,
         };
-        jobs.create_attempt(&Attempt {
-            key: key.clone(),
-            state: AttemptState::Launching,
-            capacity: Capacity::Spot,
-            task_token: format!("tok-{task}"),
-            compute_id: Some(ScriptedCompute::id_of(&key)),
-            exit_code: None,
-            stop_code: None,
-            stopped_reason: None,
-            event_version: None,
-            started_at: chrono::Utc::now(),
-            stopped_at: None,
-        })
+        jobs.create_attempt(&launching_attempt(
+            key.clone(),
+            &format!("tok-{task}"),
+            Some(ScriptedCompute::id_of(&key)),
+        ))
         .await
         .unwrap();
         jobs.transition_attempt(&key, state, Default::default())

@@ -4,7 +4,7 @@
 use serde_json::json;
 use sluice_core::model::{AttemptKey, AttemptState};
 use sluice_core::ports::{JobStore, TaskUpdate};
-use sluice_core::testing::{ScriptedCompute, WorkflowCall, World};
+use sluice_core::testing::{ScriptedCompute, WorkflowCall, World, launching_attempt};
 use sluice_core::{ErrorName, JobId, TaskId, TaskState};
 use sluice_fn_launch::{LaunchInput, handle};
 
@@ -69,19 +69,7 @@ async fn a_launch_that_died_after_recording_its_attempt_is_completed_by_the_retr
     let (w, job) = world().await;
     // The first delivery recorded the attempt and died before compute started it: the
     // attempt is LAUNCHING with no compute id.
-    let crashed = sluice_core::model::Attempt {
-        key: key(&job, "t-1", 1),
-        state: AttemptState::Launching,
-        capacity: sluice_core::Capacity::Spot,
-        task_token: "tok-b".into(),
-        compute_id: None,
-        exit_code: None,
-        stop_code: None,
-        stopped_reason: None,
-        event_version: None,
-        started_at: chrono::Utc::now(),
-        stopped_at: None,
-    };
+    let crashed = launching_attempt(key(&job, "t-1", 1), "tok-b", None);
     assert!(w.jobs.create_attempt(&crashed).await.unwrap());
     let retried = handle(&w.services, input(&job, "t-1", "tok-b"))
         .await

@@ -3,9 +3,9 @@
 //! application error turns into RetriesExhausted, and success without a result.
 
 use serde_json::{Value, json};
-use sluice_core::model::{Attempt, AttemptKey, AttemptState, Capacity, ObjectRef};
+use sluice_core::model::{AttemptKey, AttemptState, ObjectRef};
 use sluice_core::ports::{JobStore, TaskUpdate, layout};
-use sluice_core::testing::{WorkflowCall, World};
+use sluice_core::testing::{WorkflowCall, World, launching_attempt};
 use sluice_core::{JobId, TaskId, TaskState};
 use sluice_fn_task_events::handle;
 
@@ -38,19 +38,11 @@ fn key(job: &JobId, n: u32) -> AttemptKey {
 async fn launched(w: &World, job: &JobId, n: u32) {
     let k = key(job, n);
     w.jobs
-        .create_attempt(&Attempt {
-            key: k.clone(),
-            state: AttemptState::Launching,
-            capacity: Capacity::Spot,
-            task_token: format!("tok-{n}"),
-            compute_id: Some(format!("arn:task/{n}")),
-            exit_code: None,
-            stop_code: None,
-            stopped_reason: None,
-            event_version: None,
-            started_at: chrono::Utc::now(),
-            stopped_at: None,
-        })
+        .create_attempt(&launching_attempt(
+            k.clone(),
+            &format!("tok-{n}"),
+            Some(format!("arn:task/{n}")),
+        ))
         .await
         .unwrap();
     w.jobs

@@ -477,6 +477,23 @@ impl Pipelines for FixedPipelines {
     }
 }
 
+/// A LAUNCHING attempt as launch records it, before compute answers.
+pub fn launching_attempt(key: AttemptKey, token: &str, compute_id: Option<String>) -> Attempt {
+    Attempt {
+        key,
+        state: AttemptState::Launching,
+        capacity: crate::model::Capacity::Spot,
+        task_token: token.to_string(),
+        compute_id,
+        exit_code: None,
+        stop_code: None,
+        stopped_reason: None,
+        event_version: None,
+        started_at: Utc::now(),
+        stopped_at: None,
+    }
+}
+
 /// Every port in memory, with typed handles for assertions.
 pub struct World {
     pub services: Services,
