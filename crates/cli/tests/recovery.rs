@@ -596,3 +596,68 @@ fn the_ber_example_killed_and_redriven_gives_byte_identical_results() {
         assert_eq!(per_task[id].len(), 1, "finished task {id} ran again");
     }
 }
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_leaves_the_job_for_redrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Tasks that ignore SIGTERM: the graceful stop would wait out its grace period.
+    let pipeline = r#"
+name = "stubborn"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["sh", "-c", "trap '' TERM; sleep 1; printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
+[aggregate]
+group_by = "k"
+sum = ["n"]
+"#;
+    std::fs::write(root.join("pipeline.toml"), pipeline).unwrap();
+    std::fs::write(root.join("in.csv"), "n\n1\n2\n3\n4\n").unwrap();
+    let work = root.join("work");
+    let mut run = spawn(&[
+        "run",
+        s(&root.join("in.csv")),
+        "--workdir",
+        s(&work),
+        "--max-parallel",
+        "2",
+    ]);
+    // Both slots busy with stubborn tasks.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        assert!(Instant::now() < deadline, "tasks never started");
+        if work.join("sluice.db").is_file() {
+            let out = sluice(&["status", "--workdir", s(&work), "--json"]);
+            let jobs: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            if let Some(id) = jobs
+                .as_array()
+                .and_then(|j| j.first())
+                .and_then(|j| j["id"].as_str())
+                && tasks_in(&status(&work, id), "RUNNING").len() == 2
+            {
+                break id.to_string();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    signal(&run, "-INT");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    signal(&run, "-INT");
+    let code = wait_exit(&mut run, Duration::from_secs(10));
+    assert_eq!(code.code(), Some(130));
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "the second Ctrl-C exits at once, not after the stop's grace period: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        status(&work, &job)["job"]["state"],
+        "RUNNING",
+        "left for redrive"
+    );
+    let out = sluice(&["redrive", &job, "--workdir", s(&work)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(results_csv(&work, &job), "k,tasks,n\nx,4,10\n");
+}
