@@ -330,6 +330,14 @@ fn ctrl_c_cancels_within_seconds_and_redrive_continues() {
     }
     let leases = sluice_leases(&t.work);
     assert_eq!(leases, 0, "the capacity lease is released");
+    let events = std::fs::read_to_string(t.work.join("events.jsonl")).unwrap_or_default();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("Step Functions Execution Status Change")
+                && l.contains("\"ABORTED\"")),
+        "the status change is on the event log"
+    );
     let notes = std::fs::read_to_string(t.work.join("notifications.jsonl")).unwrap_or_default();
     assert!(
         notes

@@ -17,7 +17,7 @@
 //! [`CANCEL_POLL`] and turns into StopExecution.
 
 use crate::journal::Journal;
-use crate::runtime::{SnsToFile, lock, route};
+use crate::runtime::{LocalBus, SnsToFile, lock, route};
 use crate::store::SqliteJobStore;
 use serde_json::{Value, json};
 use sluice_asl::{Engine, ExecutionHandle, ExecutionOutcome, ExecutionStatus, StateMachine};
@@ -115,6 +115,8 @@ pub(crate) struct Drivers {
     pub(crate) journal: Journal,
     pub(crate) store: SqliteJobStore,
     pub(crate) notifications: Arc<SnsToFile>,
+    /// Where every event is logged (`events.jsonl`).
+    pub(crate) bus: Arc<LocalBus>,
     pub(crate) services: OnceLock<Services>,
     pub(crate) driven: Mutex<HashMap<String, Driven>>,
 }
@@ -194,6 +196,7 @@ impl Drivers {
         let Some(services) = self.services.get() else {
             return;
         };
+        self.bus.log(&event);
         let status = event["detail"]["status"].as_str().unwrap_or("").to_string();
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
@@ -298,6 +301,7 @@ impl Drivers {
             None,
             redrive_count,
         );
+        self.bus.log(&running);
         route(services, running)
             .await
             .map_err(|e| RedriveError::Engine {

@@ -204,6 +204,7 @@ impl LocalRuntime {
             journal,
             store: store.clone(),
             notifications: notifications.clone(),
+            bus: bus.clone(),
             services: OnceLock::new(),
             driven: Mutex::new(HashMap::new()),
         });
@@ -687,7 +688,7 @@ impl sluice_asl::resource::ObjectStore for DirObjectStore {
 
 /// The local EventBridge: logs every event and routes it to its handler, retrying a failed
 /// delivery a few times with backoff as an EventBridge target retry policy would.
-struct LocalBus {
+pub(crate) struct LocalBus {
     services: OnceLock<Services>,
     log: Mutex<std::fs::File>,
 }
@@ -706,7 +707,7 @@ impl LocalBus {
         })
     }
 
-    fn log(&self, event: &Value) {
+    pub(crate) fn log(&self, event: &Value) {
         if let Ok(mut f) = self.log.lock() {
             let _ = writeln!(f, "{event}");
         }
