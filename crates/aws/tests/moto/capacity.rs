@@ -8,7 +8,7 @@ use sluice_core::JobId;
 use sluice_core::model::Lease;
 use sluice_core::ports::{CapacityPool, CapacityStatus};
 
-async fn group(client: &aws_sdk_autoscaling::Client, name: &str, desired: i32) {
+pub async fn group(client: &aws_sdk_autoscaling::Client, name: &str, desired: i32) {
     client
         .create_launch_configuration()
         .launch_configuration_name(format!("{name}-lc"))
@@ -45,7 +45,7 @@ pub async fn instance_of_new_group(client: &aws_sdk_autoscaling::Client, name: &
         .to_owned()
 }
 
-async fn desired(client: &aws_sdk_autoscaling::Client, name: &str) -> i32 {
+pub async fn desired(client: &aws_sdk_autoscaling::Client, name: &str) -> i32 {
     let out = client
         .describe_auto_scaling_groups()
         .auto_scaling_group_names(name)
