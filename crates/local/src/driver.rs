@@ -159,7 +159,7 @@ impl Drivers {
         let drivers = self.clone();
         tokio::spawn(async move {
             let outcome = handle.wait().await;
-            drivers.journal.flush();
+            drivers.journal.flushed().await;
             if matches!(
                 outcome.status,
                 ExecutionStatus::Aborted | ExecutionStatus::TimedOut | ExecutionStatus::Failed
@@ -374,7 +374,7 @@ impl Drivers {
                 let (name, redrives) = match &arn {
                     Some(a) => match self.store.persisted_execution(a)? {
                         Some(p) => {
-                            self.journal_abort(a, &p, reason);
+                            self.journal_abort(a, &p, reason).await;
                             (p.name, p.redrive_count)
                         }
                         None => (job.id.to_string(), job.redrive_count),
@@ -398,7 +398,7 @@ impl Drivers {
 
     /// Records that an orphaned execution was aborted: its status in the journal and an
     /// `ExecutionAborted` event at the end of its history.
-    fn journal_abort(&self, arn: &str, p: &sluice_asl::PersistedExecution, reason: &str) {
+    async fn journal_abort(&self, arn: &str, p: &sluice_asl::PersistedExecution, reason: &str) {
         use sluice_asl::CheckpointSink;
         let now = chrono::Utc::now();
         let event = json!({
@@ -421,7 +421,7 @@ impl Drivers {
             },
             now,
         );
-        self.journal.flush();
+        self.journal.flushed().await;
     }
 }
 

@@ -99,6 +99,12 @@ impl Journal {
         self.send(Record::Flush(tx));
         let _ = rx.recv();
     }
+
+    /// [`Journal::flush`] from async code, without blocking an executor thread.
+    pub async fn flushed(&self) {
+        let journal = self.clone();
+        let _ = tokio::task::spawn_blocking(move || journal.flush()).await;
+    }
 }
 
 fn writer(store: SqliteJobStore, rx: mpsc::Receiver<Record>) {
