@@ -8,6 +8,8 @@
 //! - `sluice asl ...`: the embedded States Language engine on its own (validate, run).
 
 mod asl;
+#[cfg(feature = "aws")]
+mod aws;
 mod follow;
 mod invoke;
 mod redrive;

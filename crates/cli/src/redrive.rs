@@ -15,6 +15,10 @@ pub struct RedriveArgs {
     /// Most task processes at once (default: number of CPUs).
     #[arg(long)]
     pub max_parallel: Option<u32>,
+    /// The job runs on the deployed stack: RedriveExecution (needs SLUICE_TABLE and
+    /// SLUICE_STATE_MACHINE_ARN; a build with the `aws` feature).
+    #[arg(long)]
+    pub aws: bool,
 }
 
 #[derive(Args, Debug)]
@@ -26,7 +30,24 @@ pub struct CancelArgs {
     /// Why; recorded on the job and in the notification.
     #[arg(long, default_value = "cancelled with sluice cancel")]
     pub reason: String,
+    /// The job runs on the deployed stack: StopExecution (needs SLUICE_TABLE and
+    /// SLUICE_STATE_MACHINE_ARN; a build with the `aws` feature).
+    #[arg(long)]
+    pub aws: bool,
 }
+
+#[cfg(not(feature = "aws"))]
+mod aws {
+    const NO_AWS: &str = "this sluice was built without AWS support; build it with `cargo build --release -p sluice-cli --features aws`";
+    pub async fn cancel(_: &sluice_core::JobId, _: &str) -> anyhow::Result<u8> {
+        anyhow::bail!(NO_AWS)
+    }
+    pub async fn redrive(_: &sluice_core::JobId) -> anyhow::Result<u8> {
+        anyhow::bail!(NO_AWS)
+    }
+}
+#[cfg(feature = "aws")]
+use crate::aws;
 
 fn open(workdir: &std::path::Path, max_parallel: Option<u32>) -> anyhow::Result<LocalRuntime> {
     if !workdir.join("sluice.db").is_file() {
@@ -42,6 +63,9 @@ fn open(workdir: &std::path::Path, max_parallel: Option<u32>) -> anyhow::Result<
 
 pub async fn redrive(args: RedriveArgs) -> anyhow::Result<u8> {
     let job_id = JobId::new(args.job.clone())?;
+    if args.aws {
+        return aws::redrive(&job_id).await;
+    }
     let runtime = open(&args.workdir, args.max_parallel)?;
     let started = runtime.redrive(&job_id).await?;
     eprintln!(
@@ -71,6 +95,9 @@ pub async fn redrive(args: RedriveArgs) -> anyhow::Result<u8> {
 
 pub async fn cancel(args: CancelArgs) -> anyhow::Result<u8> {
     let job_id = JobId::new(args.job.clone())?;
+    if args.aws {
+        return aws::cancel(&job_id, &args.reason).await;
+    }
     let runtime = open(&args.workdir, None)?;
     let how = runtime.cancel(&job_id, &args.reason).await?;
     let job = runtime

@@ -13,6 +13,7 @@
 
 pub mod aggregate;
 pub mod classify;
+pub mod control;
 pub mod error;
 pub mod events;
 pub mod ids;

@@ -10,7 +10,7 @@ use crate::moto_or_skip;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use serde_json::json;
 use sluice_aws::SfnWorkflows;
-use sluice_core::ports::{WorkflowError, Workflows};
+use sluice_core::ports::{JobStore, WorkflowError, Workflows};
 use std::time::{Duration, Instant};
 
 const WAITING_MACHINE: &str = r#"{
@@ -272,4 +272,50 @@ async fn sfn_stop_execution_aborts_a_waiting_execution() {
         wf.stop_execution(&missing, "Sluice.Cancelled", "x").await,
         Err(WorkflowError::NoSuchExecution(_))
     ));
+}
+
+/// `sluice cancel --aws`: the job's execution found in DynamoDB and stopped in Step Functions.
+#[tokio::test]
+async fn sfn_cancel_a_job_through_the_job_table() {
+    let moto = moto_or_skip!();
+    let sdk = moto.sdk().await;
+    let client = aws_sdk_sfn::Client::new(&sdk);
+    let machine = state_machine(&moto, &client, "sluice", WAITING_MACHINE).await;
+    let wf = SfnWorkflows::new(client.clone(), &machine);
+    let store = crate::dynamo::store(&moto).await;
+    let job = crate::dynamo::job("ber-c", chrono::Utc::now());
+    store.create_job(&job).await.unwrap();
+    let arn = wf
+        .start_execution("ber-c", &json!({"job": "ber-c"}))
+        .await
+        .unwrap();
+    store
+        .transition_job(
+            &job.id,
+            sluice_core::JobState::Running,
+            sluice_core::model::JobUpdate {
+                execution_arn: Some(arn.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    wait_for_token(&client, &arn).await;
+    let stopped = sluice_core::control::cancel(&store, &wf, &job.id, "wrong input")
+        .await
+        .unwrap();
+    assert_eq!(stopped, arn);
+    let start = Instant::now();
+    while client
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == &ExecutionStatus::Running
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "still RUNNING");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
