@@ -13,8 +13,9 @@
 //!   A job the pipeline already recorded keeps its outcome.
 //! - RUNNING with a redrive count above the job's: a redrive started outside `sluice redrive`
 //!   (the console's "Redrive"); the job is RUNNING again and counts the redrive.
-//! - Anything older than the job's latest redrive is stale and changes nothing, so events may
-//!   arrive late, twice or out of order.
+//! - Anything older than the job's latest redrive, or from an execution the job has moved on
+//!   from (a re-run), is stale and changes nothing, so events may arrive late, twice or out of
+//!   order.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -79,6 +80,18 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
         return Ok(report);
     };
     report.job_state = Some(job.state);
+    // A re-run (a new execution with the job's input, as from the console) records its own
+    // execution on the job: the events of the execution before it are stale, however late
+    // they come.
+    if let Some(current) = job.execution_arn.as_deref()
+        && current != detail.execution_arn
+    {
+        report.action = format!(
+            "ignored: stale event of execution {} (the job's execution is now {current})",
+            detail.execution_arn
+        );
+        return Ok(report);
+    }
     if detail.redrive_count < job.redrive_count {
         report.action = format!(
             "ignored: stale event of run {} (the job has been redriven {} times)",

@@ -24,8 +24,9 @@ fn event(job: &str, status: &str, redrives: u32) -> Value {
         "source": "aws.states", "account": "000000000000", "time": "2026-12-03T10:00:00Z",
         "region": "us-east-1", "resources": [],
         "detail": {
-            "executionArn": format!("arn:aws:states:us-east-1:000000000000:execution:sluice-pipeline:{job}"),
-            "stateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:sluice-pipeline",
+            // The ARN World::running_job records on the job.
+            "executionArn": format!("arn:aws:states:local:000000000000:execution:test:{job}"),
+            "stateMachineArn": "arn:aws:states:local:000000000000:stateMachine:test",
             "name": job, "status": status, "startDate": 1764756000000_i64, "stopDate": 1764756060000_i64,
             "input": json!({"jobId": job, "pipeline": "p"}).to_string(),
             "inputDetails": {"included": true}, "output": null, "outputDetails": null,
@@ -265,4 +266,38 @@ async fn unknown_jobs_and_truncated_events() {
         e.cause
     );
     assert!(w.compute.stops().is_empty());
+}
+
+#[tokio::test]
+async fn events_of_an_execution_the_job_has_moved_on_from_change_nothing() {
+    let (w, job) = world().await;
+    // A re-run (a new execution) recorded itself on the job; the old one's end arrives late.
+    w.jobs
+        .transition_job(
+            &job,
+            JobState::Running,
+            sluice_core::model::JobUpdate {
+                execution_arn: Some(
+                    "arn:aws:states:us-east-1:000000000000:execution:sluice-pipeline:p-1-rerun"
+                        .into(),
+                ),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let late = handle(&w.services, event("p-1", "FAILED", 0))
+        .await
+        .unwrap();
+    assert!(
+        late.action.starts_with("ignored: stale event of execution"),
+        "{}",
+        late.action
+    );
+    assert!(
+        w.compute.stops().is_empty(),
+        "the re-run's tasks are left alone"
+    );
+    assert_eq!(w.capacity.leases.lock().unwrap().get("p-1"), Some(&3));
+    assert_eq!(state(&w, &job).await.0, JobState::Running);
 }
