@@ -107,6 +107,19 @@ impl ExecutionStatus {
             Self::Aborted => "ABORTED",
         }
     }
+
+    /// The status named `s` (`"TIMED_OUT"`, ...).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::TimedOut,
+            Self::Aborted,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
 }
 
 impl std::fmt::Display for ExecutionStatus {
@@ -355,6 +368,16 @@ impl Engine {
         )
     }
 
+    /// `arn:aws:states:<region>:<account>:execution:<machine>:<name>`: the ARN StartExecution
+    /// gives an execution named `name`.
+    pub fn execution_arn(&self, machine: &str, name: &str) -> String {
+        let c = &self.inner.config;
+        format!(
+            "arn:aws:states:{}:{}:execution:{machine}:{name}",
+            c.region, c.account
+        )
+    }
+
     /// Makes a state machine startable by `states:startExecution` tasks (by name or ARN).
     pub fn register_state_machine(&self, machine: Arc<StateMachine>) {
         let arn = self.state_machine_arn(&machine.name);
@@ -399,10 +422,7 @@ impl Engine {
             )));
         }
         let c = &self.inner.config;
-        let arn = format!(
-            "arn:aws:states:{}:{}:execution:{}:{name}",
-            c.region, c.account, machine.name
-        );
+        let arn = self.execution_arn(&machine.name, &name);
         let record = {
             let mut executions = lock(&self.inner.executions);
             if let Some(existing) = executions.get(&arn) {

@@ -34,8 +34,7 @@ use tokio::sync::watch;
 
 /// How often a driving process looks for cancel requests from other processes.
 pub const CANCEL_POLL: Duration = Duration::from_millis(250);
-/// The error a cancelled execution stops with (StopExecution's `error`).
-pub const CANCELLED_ERROR: &str = "Sluice.Cancelled";
+pub use sluice_core::control::CANCELLED_ERROR;
 
 /// Who drives a job's execution right now.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@
 //! [`Journal::flush`] waits until everything queued before it is committed; the runtime calls
 //! it when an execution ends, before anyone reads the outcome.
 
-use crate::store::SqliteJobStore;
+use crate::store::{SqliteJobStore, backend, corrupt, parse_ts, ts};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -136,14 +136,6 @@ fn writer(store: SqliteJobStore, rx: mpsc::Receiver<Record>) {
             let _ = w.send(());
         }
     }
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("sqlite: {e}"))
-}
-
-fn ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, record: Record) -> Result<(), StoreError> {
@@ -270,31 +262,6 @@ impl CheckpointSink for Journal {
     }
 }
 
-fn parse_status(s: &str) -> Option<ExecutionStatus> {
-    [
-        ExecutionStatus::Running,
-        ExecutionStatus::Succeeded,
-        ExecutionStatus::Failed,
-        ExecutionStatus::TimedOut,
-        ExecutionStatus::Aborted,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what: what.to_string(),
-        message: e.to_string(),
-    }
-}
-
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| corrupt("timestamp", e))
-}
-
 impl SqliteJobStore {
     /// An execution as its journal left it, ready for `Engine::restore`.
     pub fn persisted_execution(&self, arn: &str) -> Result<Option<PersistedExecution>, StoreError> {
@@ -379,7 +346,7 @@ impl SqliteJobStore {
                 input: json("execution input", &input)?,
                 start_date: parse_ts(&start)?,
                 redrive_count: redrives as u32,
-                status: parse_status(&status).ok_or_else(|| corrupt("execution status", &status))?,
+                status: ExecutionStatus::parse(&status).ok_or_else(|| corrupt("execution status", &status))?,
                 error,
                 cause,
                 stop_date: stop.as_deref().map(parse_ts).transpose()?,

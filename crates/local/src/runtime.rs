@@ -582,10 +582,7 @@ fn token_error(e: sluice_asl::CallbackError) -> WorkflowError {
 #[async_trait]
 impl Workflows for LocalWorkflows {
     async fn start_execution(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
-        let arn = format!(
-            "arn:aws:states:local:000000000000:execution:{}:{name}",
-            self.machine.name
-        );
+        let arn = self.engine.execution_arn(&self.machine.name, name);
         if self.drivers.settled(&arn).is_none() && lock(&self.drivers.driven).contains_key(&arn) {
             // Already running here: StartExecution with the same name and input is idempotent.
             return Ok(arn);
