@@ -449,6 +449,18 @@ fn killed_serve_resumes_the_job_and_does_not_ingest_the_file_twice() {
     assert_eq!(st["job"]["state"], "SUCCEEDED");
     assert_eq!(st["job"]["redrive_count"], 1);
     assert_eq!(results_csv(&t.work, &job), EXPECTED_CSV);
+
+    // A changed file at the same path is a new upload, as on S3: a new job.
+    std::fs::write(inbox.join("in.csv"), "n\n5\n").unwrap();
+    let out = sluice(&once);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = sluice(&["status", "--workdir", s(&t.work), "--json"]);
+    let jobs: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let new = jobs.iter().find(|j| j["id"] != job.as_str()).unwrap();
+    assert_eq!(new["state"], "SUCCEEDED");
+    assert_eq!(new["task_count"], 1);
 }
 
 #[test]
