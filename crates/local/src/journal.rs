@@ -79,13 +79,12 @@ pub struct Journal {
 
 impl Journal {
     /// Starts the writer thread on `store`'s connection.
-    pub fn start(store: SqliteJobStore) -> Self {
+    pub fn start(store: SqliteJobStore) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("sluice-journal".into())
-            .spawn(move || writer(store, rx))
-            .expect("spawning the journal writer thread");
-        Self { tx }
+            .spawn(move || writer(store, rx))?;
+        Ok(Self { tx })
     }
 
     fn send(&self, record: Record) {

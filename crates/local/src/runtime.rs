@@ -176,7 +176,8 @@ impl LocalRuntime {
             .with_lambda(handlers.clone())
             .with_service("sns", notifications.clone())
             .with_object_store(Arc::new(buckets.clone()));
-        let journal = Journal::start(store.clone());
+        let journal =
+            Journal::start(store.clone()).context("starting the job table's journal writer")?;
         let engine = Engine::new(EngineConfig {
             resources,
             history_sink: Some(Arc::new(journal.clone())),
