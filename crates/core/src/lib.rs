@@ -23,6 +23,7 @@ pub mod model;
 pub mod pipeline;
 pub mod plan;
 pub mod ports;
+pub mod schedule;
 pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
