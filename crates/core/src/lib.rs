@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod ports;
 pub mod schedule;
+pub mod stage;
 pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -22,7 +22,7 @@ use crate::model::{
 };
 use crate::pipeline::PipelineConfig;
 use crate::ports::{
-    Buckets, CapacityPool, CapacityStatus, Compute, ComputeError, JobStore, LaunchRequest,
+    Buckets, CapacityPool, CapacityStatus, Compute, ComputeError, JobStore, LaunchRequest, Location,
     Launched, ObjectStore, Pipelines, Services, TaskUpdate, Transition, WorkflowError, Workflows,
 };
 use async_trait::async_trait;
@@ -303,6 +303,10 @@ impl ScriptedCompute {
 
 #[async_trait]
 impl Compute for ScriptedCompute {
+    fn path_for(&self, location: &Location) -> Result<String, ComputeError> {
+        let o = location.object();
+        Ok(format!("/scripted/{}/{}", o.bucket, o.key))
+    }
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
         if let Some(n) = *lock(&self.fail_launches_after)
             && self.launches().len() >= n
@@ -563,6 +567,9 @@ impl World {
             .map(|i| Task {
                 job_id: id.clone(),
                 id: TaskId::new(format!("t-{i}")).expect("task id"),
+                // Recorded without a stage, like tasks of jobs from before stages: they belong
+                // to the pipeline's first stage.
+                stage: String::new(),
                 index: i,
                 params: BTreeMap::new(),
                 state: TaskState::Pending,
