@@ -42,7 +42,7 @@ impl ErrorName {
     ];
 
     /// The error name as Step Functions sees it.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ErrorName::SpotInterrupted => "Sluice.SpotInterrupted",
             ErrorName::LaunchFailed => "Sluice.LaunchFailed",

@@ -71,6 +71,9 @@ pub enum PlanError {
 }
 
 fn render_bad_rows(file: &str, rows: &[PlanError], total: usize) -> String {
+    if let ([only], 1) = (rows, total) {
+        return only.to_string();
+    }
     let mut out = format!(
         "{file}: {total} bad row{} (set bad_rows = \"skip\" to leave them out and go on):",
         if total == 1 { "" } else { "s" }
@@ -437,7 +440,7 @@ mod tests {
     #[test]
     fn bad_value_names_file_line_and_column() {
         let err = plan_tasks("in.csv", b"ebn0_db,seed\n0,0\n2,abc\n", &schema()).unwrap_err();
-        assert!(err.to_string().starts_with("in.csv: 1 bad row"), "{err}");
+        assert_eq!(err.to_string(), "in.csv:3:2: column 'seed': 'abc' is not an integer");
         assert_eq!(
             bad_rows(err),
             ["in.csv:3:2: column 'seed': 'abc' is not an integer"]

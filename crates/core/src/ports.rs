@@ -334,6 +334,9 @@ pub mod layout {
     pub fn stage_output(job: &JobId, stage: &str) -> String {
         format!("{}output/", stage_dir(job, stage))
     }
+    /// What the built-in aggregate stage writes in its output directory.
+    pub const RESULTS_CSV: &str = "results.csv";
+    pub const RESULTS_PNG: &str = "results.png";
     pub const PIPELINES_PREFIX: &str = "pipelines/";
 }
 
