@@ -62,6 +62,7 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
         .put_tasks(&[sluice_core::Task {
             job_id: job_id.clone(),
             id: TaskId::new("t-0").unwrap(),
+            stage: String::new(),
             index: 0,
             params: Default::default(),
             state: TaskState::Pending,
