@@ -36,7 +36,9 @@ pub fn container_path(location: &Location) -> Result<String, ComputeError> {
         || o.bucket.contains('/')
         || o.key.chars().any(char::is_control);
     if hostile {
-        return Err(ComputeError::Invalid(format!("object {o} cannot be staged")));
+        return Err(ComputeError::Invalid(format!(
+            "object {o} cannot be staged"
+        )));
     }
     Ok(format!("{CONTAINER_DATA_ROOT}/{}/{}", o.bucket, o.key))
 }
@@ -80,7 +82,11 @@ pub fn container_env(request: &LaunchRequest) -> BTreeMap<String, String> {
         Some(output) => {
             env.insert(ENV_OUTPUT.into(), output.path.clone());
             env.insert(ENV_RESULT_URI.into(), output.location.object().to_string());
-            let kind = if output.location.is_dir() { "dir" } else { "file" };
+            let kind = if output.location.is_dir() {
+                "dir"
+            } else {
+                "file"
+            };
             env.insert(ENV_OUTPUT_KIND.into(), kind.into());
         }
         None => {
@@ -304,7 +310,10 @@ pub(crate) mod tests {
                 number: 2,
             },
             capacity: Capacity::Spot,
-            command: vec!["ber-sim".into(), "--out=/tmp/sluice/data/data/x.json".into()],
+            command: vec![
+                "ber-sim".into(),
+                "--out=/tmp/sluice/data/data/x.json".into(),
+            ],
             env: BTreeMap::from([
                 ("RUST_LOG".into(), "info".into()),
                 (ENV_JOB_ID.into(), "forged".into()),

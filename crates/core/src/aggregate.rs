@@ -263,7 +263,6 @@ impl Aggregate {
             cells.extend(row.carried.iter().map(render_value));
             write(&cells);
         }
-        drop(write);
         String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
     }
 }
@@ -394,14 +393,20 @@ mod carry_tests {
             "{err}"
         );
         let err = aggregate(&spec(), &[r("a", json!({"region": "n", "n": 1}))]).unwrap_err();
-        assert_eq!(err.to_string(), "task a: result has no field 'label' to carry");
+        assert_eq!(
+            err.to_string(),
+            "task a: result has no field 'label' to carry"
+        );
     }
 
     #[test]
     fn text_cells_are_quoted_as_csv() {
         let agg = aggregate(
             &spec(),
-            &[r("a", json!({"region": "north, east", "n": 2, "label": "say \"hi\""}))],
+            &[r(
+                "a",
+                json!({"region": "north, east", "n": 2, "label": "say \"hi\""}),
+            )],
         )
         .unwrap();
         assert_eq!(

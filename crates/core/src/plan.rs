@@ -318,7 +318,9 @@ fn raw_record(record: &csv::ByteRecord) -> String {
         .collect();
     let _ = w.write_record(&fields);
     let bytes = w.into_inner().unwrap_or_default();
-    String::from_utf8_lossy(&bytes).trim_end_matches('\n').to_string()
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\n')
+        .to_string()
 }
 
 /// `rejects.csv`: line, reason and the row as it was.
@@ -440,7 +442,10 @@ mod tests {
     #[test]
     fn bad_value_names_file_line_and_column() {
         let err = plan_tasks("in.csv", b"ebn0_db,seed\n0,0\n2,abc\n", &schema()).unwrap_err();
-        assert_eq!(err.to_string(), "in.csv:3:2: column 'seed': 'abc' is not an integer");
+        assert_eq!(
+            err.to_string(),
+            "in.csv:3:2: column 'seed': 'abc' is not an integer"
+        );
         assert_eq!(
             bad_rows(err),
             ["in.csv:3:2: column 'seed': 'abc' is not an integer"]
@@ -485,7 +490,10 @@ mod tests {
         let planned = plan_rows("in.csv", b"ebn0_db,seed\n0,0\n1,x\n\"a,b\",2\n3,3\n", &s).unwrap();
         assert_eq!(planned.tasks.len(), 2);
         assert_eq!(planned.tasks[1].params["seed"], serde_json::json!(3));
-        assert_eq!(planned.tasks[1].index, 1, "indexes count planned tasks only");
+        assert_eq!(
+            planned.tasks[1].index, 1,
+            "indexes count planned tasks only"
+        );
         assert_eq!(planned.records, ["0,0", "3,3"]);
         assert_eq!(
             rejects_csv(&planned.rejects),
@@ -494,7 +502,8 @@ mod tests {
         );
         let err = plan_rows("in.csv", b"ebn0_db,seed\nx,1\n", &s).unwrap_err();
         assert!(
-            err.to_string().starts_with("in.csv: no good rows: all 1 rows were rejected"),
+            err.to_string()
+                .starts_with("in.csv: no good rows: all 1 rows were rejected"),
             "{err}"
         );
     }

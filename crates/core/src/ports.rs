@@ -111,9 +111,13 @@ pub trait JobStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Location {
-    File { object: ObjectRef },
+    File {
+        object: ObjectRef,
+    },
     /// Every object under `prefix` (which ends with '/'), as a directory.
-    Dir { prefix: ObjectRef },
+    Dir {
+        prefix: ObjectRef,
+    },
 }
 
 impl Location {

@@ -36,10 +36,14 @@ impl Expression {
                 .next()
                 .and_then(|n| n.parse().ok())
                 .filter(|n| *n > 0)
-                .ok_or_else(|| err("rate needs a positive whole number, e.g. rate(5 minutes)".into()))?;
+                .ok_or_else(|| {
+                    err("rate needs a positive whole number, e.g. rate(5 minutes)".into())
+                })?;
             let unit = parts.next().unwrap_or("");
             if parts.next().is_some() {
-                return Err(err("rate takes a number and a unit, e.g. rate(1 hour)".into()));
+                return Err(err(
+                    "rate takes a number and a unit, e.g. rate(1 hour)".into()
+                ));
             }
             // EventBridge insists on the singular for 1 and the plural otherwise; so do we,
             // so that an expression accepted here is accepted by the deployed schedule.
@@ -49,7 +53,11 @@ impl Expression {
                 "day" | "days" => ("day", chrono::Duration::days(n)),
                 _ => return Err(err(format!("unit '{unit}' must be minutes, hours or days"))),
             };
-            let want = if n == 1 { singular.to_string() } else { format!("{singular}s") };
+            let want = if n == 1 {
+                singular.to_string()
+            } else {
+                format!("{singular}s")
+            };
             if unit != want {
                 return Err(err(format!("write rate({n} {want})")));
             }
@@ -66,7 +74,8 @@ impl Expression {
             // EventBridge: one of day-of-month and day-of-week must be '?'.
             if (fields[2] == "?") == (fields[4] == "?") {
                 return Err(err(
-                    "exactly one of day-of-month (3rd field) and day-of-week (5th) must be '?'".into(),
+                    "exactly one of day-of-month (3rd field) and day-of-week (5th) must be '?'"
+                        .into(),
                 ));
             }
             // EventBridge cron has no seconds and uses '?' for "any"; the cron crate wants a
@@ -105,7 +114,13 @@ mod tests {
         let r = Expression::parse("rate(5 minutes)").unwrap();
         assert_eq!(r.next_after(t), Some(t + chrono::Duration::minutes(5)));
         assert!(Expression::parse("rate(1 hour)").is_ok());
-        for bad in ["rate(0 minutes)", "rate(5 fortnights)", "rate(1 hours)", "rate(2 day)", "rate(x)"] {
+        for bad in [
+            "rate(0 minutes)",
+            "rate(5 fortnights)",
+            "rate(1 hours)",
+            "rate(2 day)",
+            "rate(x)",
+        ] {
             assert!(Expression::parse(bad).is_err(), "{bad} accepted");
         }
     }
@@ -114,10 +129,18 @@ mod tests {
     fn crons() {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let c = Expression::parse("cron(30 2 * * ? *)").unwrap();
-        assert_eq!(c.next_after(t), Some(Utc.with_ymd_and_hms(2026, 1, 1, 2, 30, 0).unwrap()));
+        assert_eq!(
+            c.next_after(t),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 2, 30, 0).unwrap())
+        );
         let err = Expression::parse("cron(1 2 3)").unwrap_err();
         assert!(err.to_string().contains("6 fields"), "{err}");
-        assert!(Expression::parse("cron(0 12 * * * *)").unwrap_err().message.contains("'?'"));
+        assert!(
+            Expression::parse("cron(0 12 * * * *)")
+                .unwrap_err()
+                .message
+                .contains("'?'")
+        );
         assert!(Expression::parse("cron(61 2 * * ? *)").is_err());
         assert!(Expression::parse("every day").is_err());
     }

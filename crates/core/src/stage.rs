@@ -310,9 +310,7 @@ pub fn render_command(
 /// Whether a stage has nothing left to do: it was planned (`planned` tasks) and every one of
 /// its tasks succeeded. A redrive skips such a stage.
 pub fn stage_done(tasks: &[&Task], planned: usize) -> bool {
-    planned > 0
-        && tasks.len() == planned
-        && tasks.iter().all(|t| t.state == TaskState::Succeeded)
+    planned > 0 && tasks.len() == planned && tasks.iter().all(|t| t.state == TaskState::Succeeded)
 }
 
 #[cfg(test)]
@@ -369,11 +367,23 @@ writes = "nothing"
         let csv = b"amount\n1\n2\nx\n3\n";
         let mut stage = cfg.stages[1].clone();
         stage.bad_rows = Some(crate::pipeline::BadRows::Skip);
-        let planned = plan_stage(&cfg, &stage, &job.id, "data", Some(("clean.csv", csv)), Utc::now()).unwrap();
+        let planned = plan_stage(
+            &cfg,
+            &stage,
+            &job.id,
+            "data",
+            Some(("clean.csv", csv)),
+            Utc::now(),
+        )
+        .unwrap();
         let ids: Vec<&str> = planned.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, ["analyse_c-00000", "analyse_c-00001"]);
         assert_eq!(planned.rejects, 1);
-        let keys: Vec<&str> = planned.objects.iter().map(|(o, _)| o.key.as_str()).collect();
+        let keys: Vec<&str> = planned
+            .objects
+            .iter()
+            .map(|(o, _)| o.key.as_str())
+            .collect();
         assert_eq!(
             keys,
             [
@@ -391,8 +401,25 @@ writes = "nothing"
     fn commands_get_paths_for_every_location() {
         let cfg = cfg();
         let job = job();
-        let chunk = plan_stage(&cfg, &cfg.stages[1], &job.id, "data", Some(("clean.csv", b"amount\n1\n2\n3\n")), Utc::now()).unwrap();
-        let r = render_command(&cfg, &cfg.stages[1], &job, &chunk.tasks[1], 2, "data", &paths).unwrap();
+        let chunk = plan_stage(
+            &cfg,
+            &cfg.stages[1],
+            &job.id,
+            "data",
+            Some(("clean.csv", b"amount\n1\n2\n3\n")),
+            Utc::now(),
+        )
+        .unwrap();
+        let r = render_command(
+            &cfg,
+            &cfg.stages[1],
+            &job,
+            &chunk.tasks[1],
+            2,
+            "data",
+            &paths,
+        )
+        .unwrap();
         assert_eq!(
             r.command,
             [
@@ -407,7 +434,16 @@ writes = "nothing"
 
         let merge = plan_stage(&cfg, &cfg.stages[2], &job.id, "data", None, Utc::now()).unwrap();
         assert_eq!(merge.tasks[0].id.as_str(), "merge");
-        let r = render_command(&cfg, &cfg.stages[2], &job, &merge.tasks[0], 1, "data", &paths).unwrap();
+        let r = render_command(
+            &cfg,
+            &cfg.stages[2],
+            &job,
+            &merge.tasks[0],
+            1,
+            "data",
+            &paths,
+        )
+        .unwrap();
         assert_eq!(
             r.command,
             [
@@ -420,8 +456,25 @@ writes = "nothing"
         );
         assert!(r.inputs[0].location.is_dir() && !r.inputs[1].location.is_dir());
 
-        let rows = plan_stage(&cfg, &cfg.stages[3], &job.id, "data", Some(("in.csv", b"id\na\n")), Utc::now()).unwrap();
-        let r = render_command(&cfg, &cfg.stages[3], &job, &rows.tasks[0], 1, "data", &paths).unwrap();
+        let rows = plan_stage(
+            &cfg,
+            &cfg.stages[3],
+            &job.id,
+            "data",
+            Some(("in.csv", b"id\na\n")),
+            Utc::now(),
+        )
+        .unwrap();
+        let r = render_command(
+            &cfg,
+            &cfg.stages[3],
+            &job,
+            &rows.tasks[0],
+            1,
+            "data",
+            &paths,
+        )
+        .unwrap();
         assert_eq!(r.command, ["row.sh", "t-00000", "daily-1"]);
         assert_eq!(r.output, None, "writes nothing");
     }
@@ -434,8 +487,25 @@ writes = "nothing"
         )
         .unwrap();
         let job = job();
-        let planned = plan_stage(&cfg, &cfg.stages[0], &job.id, "data", Some(("in.csv", b"x\n{output}\n")), Utc::now()).unwrap();
-        let r = render_command(&cfg, &cfg.stages[0], &job, &planned.tasks[0], 1, "data", &paths).unwrap();
+        let planned = plan_stage(
+            &cfg,
+            &cfg.stages[0],
+            &job.id,
+            "data",
+            Some(("in.csv", b"x\n{output}\n")),
+            Utc::now(),
+        )
+        .unwrap();
+        let r = render_command(
+            &cfg,
+            &cfg.stages[0],
+            &job,
+            &planned.tasks[0],
+            1,
+            "data",
+            &paths,
+        )
+        .unwrap();
         assert_eq!(r.command[1], "{output}");
     }
 
@@ -443,13 +513,17 @@ writes = "nothing"
     fn a_stage_is_done_when_all_its_planned_tasks_succeeded() {
         let cfg = cfg();
         let job = job();
-        let mut planned = plan_stage(&cfg, &cfg.stages[0], &job.id, "data", None, Utc::now()).unwrap();
+        let mut planned =
+            plan_stage(&cfg, &cfg.stages[0], &job.id, "data", None, Utc::now()).unwrap();
         let refs: Vec<&Task> = planned.tasks.iter().collect();
         assert!(!stage_done(&refs, 1));
         planned.tasks[0].state = TaskState::Succeeded;
         let refs: Vec<&Task> = planned.tasks.iter().collect();
         assert!(stage_done(&refs, 1));
-        assert!(!stage_done(&refs, 2), "a task of the stage was never recorded");
+        assert!(
+            !stage_done(&refs, 2),
+            "a task of the stage was never recorded"
+        );
         assert!(!stage_done(&[], 0));
     }
 }

@@ -137,13 +137,31 @@ input = "missing.csv"
         let err = load(&file, &[]).unwrap_err().to_string();
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 3, "{err}");
-        assert!(lines[0].contains("stage.notify.command[0]: './nope.sh' does not exist"), "{err}");
-        assert!(lines[1].contains("stage.shell.command[0]: 'no-such-program-anywhere' is not beside sluice or on PATH"), "{err}");
-        assert!(lines[2].contains("schedule[1].input") && lines[2].contains("missing.csv does not exist"), "{err}");
-        assert!(lines.iter().all(|l| l.starts_with(&file.display().to_string())), "{err}");
+        assert!(
+            lines[0].contains("stage.notify.command[0]: './nope.sh' does not exist"),
+            "{err}"
+        );
+        assert!(
+            lines[1].contains(
+                "stage.shell.command[0]: 'no-such-program-anywhere' is not beside sluice or on PATH"
+            ),
+            "{err}"
+        );
+        assert!(
+            lines[2].contains("schedule[1].input")
+                && lines[2].contains("missing.csv does not exist"),
+            "{err}"
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with(&file.display().to_string())),
+            "{err}"
+        );
 
         std::fs::write(sub.join("nope.sh"), "#!/bin/sh\n").unwrap();
-        let text = std::fs::read_to_string(&file).unwrap()
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
             .replace("no-such-program-anywhere", "sh")
             .replace("missing.csv", "daily.csv");
         std::fs::write(&file, text).unwrap();

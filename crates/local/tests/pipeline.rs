@@ -190,7 +190,9 @@ async fn application_errors_follow_the_retry_policy_and_fail_the_job_not_the_oth
     assert_eq!(job.state, JobState::Failed);
     let reason = job.reason.clone().unwrap();
     assert!(
-        reason.starts_with("stage 'tasks': 1 of 4 tasks failed: tasks_t-00002 (Sluice.RetriesExhausted"),
+        reason.starts_with(
+            "stage 'tasks': 1 of 4 tasks failed: tasks_t-00002 (Sluice.RetriesExhausted"
+        ),
         "{reason}"
     );
     let tasks = rt.services.jobs.list_tasks(&job.id).await.unwrap();

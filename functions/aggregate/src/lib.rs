@@ -51,10 +51,7 @@ pub async fn handle(
     };
     let (from_index, from) = match &spec.from {
         Some(name) => pipeline.stage(name),
-        None => input
-            .stage
-            .checked_sub(1)
-            .map(|i| (i, &pipeline.stages[i])),
+        None => input.stage.checked_sub(1).map(|i| (i, &pipeline.stages[i])),
     }
     .ok_or_else(|| {
         StepError::invalid_input(format!("stage '{}' has no stage to aggregate", stage.name))

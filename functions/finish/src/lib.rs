@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_core::error::StepError;
 use sluice_core::error::ErrorName;
+use sluice_core::error::StepError;
 use sluice_core::model::{Job, JobUpdate, ObjectRef};
 use sluice_core::pipeline::{StageKind, Writes};
 use sluice_core::ports::{Location, Transition, layout};
@@ -197,11 +197,13 @@ async fn rejects(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, StepE
     };
     let mut found = Vec::new();
     for stage in &pipeline.stages {
-        let object = ObjectRef::new(&services.buckets.data, layout::rejects(&job.id, &stage.name));
+        let object = ObjectRef::new(
+            &services.buckets.data,
+            layout::rejects(&job.id, &stage.name),
+        );
         if services.objects.exists(&object).await? {
             found.push(object);
         }
     }
     Ok(found)
 }
-

@@ -134,9 +134,8 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
     };
     // A command that cannot be rendered fails the task for good, with the reason on it. The
     // pipeline's check at load makes this rare: a location compute cannot provide.
-    let path_for = |l: &sluice_core::ports::Location| {
-        services.compute.path_for(l).map_err(|e| e.to_string())
-    };
+    let path_for =
+        |l: &sluice_core::ports::Location| services.compute.path_for(l).map_err(|e| e.to_string());
     let rendered = match render_command(&pipeline, stage, &job, &task, number, &data, &path_for) {
         Ok(r) => r,
         Err(e) => {

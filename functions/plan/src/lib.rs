@@ -207,7 +207,10 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
 }
 
 /// The number of tasks a stage's manifest lists, if the stage was planned.
-async fn read_manifest(services: &Services, manifest: &ObjectRef) -> Result<Option<usize>, StepError> {
+async fn read_manifest(
+    services: &Services,
+    manifest: &ObjectRef,
+) -> Result<Option<usize>, StepError> {
     match services.objects.get(manifest).await {
         Ok(bytes) => {
             let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|e| {
@@ -240,7 +243,10 @@ async fn plan(
         Some(RowSource::Input) => Some((job.input.clone(), file_name(&job.input.key))),
         Some(RowSource::Stage(name)) => {
             let (_, earlier) = pipeline.stage(name).ok_or_else(|| {
-                StepError::invalid_input(format!("stage '{}' reads unknown stage '{name}'", stage.name))
+                StepError::invalid_input(format!(
+                    "stage '{}' reads unknown stage '{name}'",
+                    stage.name
+                ))
             })?;
             match stage_output(data, &job.id, earlier) {
                 Some(Location::File { object }) => {
@@ -288,7 +294,10 @@ async fn plan(
         } else {
             "application/octet-stream"
         };
-        services.objects.put(object, body.clone(), content_type).await?;
+        services
+            .objects
+            .put(object, body.clone(), content_type)
+            .await?;
     }
     services.jobs.put_tasks(&planned.tasks).await?;
     let task_count = services.jobs.list_tasks(&job.id).await?.len() as u32;
@@ -312,7 +321,10 @@ async fn plan(
         .map(|t| json!({"taskId": t.id, "index": t.index}))
         .collect();
     let body = serde_json::to_vec(&items).map_err(StepError::internal)?;
-    services.objects.put(manifest, body, "application/json").await?;
+    services
+        .objects
+        .put(manifest, body, "application/json")
+        .await?;
     tracing::info!(job = %job.id, stage = %stage.name, tasks = items.len(), rejects = planned.rejects, "stage planned");
     Ok(items.len())
 }
@@ -321,11 +333,17 @@ fn file_name(key: &str) -> String {
     key.rsplit('/').next().unwrap_or(key).to_string()
 }
 
-async fn close_stage(services: &Services, input: CloseStageInput) -> Result<StageClosed, StepError> {
+async fn close_stage(
+    services: &Services,
+    input: CloseStageInput,
+) -> Result<StageClosed, StepError> {
     let job = services.job(&input.job_id).await?;
     let pipeline = services.pipeline(&job.pipeline).await?;
     let stage = pipeline.stages.get(input.stage).ok_or_else(|| {
-        StepError::invalid_input(format!("pipeline '{}' has no stage {}", pipeline.name, input.stage))
+        StepError::invalid_input(format!(
+            "pipeline '{}' has no stage {}",
+            pipeline.name, input.stage
+        ))
     })?;
     let tasks = services.jobs.list_tasks(&job.id).await?;
     let mine: Vec<&Task> = tasks

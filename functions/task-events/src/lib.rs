@@ -231,7 +231,9 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
                     .list_attempts(&job.id, &task.id)
                     .await?
                     .iter()
-                    .filter(|a| matches!(a.state, AttemptState::Failed | AttemptState::OutputMissing))
+                    .filter(|a| {
+                        matches!(a.state, AttemptState::Failed | AttemptState::OutputMissing)
+                    })
                     .count() as u32;
                 if failures >= pipeline.retry.task_failed_attempts {
                     name = ErrorName::RetriesExhausted;

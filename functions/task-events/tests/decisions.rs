@@ -169,7 +169,10 @@ async fn interrupted_attempts_never_spend_the_application_budget() {
 async fn duplicate_and_stale_events_change_nothing() {
     let (w, job) = world().await;
     launched(&w, &job, 1).await;
-    let result = ObjectRef::new("data", format!("{}t-0.json", layout::stage_output(&job, "tasks")));
+    let result = ObjectRef::new(
+        "data",
+        format!("{}t-0.json", layout::stage_output(&job, "tasks")),
+    );
     w.objects.insert(&result, b"{}".to_vec());
     let ok = stopped(&job, 1, 0, "EssentialContainerExited", 5);
     handle(&w.services, ok.clone()).await.unwrap();
@@ -239,17 +242,31 @@ async fn unknown_tasks_are_ignored() {
 async fn exit_0_without_the_output_file_fails_the_task_once_and_is_not_retried() {
     let (w, job) = world().await;
     launched(&w, &job, 1).await;
-    let report = handle(&w.services, stopped(&job, 1, 0, "EssentialContainerExited", 1))
-        .await
-        .unwrap();
+    let report = handle(
+        &w.services,
+        stopped(&job, 1, 0, "EssentialContainerExited", 1),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.classification, "output-missing");
-    assert!(report.reason.contains("wrote no output at s3://data/jobs/p-1/stages/tasks/output/t-0.json"), "{}", report.reason);
+    assert!(
+        report
+            .reason
+            .contains("wrote no output at s3://data/jobs/p-1/stages/tasks/output/t-0.json"),
+        "{}",
+        report.reason
+    );
     assert_eq!(
         failures(&w),
         [("tok-1".to_string(), "Sluice.OutputMissing".to_string())],
         "not Sluice.TaskFailed, which the state machine would retry"
     );
-    let task = w.jobs.get_task(&job, &TaskId::new("t-0").unwrap()).await.unwrap().unwrap();
+    let task = w
+        .jobs
+        .get_task(&job, &TaskId::new("t-0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(task.state, TaskState::Failed);
     let attempt = w.jobs.get_attempt(&key(&job, 1)).await.unwrap().unwrap();
     assert_eq!(attempt.state, AttemptState::OutputMissing);
@@ -261,9 +278,12 @@ async fn a_pipeline_may_ask_for_missing_outputs_to_be_retried() {
     w.pipeline(&format!("{PIPELINE}retry_missing_output = true\n"));
     let job = w.running_job("p-1", "p", 1).await.id;
     launched(&w, &job, 1).await;
-    handle(&w.services, stopped(&job, 1, 0, "EssentialContainerExited", 1))
-        .await
-        .unwrap();
+    handle(
+        &w.services,
+        stopped(&job, 1, 0, "EssentialContainerExited", 1),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         failures(&w),
         [("tok-1".to_string(), "Sluice.TaskFailed".to_string())],

@@ -347,8 +347,8 @@ mod tests {
         assert_eq!(F[LAYERS], 1.0);
         // Base strip: rectangle X0 * f(R) has the same area as the in-curve part
         // plus the tail.
-        let tail_area = (std::f64::consts::PI / 2.0).sqrt()
-            * libm::erfc(tables::R / std::f64::consts::SQRT_2);
+        let tail_area =
+            (std::f64::consts::PI / 2.0).sqrt() * libm::erfc(tables::R / std::f64::consts::SQRT_2);
         let base = tables::R * f(tables::R) + tail_area;
         assert!((base / tables::V - 1.0).abs() < 1e-12);
         assert!((X[0] * F[1] / tables::V - 1.0).abs() < 1e-12);
@@ -470,8 +470,7 @@ mod tests {
         let n = 400_000u64;
         let r = tables::R;
         let q = |t: f64| {
-            libm::erfc(t / std::f64::consts::SQRT_2)
-                / libm::erfc(r / std::f64::consts::SQRT_2)
+            libm::erfc(t / std::f64::consts::SQRT_2) / libm::erfc(r / std::f64::consts::SQRT_2)
         };
         let mut c = [0u64; 3];
         let ts = [4.3, 5.0, 5.6];

@@ -113,7 +113,15 @@ mod tests {
         let keys: Vec<_> = v.as_object().expect("object").keys().cloned().collect();
         assert_eq!(
             &keys[..7],
-            ["ebn0_db", "seed", "bits", "errors", "ber", "ber_theory", "elapsed_s"]
+            [
+                "ebn0_db",
+                "seed",
+                "bits",
+                "errors",
+                "ber",
+                "ber_theory",
+                "elapsed_s"
+            ]
         );
         assert_eq!(v["ebn0_db"], 4.0);
         assert_eq!(v["errors"], 12);

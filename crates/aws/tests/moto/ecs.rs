@@ -164,7 +164,10 @@ pub fn launch_request(job: &str, task: &str, number: u32) -> LaunchRequest {
         inputs: vec![],
         output: Some(Staged {
             location: Location::File {
-                object: ObjectRef::new("data", format!("jobs/{job}/stages/tasks/output/{task}.json")),
+                object: ObjectRef::new(
+                    "data",
+                    format!("jobs/{job}/stages/tasks/output/{task}.json"),
+                ),
             },
             path: format!("/tmp/sluice/data/data/jobs/{job}/stages/tasks/output/{task}.json"),
         }),

@@ -10,18 +10,26 @@ use aws_sdk_s3::primitives::ByteStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ENTRYPOINT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/worker/entrypoint.sh");
+const ENTRYPOINT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../infra/worker/entrypoint.sh"
+);
 
 fn aws_cli() -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
     let venv = PathBuf::from(std::env::var_os("SLUICE_MOTO_VENV").unwrap_or_else(|| {
-        PathBuf::from(home).join(".cache/sluice-moto").into_os_string()
+        PathBuf::from(home)
+            .join(".cache/sluice-moto")
+            .into_os_string()
     }));
     let aws = venv.join("bin/aws");
     if aws.is_file() {
         Some(aws)
     } else {
-        eprintln!("skipped: no AWS CLI at {} (run tests/aws/install.sh)", aws.display());
+        eprintln!(
+            "skipped: no AWS CLI at {} (run tests/aws/install.sh)",
+            aws.display()
+        );
         None
     }
 }
@@ -57,7 +65,13 @@ fn entrypoint(moto: &Moto, aws: &Path, env: &[(&str, String)], command: &[&str])
 }
 
 async fn object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {
-    let got = client.get_object().bucket(bucket).key(key).send().await.ok()?;
+    let got = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
     let bytes = got.body.collect().await.ok()?.into_bytes();
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
@@ -82,13 +96,28 @@ async fn inputs_are_staged_and_a_file_output_is_uploaded_tagged() {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
     put(&s3, "ingest", "daily/in.csv", "id,amount\na,1\n").await;
-    put(&s3, "data", "jobs/j/stages/analyse/output/c-00000.json", "{\"n\":1}").await;
-    put(&s3, "data", "jobs/j/stages/analyse/output/c-00001.json", "{\"n\":2}").await;
+    put(
+        &s3,
+        "data",
+        "jobs/j/stages/analyse/output/c-00000.json",
+        "{\"n\":1}",
+    )
+    .await;
+    put(
+        &s3,
+        "data",
+        "jobs/j/stages/analyse/output/c-00001.json",
+        "{\"n\":2}",
+    )
+    .await;
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let input = format!("{}/ingest/daily/in.csv", data.display());
     let parts = format!("{}/data/jobs/j/stages/analyse/output/", data.display());
-    let output = format!("{}/data/jobs/j/stages/merge/output/report.csv", data.display());
+    let output = format!(
+        "{}/data/jobs/j/stages/merge/output/report.csv",
+        data.display()
+    );
     let env = [
         (
             "SLUICE_INPUTS",
@@ -104,10 +133,17 @@ async fn inputs_are_staged_and_a_file_output_is_uploaded_tagged() {
         ),
     ];
     let script = "head -1 \"$1\" > \"$SLUICE_OUTPUT\" && cat \"$2\"c-00000.json \"$2\"c-00001.json >> \"$SLUICE_OUTPUT\"";
-    let run = entrypoint(&moto, &aws, &env, &["sh", "-c", script, "merge", &input, &parts]);
+    let run = entrypoint(
+        &moto,
+        &aws,
+        &env,
+        &["sh", "-c", script, "merge", &input, &parts],
+    );
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(
-        object(&s3, "data", "jobs/j/stages/merge/output/report.csv").await.as_deref(),
+        object(&s3, "data", "jobs/j/stages/merge/output/report.csv")
+            .await
+            .as_deref(),
         Some("id,amount\n{\"n\":1}{\"n\":2}")
     );
     let tags = s3
@@ -118,14 +154,19 @@ async fn inputs_are_staged_and_a_file_output_is_uploaded_tagged() {
         .await
         .unwrap();
     assert!(
-        tags.tag_set().iter().any(|t| t.key() == "sluice-kind" && t.value() == "task-result"),
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "sluice-kind" && t.value() == "task-result"),
         "{tags:?}"
     );
 
     // Exit 0 without the file: nothing is uploaded, and the entrypoint still exits 0 so that
     // task-events, finding no object, reports the missing output (not retried by default).
     let missing = [
-        ("SLUICE_OUTPUT", format!("{}/data/x/none.json", data.display())),
+        (
+            "SLUICE_OUTPUT",
+            format!("{}/data/x/none.json", data.display()),
+        ),
         ("SLUICE_OUTPUT_KIND", "file".into()),
         ("SLUICE_RESULT_URI", "s3://data/x/none.json".into()),
     ];
@@ -135,10 +176,17 @@ async fn inputs_are_staged_and_a_file_output_is_uploaded_tagged() {
     assert_eq!(object(&s3, "data", "x/none.json").await, None);
 
     // A failing command: its own status, nothing uploaded.
-    let run = entrypoint(&moto, &aws, &env, &["sh", "-c", "echo half > \"$SLUICE_OUTPUT\"; exit 3"]);
+    let run = entrypoint(
+        &moto,
+        &aws,
+        &env,
+        &["sh", "-c", "echo half > \"$SLUICE_OUTPUT\"; exit 3"],
+    );
     assert_eq!(run.status, 3, "{}", run.stderr);
     assert_eq!(
-        object(&s3, "data", "jobs/j/stages/merge/output/report.csv").await.as_deref(),
+        object(&s3, "data", "jobs/j/stages/merge/output/report.csv")
+            .await
+            .as_deref(),
         Some("id,amount\n{\"n\":1}{\"n\":2}"),
         "the earlier output stands"
     );
@@ -159,19 +207,32 @@ async fn a_directory_output_replaces_what_an_earlier_attempt_left() {
     let Some(aws) = aws_cli() else { return };
     let s3 = sluice_aws::s3_client(&moto.sdk().await);
     s3.create_bucket().bucket("data").send().await.unwrap();
-    put(&s3, "data", "jobs/j/stages/render/output/f-1/stale.png", "old").await;
+    put(
+        &s3,
+        "data",
+        "jobs/j/stages/render/output/f-1/stale.png",
+        "old",
+    )
+    .await;
     let root = tempfile::tempdir().unwrap();
     let out = format!("{}/out/", root.path().display());
     let env = [
         ("SLUICE_OUTPUT", out),
         ("SLUICE_OUTPUT_KIND", "dir".into()),
-        ("SLUICE_RESULT_URI", "s3://data/jobs/j/stages/render/output/f-1/".into()),
+        (
+            "SLUICE_RESULT_URI",
+            "s3://data/jobs/j/stages/render/output/f-1/".into(),
+        ),
     ];
     let run = entrypoint(
         &moto,
         &aws,
         &env,
-        &["sh", "-c", "echo a > \"$SLUICE_OUTPUT/a.png\"; mkdir \"$SLUICE_OUTPUT/sub\"; echo b > \"$SLUICE_OUTPUT/sub/b.png\""],
+        &[
+            "sh",
+            "-c",
+            "echo a > \"$SLUICE_OUTPUT/a.png\"; mkdir \"$SLUICE_OUTPUT/sub\"; echo b > \"$SLUICE_OUTPUT/sub/b.png\"",
+        ],
     );
     assert_eq!(run.status, 0, "{}", run.stderr);
     let listed = s3

@@ -41,7 +41,10 @@ pub const BUILTIN_PLACEHOLDERS: [(&str, &str); 7] = [
     ("job_id", "the job's id"),
     ("pipeline", "the pipeline's name"),
     ("stage", "the stage's name"),
-    ("task_id", "the task's id within its stage (row id, chunk id or the stage name)"),
+    (
+        "task_id",
+        "the task's id within its stage (row id, chunk id or the stage name)",
+    ),
     ("task_index", "the task's position in its stage, from 0"),
     ("attempt", "the attempt number, from 1"),
 ];
@@ -68,7 +71,10 @@ pub fn check(cfg: &PipelineConfig) -> Vec<Problem> {
         p.push(Problem::new("parallelism.max", "must be at least 1"));
     }
     if cfg.retry.task_failed_attempts == 0 {
-        p.push(Problem::new("retry.task_failed_attempts", "must be at least 1"));
+        p.push(Problem::new(
+            "retry.task_failed_attempts",
+            "must be at least 1",
+        ));
     }
     if cfg.input.max_tasks == 0 {
         p.push(Problem::new("input.max_tasks", "must be at least 1"));
@@ -221,15 +227,12 @@ fn check_stage(cfg: &PipelineConfig, i: usize, stage: &StageSpec, p: &mut Vec<Pr
                     ),
                 )
             }),
-            None => earlier
-                .last()
-                .map(|s| (s.name.as_str(), s))
-                .ok_or_else(|| {
-                    Problem::new(
-                        key("aggregate"),
-                        "aggregates the results of the stage before it; it cannot be first",
-                    )
-                }),
+            None => earlier.last().map(|s| (s.name.as_str(), s)).ok_or_else(|| {
+                Problem::new(
+                    key("aggregate"),
+                    "aggregates the results of the stage before it; it cannot be first",
+                )
+            }),
         };
         match from {
             Err(problem) => p.push(problem),
@@ -255,7 +258,10 @@ fn check_stage(cfg: &PipelineConfig, i: usize, stage: &StageSpec, p: &mut Vec<Pr
             p.push(Problem::new(key("aggregate.group_by"), "must name a field"));
         }
         if agg.sum.is_empty() {
-            p.push(Problem::new(key("aggregate.sum"), "list at least one numeric field"));
+            p.push(Problem::new(
+                key("aggregate.sum"),
+                "list at least one numeric field",
+            ));
         }
         let mut columns = BTreeSet::new();
         for field in agg.sum.iter().chain(&agg.carry) {
@@ -302,7 +308,10 @@ fn check_stage(cfg: &PipelineConfig, i: usize, stage: &StageSpec, p: &mut Vec<Pr
     }
 
     if stage.plot.is_some() {
-        p.push(Problem::new(key("plot"), "only an aggregate stage draws a plot"));
+        p.push(Problem::new(
+            key("plot"),
+            "only an aggregate stage draws a plot",
+        ));
     }
     if stage.command.is_empty() {
         p.push(Problem::new(
@@ -311,7 +320,10 @@ fn check_stage(cfg: &PipelineConfig, i: usize, stage: &StageSpec, p: &mut Vec<Pr
         ));
     }
     if stage.cpu == 0 {
-        p.push(Problem::new(key("cpu"), "must be at least 1 (1024 = one vCPU)"));
+        p.push(Problem::new(
+            key("cpu"),
+            "must be at least 1 (1024 = one vCPU)",
+        ));
     }
     if stage.memory_mib == 0 {
         p.push(Problem::new(key("memory_mib"), "must be at least 1"));
@@ -463,14 +475,22 @@ fn check_stage(cfg: &PipelineConfig, i: usize, stage: &StageSpec, p: &mut Vec<Pr
             let k = key(&format!("command[{j}]"));
             if let Some(other) = name.strip_prefix(STAGES_PREFIX) {
                 if other == stage.name || cfg.stages[i..].iter().any(|s| s.name == other) {
-                    explain(p, &k, "a stage can only read the outputs of stages before it");
+                    explain(
+                        p,
+                        &k,
+                        "a stage can only read the outputs of stages before it",
+                    );
                 } else if earlier.iter().any(|s| s.name == other) {
                     explain(p, &k, "that stage writes nothing (writes = \"nothing\")");
                 }
             } else if name == OUTPUT_PLACEHOLDER {
                 explain(p, &k, "the stage has writes = \"nothing\"");
             } else if CHUNK_PLACEHOLDERS.contains(&name) {
-                explain(p, &k, "{rows} and {chunk} exist only in a stage with chunk = N");
+                explain(
+                    p,
+                    &k,
+                    "{rows} and {chunk} exist only in a stage with chunk = N",
+                );
             } else if matches!(stage.kind(), StageKind::Chunks(..))
                 && stage
                     .row_schema(cfg)
@@ -492,7 +512,9 @@ fn check_stage(cfg: &PipelineConfig, i: usize, stage: &StageSpec, p: &mut Vec<Pr
                 explain(
                     p,
                     &k,
-                    &format!("a column used in a command must be declared in {table}, as \"string\" if need be"),
+                    &format!(
+                        "a column used in a command must be declared in {table}, as \"string\" if need be"
+                    ),
                 );
             }
         }
@@ -584,7 +606,9 @@ writes = "nothing"
         let p = problems(&STAGES.replace("{chunk}", "{chunck}"));
         assert_eq!(
             p,
-            ["p.toml: stage.analyse.command[2]: unknown placeholder '{chunck}' in '{chunck}'; did you mean 'chunk'?"]
+            [
+                "p.toml: stage.analyse.command[2]: unknown placeholder '{chunck}' in '{chunck}'; did you mean 'chunk'?"
+            ]
         );
     }
 
@@ -597,8 +621,15 @@ writes = "nothing"
         let p = problems(&text);
         assert_eq!(p.len(), 3, "{p:#?}");
         assert!(p[0].starts_with("p.toml: stage.analyse.for_each: 'cleen' is neither \"input\" nor an earlier stage; did you mean 'clean'?"), "{p:#?}");
-        assert!(p[1].contains("stage.merge.command[1]") && p[1].contains("only read the outputs of stages before it"), "{p:#?}");
-        assert!(p[2].contains("stage.record.command[2]") && p[2].contains("writes = \"nothing\""), "{p:#?}");
+        assert!(
+            p[1].contains("stage.merge.command[1]")
+                && p[1].contains("only read the outputs of stages before it"),
+            "{p:#?}"
+        );
+        assert!(
+            p[2].contains("stage.record.command[2]") && p[2].contains("writes = \"nothing\""),
+            "{p:#?}"
+        );
     }
 
     #[test]
@@ -616,10 +647,22 @@ input = "in.csv"
 "#;
         let p = problems(text);
         assert_eq!(p.len(), 3, "{p:#?}");
-        assert!(p[0].contains("stage.tasks.command[2]") && p[0].contains("did you mean 'seed'?"), "{p:#?}");
-        assert!(p[1].contains("'{colour}'") && p[1].contains("declared in [input] columns"), "{p:#?}");
-        assert!(!p[0].contains("declared"), "a suggestion is hint enough: {p:#?}");
-        assert!(p[2].starts_with("p.toml: schedule[0].expression: 'cron(0 2 * * * *)'"), "{p:#?}");
+        assert!(
+            p[0].contains("stage.tasks.command[2]") && p[0].contains("did you mean 'seed'?"),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].contains("'{colour}'") && p[1].contains("declared in [input] columns"),
+            "{p:#?}"
+        );
+        assert!(
+            !p[0].contains("declared"),
+            "a suggestion is hint enough: {p:#?}"
+        );
+        assert!(
+            p[2].starts_with("p.toml: schedule[0].expression: 'cron(0 2 * * * *)'"),
+            "{p:#?}"
+        );
     }
 
     #[test]

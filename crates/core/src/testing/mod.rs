@@ -22,8 +22,9 @@ use crate::model::{
 };
 use crate::pipeline::PipelineConfig;
 use crate::ports::{
-    Buckets, CapacityPool, CapacityStatus, Compute, ComputeError, JobStore, LaunchRequest, Location,
-    Launched, ObjectStore, Pipelines, Services, TaskUpdate, Transition, WorkflowError, Workflows,
+    Buckets, CapacityPool, CapacityStatus, Compute, ComputeError, JobStore, LaunchRequest,
+    Launched, Location, ObjectStore, Pipelines, Services, TaskUpdate, Transition, WorkflowError,
+    Workflows,
 };
 use async_trait::async_trait;
 use chrono::Utc;
