@@ -20,6 +20,7 @@ pub mod ids;
 pub mod ingest;
 pub mod interrupt;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod ports;

@@ -264,6 +264,22 @@ pub trait Workflows: Send + Sync {
     async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError>;
 }
 
+/// Delivers the notifications a pipeline asks for (`[notify]`): an HTTP POST and a local
+/// command. The same implementation serves the local runtime and the finish Lambda.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// POST `body` as JSON to `url`; an error names what failed (status, connection).
+    async fn post_webhook(&self, url: &str, body: &serde_json::Value) -> Result<(), String>;
+    /// Run `argv` with `stdin` on its standard input, in `working_dir` if given; an error
+    /// names the exit status and the end of its output.
+    async fn run_command(
+        &self,
+        argv: &[String],
+        stdin: &[u8],
+        working_dir: Option<&str>,
+    ) -> Result<(), String>;
+}
+
 /// Where pipeline configurations come from.
 #[async_trait]
 pub trait Pipelines: Send + Sync {
@@ -353,6 +369,7 @@ pub struct Services {
     pub capacity: std::sync::Arc<dyn CapacityPool>,
     pub workflows: std::sync::Arc<dyn Workflows>,
     pub pipelines: std::sync::Arc<dyn Pipelines>,
+    pub notifier: std::sync::Arc<dyn Notifier>,
     pub buckets: Buckets,
 }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sluice_core::error::ErrorName;
 use sluice_core::error::StepError;
 use sluice_core::model::{Job, JobUpdate, ObjectRef};
+use sluice_core::notify::announce;
 use sluice_core::pipeline::{StageKind, Writes};
 use sluice_core::ports::{Location, Transition, layout};
 use sluice_core::stage::stage_output;
@@ -113,7 +114,15 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
         ..Default::default()
     };
     let job = match services.jobs.transition_job(&job.id, to, update).await? {
-        Transition::Applied(j) => j,
+        Transition::Applied(j) => {
+            // Announced by the write that recorded the outcome, so once however often this
+            // step is retried.
+            let delivered = announce(services, &j, tasks.len() as u32, succeeded).await;
+            for failure in &delivered.failed {
+                tracing::warn!(job = %j.id, %failure, "notification not delivered");
+            }
+            j
+        }
         // Already final: the first outcome stands (e.g. the plan step's precise reason).
         Transition::Rejected(j) => j,
         Transition::Missing => {

@@ -43,6 +43,7 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
         capacity: Arc::new(capacity.clone()),
         workflows: Arc::new(RecordingWorkflows::default()),
         pipelines: Arc::new(FixedPipelines::default()),
+        notifier: Arc::new(sluice_core::testing::RecordingNotifier::default()),
         buckets: Buckets {
             ingest: "ingest".into(),
             data: "data".into(),
