@@ -34,7 +34,7 @@ US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 GROUPED = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
-def fail(msg: str) -> "NoReturn":  # noqa: F821
+def fail(msg: str):
     print(f"clean.py: {msg}", file=sys.stderr)
     sys.exit(2)
 
