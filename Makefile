@@ -12,11 +12,12 @@ DEMO_WORKDIR ?= .sluice/demo
 SCALE ?= 0.01
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-spot demo-full build test test-tools test-rust lint fmt bench
+.PHONY: help demo demo-spot demo-full demo-daily build test test-tools test-rust lint fmt bench
 
 help:
 	@echo "make demo       run the 200-task BER job locally (SCALE=$(SCALE); SCALE=1 is full size)"
 	@echo "make demo-spot  the same with 20% of task attempts interrupted like Spot reclaims"
+	@echo "make demo-daily the daily-CSV pipeline: clean, analyse in chunks, merge, record (python3)"
 	@echo "make test       install test tools and run all tests"
 	@echo "make lint       cargo fmt --check, clippy -D warnings, infra lint"
 	@echo "make deploy     deploy to AWS (see docs/deploy.md)"
@@ -35,6 +36,12 @@ demo-spot: build
 demo-full: build
 	$(SLUICE) run examples/ber/ber-job.csv --pipeline examples/ber/pipeline.toml \
 	  --workdir $(DEMO_WORKDIR) --scale 1
+
+demo-daily: build
+	$(SLUICE) run examples/daily-csv/data/sales-2026-12-01.csv \
+	  --pipeline examples/daily-csv/pipeline.toml --workdir $(DEMO_WORKDIR)
+	@echo "recorded in examples/daily-csv/out/sales.sqlite (table daily_sales);" \
+	  "notifications in examples/daily-csv/out/notifications.jsonl"
 
 # Tools the tests talk to: moto (AWS-API emulator) in its own venv, and the infra linters.
 test-tools:
