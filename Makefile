@@ -37,9 +37,11 @@ demo-full: build
 	$(SLUICE) run examples/ber/ber-job.csv --pipeline examples/ber/pipeline.toml \
 	  --workdir $(DEMO_WORKDIR) --scale 1
 
+# An absolute work directory: tasks run in the pipeline's directory, and sluice hands them
+# {input} / {output} paths under the work directory as given on the command line.
 demo-daily: build
 	$(SLUICE) run examples/daily-csv/data/sales-2026-12-01.csv \
-	  --pipeline examples/daily-csv/pipeline.toml --workdir $(DEMO_WORKDIR)
+	  --pipeline examples/daily-csv/pipeline.toml --workdir $(abspath $(DEMO_WORKDIR))
 	@echo "recorded in examples/daily-csv/out/sales.sqlite (table daily_sales);" \
 	  "notifications in examples/daily-csv/out/notifications.jsonl"
 
