@@ -114,14 +114,40 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<u8> {
             for r in &job.results {
                 println!("result     {r}");
             }
+            // Stages in the order their tasks were planned, with what their tasks did.
+            let mut stages: Vec<(&str, usize, usize)> = Vec::new();
+            for t in &tasks {
+                let name = if t.stage.is_empty() {
+                    "tasks"
+                } else {
+                    t.stage.as_str()
+                };
+                let done = usize::from(t.state == sluice_core::TaskState::Succeeded);
+                match stages.iter_mut().find(|(n, _, _)| *n == name) {
+                    Some(s) => {
+                        s.1 += 1;
+                        s.2 += done;
+                    }
+                    None => stages.push((name, 1, done)),
+                }
+            }
+            for (name, n, done) in &stages {
+                println!("stage      {name}: {done} of {n} tasks succeeded");
+            }
+            let width = tasks
+                .iter()
+                .map(|t| t.id.as_str().len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
             println!(
-                "\n{:<12} {:<10} {:>8} {:>5}  LAST ERROR",
+                "\n{:<width$} {:<10} {:>8} {:>5}  LAST ERROR",
                 "TASK", "STATE", "ATTEMPTS", "SPOT"
             );
             for t in &tasks {
                 println!(
-                    "{:<12} {:<10} {:>8} {:>5}  {}",
-                    t.id,
+                    "{:<width$} {:<10} {:>8} {:>5}  {}",
+                    t.id.as_str(),
                     t.state.as_str(),
                     t.attempts,
                     t.spot_interruptions,
