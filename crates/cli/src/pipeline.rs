@@ -64,7 +64,20 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<u8> {
     for s in &cfg.schedule {
         println!("  schedule {}: {} on {}", s.name, s.expression, s.input);
     }
-    if let Some(input) = &args.input {
+    let reads_input_rows = cfg.stages.iter().any(|s| {
+        matches!(
+            s.kind(),
+            StageKind::Rows(RowSource::Input) | StageKind::Chunks(RowSource::Input, _)
+        )
+    });
+    if let Some(input) = &args.input
+        && !reads_input_rows
+    {
+        println!(
+            "{}: no stage fans out over the input's rows, so sluice reads them nowhere (its own commands do)",
+            input.display()
+        );
+    } else if let Some(input) = &args.input {
         let bytes = std::fs::read(input)
             .map_err(|e| anyhow::anyhow!("{}: cannot read the file: {e}", input.display()))?;
         match plan_rows(&input.display().to_string(), &bytes, &cfg.input) {

@@ -276,3 +276,66 @@ fn mistakes_in_a_pipeline_file_are_reported_at_load_and_no_job_is_created() {
     );
     assert!(text.contains("in.csv: 1 rows, 0 rejected"), "{text}");
 }
+
+/// Relative paths as a user types them: `--workdir w` and `--pipeline pipeline.toml` from the
+/// current directory, with the pipeline (and so its tasks) in another directory than the work
+/// directory. Every location a task gets must still resolve where the task runs.
+#[test]
+fn relative_work_directory_and_pipeline_paths_work_from_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("pipelines");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("pipeline.toml"),
+        r#"
+name = "rel"
+[[stage]]
+name = "count"
+command = ["sh", "-c", "wc -l < \"$1\" | tr -d ' ' > \"$2\"", "-", "{input}", "{output}"]
+file = "count.txt"
+[[stage]]
+name = "copy"
+command = ["cp", "{stages.count}", "{output}"]
+file = "copy.txt"
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("in.csv"), "n\n1\n2\n").unwrap();
+    let run = |cwd: &Path, input: &str, pipeline: &str| {
+        let out = Command::new(SLUICE)
+            .current_dir(cwd)
+            .args(["run", input, "--pipeline", pipeline, "--workdir", "w"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copies: Vec<PathBuf> = walk(&cwd.join("w/buckets/sluice-data/jobs"))
+            .into_iter()
+            .filter(|p| p.ends_with("copy/output/copy.txt"))
+            .collect();
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        assert_eq!(std::fs::read_to_string(&copies[0]).unwrap(), "3\n");
+    };
+    // A bare file name: its directory is the current one.
+    run(&home, "../in.csv", "pipeline.toml");
+    // Tasks run in the pipeline's directory, not in the current one where `w` is.
+    run(dir.path(), "in.csv", "pipelines/pipeline.toml");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

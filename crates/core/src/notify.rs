@@ -92,7 +92,7 @@ pub async fn notify(
                     "job_id" => Some(summary.job_id.clone()),
                     "pipeline" => Some(summary.pipeline.clone()),
                     "status" => Some(summary.status.clone()),
-                    _ => None,
+                    other => pipeline.param_text(other),
                 })
             })
             .collect();

@@ -20,9 +20,14 @@ pub fn load(path: &Path, bin_dirs: &[PathBuf]) -> Result<PipelineConfig, Pipelin
         message: format!("cannot read the file: {e}"),
     })?;
     let mut cfg = PipelineConfig::from_toml(&name, &text)?;
+    // `pipeline.toml` has the parent "": the current directory.
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let base = match &cfg.directory {
-        Some(dir) => path.parent().unwrap_or(Path::new(".")).join(dir),
-        None => path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        Some(dir) => parent.join(dir),
+        None => parent.to_path_buf(),
     };
     let base = std::path::absolute(&base).unwrap_or(base);
     cfg.directory = Some(base.to_string_lossy().into_owned());

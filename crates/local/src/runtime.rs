@@ -139,7 +139,9 @@ pub struct LocalRuntime {
 
 impl LocalRuntime {
     pub fn open(options: RuntimeOptions) -> anyhow::Result<Self> {
-        let workdir = options.workdir.clone();
+        // Absolute: tasks run in their pipeline's directory, and the paths they are given
+        // (bucket files under the work directory) must resolve from there.
+        let workdir = std::path::absolute(&options.workdir).unwrap_or(options.workdir.clone());
         std::fs::create_dir_all(&workdir)
             .with_context(|| format!("creating work directory {}", workdir.display()))?;
         let store =

@@ -55,7 +55,7 @@ pub const CHUNK_PLACEHOLDERS: [&str; 2] = ["rows", "chunk"];
 pub const OUTPUT_PLACEHOLDER: &str = "output";
 /// Prefix of the placeholder naming an earlier stage's output: `{stages.clean}`.
 pub const STAGES_PREFIX: &str = "stages.";
-/// Placeholders of a notification command.
+/// Placeholders of a notification command (besides `[params]`).
 pub const NOTIFY_PLACEHOLDERS: [&str; 3] = ["job_id", "pipeline", "status"];
 
 /// Letters, digits and '-', at most this long: stage names end up in task ids and keys.
@@ -156,13 +156,13 @@ pub fn check(cfg: &PipelineConfig) -> Vec<Problem> {
                 Err(e) => p.push(Problem::new("notify.webhook", format!("'{url}': {e}"))),
             }
         }
+        let known: BTreeSet<String> = NOTIFY_PLACEHOLDERS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(cfg.params.keys().cloned())
+            .collect();
         for (j, arg) in n.command.iter().enumerate() {
-            check_placeholders(
-                &format!("notify.command[{j}]"),
-                arg,
-                &NOTIFY_PLACEHOLDERS.iter().map(|s| s.to_string()).collect(),
-                &mut p,
-            );
+            check_placeholders(&format!("notify.command[{j}]"), arg, &known, &mut p);
         }
         if n.on.is_empty() {
             p.push(Problem::new(
