@@ -17,8 +17,8 @@
 //!   guide asks for bracket notation there.
 //! - `States.MathRandom` draws from `start <= n < end` with Rust's seeded generator, so a given
 //!   seed is repeatable here but does not reproduce AWS's number.
-//! - `States.MathAdd` works on 64-bit integers; a path argument of an intrinsic that matches
-//!   nothing is `States.IntrinsicFailure`.
+//! - `States.MathAdd` rounds non-integers the Java way (as AWS does) and adds 64-bit integers;
+//!   a path argument of an intrinsic that matches nothing is `States.IntrinsicFailure`.
 
 pub(crate) mod cache;
 pub mod choice;

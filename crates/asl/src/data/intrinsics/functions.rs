@@ -41,6 +41,10 @@ pub(crate) fn apply(
         Function::Format => format(args, template),
         Function::StringToJson => {
             let text = string_arg(name, args, 0)?;
+            // AWS answers null for an empty or blank string rather than failing to parse it.
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
             serde_json::from_str(text)
                 .map_err(|e| format!("{name}: the argument is not valid JSON text: {e}"))
         }
@@ -143,8 +147,9 @@ pub(crate) fn apply(
         }
         Function::MathRandom => math_random(args),
         Function::MathAdd => {
-            let a = int_arg(name, args, 0)?;
-            let b = int_arg(name, args, 1)?;
+            // AWS rounds non-integers to the nearest integer, the Java way (see `java_round`).
+            let a = rounded_arg(name, args, 0)?;
+            let b = rounded_arg(name, args, 1)?;
             a.checked_add(b)
                 .map(Value::from)
                 .ok_or_else(|| format!("{name}: {a} + {b} overflows a 64-bit integer"))
@@ -185,23 +190,81 @@ fn format(args: &[Value], template: FormatTemplate<'_>) -> Result<Value, String>
     let mut out = String::new();
     for (i, piece) in pieces.iter().enumerate() {
         out.push_str(piece);
-        match values.get(i) {
-            // Strings go in without quotes; numbers, booleans and null as their JSON text.
-            Some(Value::String(s)) => out.push_str(s),
-            // The spec: a substituted Value "MUST NOT be a JSON array or object".
-            Some(v @ (Value::Array(_) | Value::Object(_))) => {
-                return Err(wrong_type(
-                    name,
-                    i + 1,
-                    "a string, number, boolean or null",
-                    v,
-                ));
-            }
-            Some(other) => out.push_str(&compact(other)),
-            None => {}
+        if let Some(v) = values.get(i) {
+            java_text(v, &mut out);
         }
     }
     Ok(Value::String(out))
+}
+
+/// How AWS's executor (Java) prints a value substituted into `States.Format`: strings without
+/// quotes, numbers as Java prints them, and — although the spec says a substituted value "MUST
+/// NOT be a JSON array or object" — arrays and objects the way Java prints lists and maps:
+/// `[a, 1]`, `{k=v, n=[]}`, with nested strings unquoted too.
+fn java_text(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => out.push_str(&java_number(n)),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                java_text(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (i, (k, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(k);
+                out.push('=');
+                java_text(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&compact(other)),
+    }
+}
+
+/// A JSON number as Java prints it: integers as they are; other numbers as `Double.toString`
+/// does — plain decimal with at least one fractional digit between 10^-3 and 10^7
+/// (`100.0`, `0.5`), otherwise `d.dddE±n` (`1.0E21`, `1.5E-7`).
+pub(crate) fn java_number(n: &serde_json::Number) -> String {
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    let Some(f) = n.as_f64() else {
+        return n.to_string();
+    };
+    if !f.is_finite() {
+        return n.to_string();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    let magnitude = f.abs();
+    if (1e-3..1e7).contains(&magnitude) {
+        let text = format!("{f}");
+        return if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits, e.g. `1.5e-7` or `1e21`.
+    let sci = format!("{f:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_string()
+    } else {
+        format!("{mantissa}.0")
+    };
+    format!("{mantissa}E{exponent}")
 }
 
 /// Splits a literal template (escapes still in place) at its unescaped `{}` placeholders and
@@ -337,6 +400,12 @@ fn object_arg<'a>(
     }
 }
 
+/// Java's `Math.round`: the nearest integer, halves rounded up (towards positive infinity), so
+/// `2.5` is `3` and `-2.5` is `-2` (Rust's `round` gives `-3`).
+fn java_round(f: f64) -> f64 {
+    (f + 0.5).floor()
+}
+
 /// An integer argument: a JSON number without fraction or exponent that fits in 64 bits.
 fn int_arg(name: &str, args: &[Value], i: usize) -> Result<i64, String> {
     let v = arg(name, args, i)?;
@@ -352,7 +421,7 @@ fn rounded_arg(name: &str, args: &[Value], i: usize) -> Result<i64, String> {
     }
     match v.as_f64() {
         // `as` saturates, which is the best a 64-bit range can do for huge numbers.
-        Some(f) if f.is_finite() => Ok(f.round() as i64),
+        Some(f) if f.is_finite() => Ok(java_round(f) as i64),
         _ => Err(wrong_type(name, i, "a number", v)),
     }
 }
