@@ -11,6 +11,7 @@
 
 pub(crate) mod distributed;
 
+use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
 use crate::engine::{MapResults, lock};
@@ -86,23 +87,92 @@ fn close(
     }
 }
 
-/// Resolves MaxConcurrency(Path), ToleratedFailure*(Path): a number or a path to one.
-pub(crate) fn resolve_number(
+/// The integer a `*Path` value stands for, read as AWS reads it (Java's `parseInt` of the
+/// value's text): an integer, or a string holding one. Anything else (a fraction, an object,
+/// text) is `None`.
+fn integer_value(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The value as AWS quotes it in `refers to value "..."`: a string as it is, else JSON.
+fn refers_to(field: PathField, p: &str, v: &Value, what: &str) -> StatesError {
+    StatesError::runtime(format!(
+        "The {} field refers to value \"{}\" which is not a valid {what}: {p}",
+        field.as_str(),
+        shim::quoted_value(v)
+    ))
+}
+
+/// MaxConcurrency or MaxConcurrencyPath: 0 means no limit.
+pub(crate) fn max_concurrency(
     n: &NumberOrPath,
     input: &Value,
     ctx: &Value,
-    field: &str,
+) -> Result<u64, StatesError> {
+    let field = PathField::MaxConcurrencyPath;
+    match n {
+        NumberOrPath::Fixed(f) => Ok(f.max(0.0) as u64),
+        NumberOrPath::Path(p) => {
+            let v = shim::select(p, input, ctx, field)?;
+            let n = integer_value(&v).ok_or_else(|| refers_to(field, p, &v, "integer"))?;
+            u64::try_from(n).map_err(|_| {
+                StatesError::runtime(format!(
+                    "Expected non-negative integer for MaxConcurrency, got '{n}' instead."
+                ))
+            })
+        }
+    }
+}
+
+/// ToleratedFailureCount or ToleratedFailureCountPath.
+pub(crate) fn tolerated_count(
+    n: &NumberOrPath,
+    input: &Value,
+    ctx: &Value,
 ) -> Result<f64, StatesError> {
+    let field = PathField::ToleratedFailureCountPath;
     match n {
         NumberOrPath::Fixed(f) => Ok(*f),
         NumberOrPath::Path(p) => {
             let v = shim::select(p, input, ctx, field)?;
-            v.as_f64().filter(|f| *f >= 0.0).ok_or_else(|| {
-                StatesError::runtime(format!(
-                    "The {field} '{p}' must point to a non-negative number, got {}",
-                    shim::compact(&v)
-                ))
-            })
+            let n = integer_value(&v).ok_or_else(|| refers_to(field, p, &v, "integer"))?;
+            if n < 0 {
+                return Err(StatesError::runtime(
+                    "ToleratedFailureCount cannot be negative.",
+                ));
+            }
+            Ok(n as f64)
+        }
+    }
+}
+
+/// ToleratedFailurePercentage or ToleratedFailurePercentagePath: a number from 0 to 100.
+pub(crate) fn tolerated_percentage(
+    n: &NumberOrPath,
+    input: &Value,
+    ctx: &Value,
+) -> Result<f64, StatesError> {
+    let field = PathField::ToleratedFailurePercentagePath;
+    match n {
+        NumberOrPath::Fixed(f) => Ok(*f),
+        NumberOrPath::Path(p) => {
+            let v = shim::select(p, input, ctx, field)?;
+            let pct = match &v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+                _ => None,
+            }
+            .ok_or_else(|| refers_to(field, p, &v, "float"))?;
+            if !(0.0..=100.0).contains(&pct) {
+                return Err(StatesError::runtime(
+                    "ToleratedFailurePercentage must be between 0 and 100.",
+                ));
+            }
+            Ok(pct)
         }
     }
 }
@@ -138,22 +208,13 @@ pub(crate) async fn run_map(
         return distributed::run_distributed(run, state, m, raw_input, ctx, branch).await;
     }
     let effective = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
-    let items = match shim::select(&m.items_path, &effective, ctx, "ItemsPath")? {
-        Value::Array(a) => a,
-        other => {
-            return Err(StatesError::runtime(format!(
-                "The ItemsPath '{}' of Map state '{}' must point to a JSON array, got {}",
-                m.items_path,
-                state.name,
-                shim::compact(&other)
-            )));
-        }
-    };
-    let concurrency = resolve_number(&m.max_concurrency, &effective, ctx, "MaxConcurrencyPath")?;
-    let concurrency = if concurrency < 1.0 {
-        items.len().max(1)
-    } else {
-        concurrency as usize
+    // AWS evaluates MaxConcurrencyPath before ItemsPath, both before MapStateStarted.
+    let concurrency = max_concurrency(&m.max_concurrency, &effective, ctx)?;
+    let items = items_array(m, &effective, ctx)?;
+    let concurrency = match usize::try_from(concurrency) {
+        Ok(0) => items.len().max(1),
+        Ok(n) => n,
+        Err(_) => usize::MAX,
     };
     let started = branch.record(
         run,
@@ -256,6 +317,22 @@ pub(crate) async fn run_map(
         outcome,
         ("MapStateSucceeded", "MapStateFailed"),
     )
+}
+
+/// The items `ItemsPath` selects from the effective input, which must be an array.
+pub(crate) fn items_array(
+    m: &MapState,
+    effective: &Value,
+    ctx: &Value,
+) -> Result<Vec<Value>, StatesError> {
+    match shim::select(&m.items_path, effective, ctx, PathField::ItemsPath)? {
+        Value::Array(a) => Ok(a),
+        other => Err(StatesError::runtime(format!(
+            "The JSONPath '{}' specified for the field 'ItemsPath' does not reference a JSON array: {}",
+            m.items_path,
+            shim::compact(&other)
+        ))),
+    }
 }
 
 /// Records a succeeded iteration in the redrive checkpoint (growing it when needed, for

@@ -22,7 +22,9 @@ use crate::engine::{
 };
 use crate::error::{StatesError, names};
 use crate::history::{self, Details, HistoryLog};
+use crate::data::choice::parse_timestamp;
 use crate::model::{FailState, Graph, Io, State, StateKind, Transition, WaitState};
+use shim::PathField;
 use crate::resource::TaskMocks;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
@@ -392,9 +394,18 @@ impl Run {
             }),
             None => &self.ctx_execution_light,
         };
+        // AWS's `$$.State` has `RetryCount` only in the states that can retry.
+        let state_ctx = if matches!(
+            state.kind,
+            StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_)
+        ) {
+            json!({ "EnteredTime": iso(entered), "Name": state.name, "RetryCount": retry_count })
+        } else {
+            json!({ "EnteredTime": iso(entered), "Name": state.name })
+        };
         json!({
             "Execution": execution,
-            "State": { "EnteredTime": iso(entered), "Name": state.name, "RetryCount": retry_count },
+            "State": state_ctx,
             "StateMachine": self.ctx_machine,
         })
     }
@@ -423,7 +434,7 @@ impl Run {
                 };
                 let (entered_event, exited_event, aborted_event) = state.event_types();
                 let entered = self.clock.now();
-                branch.record(self, entered_event, || {
+                let entered_event = branch.record(self, entered_event, || {
                     Some(history::state_entered(&state.name, &input))
                 });
                 if branch.top_level
@@ -455,6 +466,7 @@ impl Run {
                     self.run_state(state, owned, branch, entered).await
                 };
                 abort.disarm();
+                let result = result.map_err(|e| shim::in_state(e, &state.name, entered_event));
                 let step = match result {
                     Ok(step) => Ok(step),
                     Err(err) => match retry::find_catcher(&state.catch, &err) {
@@ -479,6 +491,7 @@ impl Run {
                 let step = match step {
                     Ok(step) => step,
                     Err(e) => {
+                        let e = shim::in_state(e, &state.name, entered_event);
                         if branch.top_level {
                             // A redrive restarts here, with this state's input.
                             lock(&self.record.redrive).state =
@@ -587,7 +600,7 @@ impl Run {
             return Err(StatesError::new(
                 names::DATA_LIMIT_EXCEEDED,
                 format!(
-                    "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({size} > {limit} bytes)"
+                    "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."
                 ),
             ));
         }
@@ -626,26 +639,15 @@ impl Run {
     }
 
     fn fail_error(&self, f: &FailState, input: &Value, ctx: &Value) -> StatesError {
-        let dynamic =
-            |path: &Option<String>, fixed: &Option<String>| -> Result<String, StatesError> {
-                match (path, fixed) {
-                    (Some(p), _) => {
-                        let v = shim::render(&json!({ "v.$": p }), input, ctx)?;
-                        match v.get("v") {
-                            Some(Value::String(s)) => Ok(s.clone()),
-                            other => Err(StatesError::runtime(format!(
-                                "The ErrorPath/CausePath '{p}' must resolve to a string, got {}",
-                                other.map(shim::compact).unwrap_or_default()
-                            ))),
-                        }
-                    }
-                    (None, Some(s)) => Ok(s.clone()),
-                    (None, None) => Ok(String::new()),
-                }
-            };
+        let resolve = |path: &Option<String>, fixed: &Option<String>, field| match (path, fixed)
+        {
+            (Some(p), _) => shim::dynamic_string(p, input, ctx, field),
+            (None, Some(s)) => Ok(s.clone()),
+            (None, None) => Ok(String::new()),
+        };
         match (
-            dynamic(&f.error_path, &f.error),
-            dynamic(&f.cause_path, &f.cause),
+            resolve(&f.error_path, &f.error, PathField::ErrorPath),
+            resolve(&f.cause_path, &f.cause, PathField::CausePath),
         ) {
             (Ok(error), Ok(cause)) => StatesError::new(error, cause),
             (Err(e), _) | (_, Err(e)) => e,
@@ -663,7 +665,7 @@ pub(crate) fn input_path<'v>(
     match &io.input_path {
         None => Ok(Cow::Owned(json!({}))),
         Some(p) if p == "$" => Ok(input),
-        Some(p) => shim::select(p, &input, ctx, "InputPath").map(Cow::Owned),
+        Some(p) => shim::select(p, &input, ctx, PathField::InputPath).map(Cow::Owned),
     }
 }
 
@@ -676,48 +678,60 @@ pub(crate) fn output_path<'v>(
     match &io.output_path {
         None => Ok(json!({})),
         Some(p) if p == "$" => Ok(output.into_owned()),
-        Some(p) => shim::select(p, &output, ctx, "OutputPath"),
+        Some(p) => shim::select(p, &output, ctx, PathField::OutputPath),
     }
 }
 
+/// AWS's largest wait, in seconds (the bound of the `Seconds` field).
+const MAX_WAIT_SECONDS: u64 = 99_999_999;
+
+/// When a Wait state ends. A SecondsPath or TimestampPath value AWS cannot use fails the state
+/// with `States.Runtime` and AWS's cause: not an integer, negative, beyond the largest wait, or
+/// not an ISO-8601 extended offset date-time (`2016-03-14T01:59:00Z`; a timestamp without a
+/// zone or without the `T` is refused).
 fn wait_deadline(
     w: &WaitState,
     input: &Value,
     ctx: &Value,
     entered: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, StatesError> {
-    let seconds = |n: u64| entered + chrono::Duration::seconds(n.min(99_999_999) as i64);
-    let timestamp = |s: &str, field: &str| {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                StatesError::runtime(format!(
-                    "The {field} value '{s}' is not an RFC3339 timestamp (e.g. 2016-03-14T01:59:00Z)"
-                ))
-            })
+    let seconds = |n: u64| entered + chrono::Duration::seconds(n.min(MAX_WAIT_SECONDS) as i64);
+    let bad_timestamp = |field: &str, p: &str, v: &Value| {
+        StatesError::runtime(format!(
+            "The {field} parameter does not reference a valid ISO-8601 extended offset date-time format string: {p} == {}",
+            shim::quoted_value(v)
+        ))
     };
     match w {
         WaitState::Seconds(n) => Ok(seconds(*n)),
-        WaitState::Timestamp(s) => timestamp(s, "Timestamp"),
+        WaitState::Timestamp(s) => parse_timestamp(s)
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| bad_timestamp("Timestamp", s, &Value::String(s.clone()))),
         WaitState::SecondsPath(p) => {
-            let v = shim::select(p, input, ctx, "SecondsPath")?;
-            match v.as_u64() {
-                Some(n) => Ok(seconds(n)),
-                None => Err(StatesError::runtime(format!(
-                    "The SecondsPath '{p}' must point to a non-negative integer, got {}",
-                    shim::compact(&v)
+            let v = shim::select(p, input, ctx, PathField::SecondsPath)?;
+            let described = || format!("{p} == {}", shim::quoted_value(&v));
+            match (v.as_i64(), v.as_u64()) {
+                (Some(n), _) if n < 0 => Err(StatesError::runtime(format!(
+                    "The SecondsPath parameter references a negative value: {}",
+                    described()
+                ))),
+                (_, Some(n)) if n > MAX_WAIT_SECONDS => Err(StatesError::runtime(format!(
+                    "The SecondsPath parameter references a value greater than the maximum wait of {MAX_WAIT_SECONDS} seconds: {}",
+                    described()
+                ))),
+                (_, Some(n)) => Ok(seconds(n)),
+                _ => Err(StatesError::runtime(format!(
+                    "The SecondsPath parameter cannot be parsed as a long value: {}",
+                    described()
                 ))),
             }
         }
         WaitState::TimestampPath(p) => {
-            let v = shim::select(p, input, ctx, "TimestampPath")?;
-            match v.as_str() {
-                Some(s) => timestamp(s, "TimestampPath"),
-                None => Err(StatesError::runtime(format!(
-                    "The TimestampPath '{p}' must point to a string, got {}",
-                    shim::compact(&v)
-                ))),
-            }
+            let v = shim::select(p, input, ctx, PathField::TimestampPath)?;
+            v.as_str()
+                .and_then(parse_timestamp)
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| bad_timestamp("TimestampPath", p, &v))
         }
     }
 }

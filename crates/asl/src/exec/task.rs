@@ -10,6 +10,7 @@
 //! A Lambda function error becomes a task error named by the function's error type, with the
 //! cause `{"errorMessage": ..., "errorType": ..., "stackTrace": []}` as AWS reports it.
 
+use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
 use crate::engine::{ExecutionStatus, StartOptions, TokenMessage};
@@ -55,7 +56,7 @@ fn resolve_seconds(
     s: &Option<Seconds>,
     input: &Value,
     ctx: &Value,
-    field: &str,
+    field: PathField,
 ) -> Result<Option<u64>, StatesError> {
     match s {
         None => Ok(None),
@@ -65,7 +66,8 @@ fn resolve_seconds(
             match v.as_u64() {
                 Some(n) if n > 0 => Ok(Some(n)),
                 _ => Err(StatesError::runtime(format!(
-                    "The {field} '{p}' must point to a positive integer, got {}",
+                    "The {} '{p}' must point to a positive integer, got {}",
+                    field.as_str(),
                     shim::compact(&v)
                 ))),
             }
@@ -109,8 +111,8 @@ pub(crate) async fn run_task(
     branch: &mut Branch,
 ) -> Result<Value, StatesError> {
     let selected = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
-    let timeout = resolve_seconds(&task.timeout, &selected, ctx, "TimeoutSecondsPath")?;
-    let heartbeat = resolve_seconds(&task.heartbeat, &selected, ctx, "HeartbeatSecondsPath")?;
+    let timeout = resolve_seconds(&task.timeout, &selected, ctx, PathField::TimeoutSecondsPath)?;
+    let heartbeat = resolve_seconds(&task.heartbeat, &selected, ctx, PathField::HeartbeatSecondsPath)?;
     let pattern = task.target.pattern();
     let mut token_rx = None;
     let mut _token_guard = None;

@@ -2,7 +2,6 @@
 //! cannot represent, with the location of the offending field.
 
 use super::*;
-use crate::exec::shim;
 use crate::resource::TaskResource;
 use serde_json::Value;
 
@@ -348,7 +347,7 @@ impl Parser {
         match v.get("Choices").and_then(Value::as_array) {
             Some(list) => {
                 for (i, c) in list.iter().enumerate() {
-                    match shim::parse_choice(c) {
+                    match crate::data::choice::parse_choice(c) {
                         Ok((rule, Some(next))) => choices.push(ChoiceBranch { rule, next }),
                         Ok((_, None)) => self.err(
                             &format!("{loc}/Choices/{i}/Next"),
