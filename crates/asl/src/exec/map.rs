@@ -14,7 +14,7 @@ pub(crate) mod distributed;
 use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
-use crate::engine::{MapResults, lock};
+use crate::exec::record::{MapResults, lock};
 use crate::error::StatesError;
 use crate::model::{MapMode, MapState, NumberOrPath, ParallelState, State};
 use futures::StreamExt;
@@ -237,7 +237,7 @@ pub(crate) async fn run_map(
     let history_log = branch.history.clone();
     let checkpoints = branch
         .top_level
-        .then(|| run.engine.inner.config.checkpoint_sink.clone())
+        .then(|| run.config().checkpoint_sink.clone())
         .flatten();
     let mut inputs = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {

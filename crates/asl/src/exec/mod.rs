@@ -10,16 +10,20 @@
 //! Input/output processing follows the AWS order: InputPath → Parameters / ItemSelector →
 //! the state's work → ResultSelector → ResultPath (into the raw state input) → OutputPath.
 
+pub(crate) mod host;
 pub(crate) mod map;
+pub(crate) mod record;
 pub(crate) mod retry;
 pub(crate) mod shim;
 pub(crate) mod task;
 
+pub(crate) use host::Host;
+
 use crate::checkpoint::ExecutionCheckpoint;
 use crate::clock::{Clock, WorkGuard};
-use crate::engine::{
-    Engine, ExecutionOutcome, ExecutionRecord, ExecutionStatus, RedrivePoint, lock,
-};
+use crate::config::EngineConfig;
+use crate::outcome::{ExecutionOutcome, ExecutionStatus};
+use record::{ExecutionRecord, RedrivePoint, lock};
 use crate::error::{StatesError, names};
 use crate::history::{self, Details, HistoryLog};
 use crate::data::choice::parse_timestamp;
@@ -36,7 +40,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Everything one run (start or redrive) of an execution shares.
 pub(crate) struct Run {
-    pub(crate) engine: Engine,
+    /// The engine running this execution (configuration, tokens, child executions).
+    pub(crate) host: Arc<dyn Host>,
     pub(crate) record: Arc<ExecutionRecord>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) mocks: Option<Arc<dyn TaskMocks>>,
@@ -146,27 +151,28 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
 
 /// Starts (or redrives) `record` on `runtime`.
 pub(crate) fn launch(
-    engine: Engine,
+    host: Arc<dyn Host>,
     record: Arc<ExecutionRecord>,
     runtime: &tokio::runtime::Handle,
     redrive: Option<RedrivePoint>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     *lock(&record.stop) = Some(stop_tx);
-    let clock = engine.inner.config.clock.clone();
+    let config = host.config();
+    let clock = config.clock.clone();
     let redrive_count = *lock(&record.redrive_count);
-    let machine_arn = engine.state_machine_arn(&record.machine.name);
+    let machine_arn = config.state_machine_arn(&record.machine.name);
     let run = Arc::new(Run {
         ctx_execution: OnceLock::new(),
         ctx_execution_light: json!({
             "Id": record.arn,
             "Name": record.name,
-            "RoleArn": engine.inner.config.role_arn,
+            "RoleArn": config.role_arn,
             "StartTime": iso(record.start_date),
             "RedriveCount": redrive_count,
         }),
         ctx_machine: json!({ "Id": machine_arn, "Name": record.machine.name }),
-        engine,
+        host,
         mocks: record.mocks.clone(),
         record,
         clock,
@@ -197,7 +203,7 @@ async fn execute(
                     json!({
                         "input": history::payload(&record.input),
                         "inputDetails": history::not_truncated(),
-                        "roleArn": run.engine.inner.config.role_arn,
+                        "roleArn": run.config().role_arn,
                     }),
                 ))
             });
@@ -220,7 +226,7 @@ async fn execute(
         }
     };
     let machine = record.machine.clone();
-    if let Some(sink) = &run.engine.inner.config.checkpoint_sink {
+    if let Some(sink) = &run.config().checkpoint_sink {
         sink.execution_started(&ExecutionCheckpoint {
             execution_arn: &record.arn,
             name: &record.name,
@@ -332,7 +338,7 @@ async fn execute(
     let stop_date = run.clock.now();
     *lock(&record.stop_date) = Some(stop_date);
     lock(&record.stop).take();
-    if let Some(sink) = &run.engine.inner.config.checkpoint_sink {
+    if let Some(sink) = &run.config().checkpoint_sink {
         sink.execution_closed(&record.arn, &outcome, stop_date);
     }
     record.outcome.send_replace(Some(outcome));
@@ -366,6 +372,10 @@ pub(crate) enum Step {
 }
 
 impl Run {
+    pub(crate) fn config(&self) -> &EngineConfig {
+        self.host.config()
+    }
+
     /// The context object for a state.
     pub(crate) fn context(
         &self,
@@ -380,18 +390,7 @@ impl Run {
         }
         let execution = match &branch.execution_ctx {
             Some(child) => child,
-            None if state.reads_execution_input => self.ctx_execution.get_or_init(|| {
-                let mut full = serde_json::Map::new();
-                if let Value::Object(light) = &self.ctx_execution_light {
-                    for (k, v) in light {
-                        full.insert(k.clone(), v.clone());
-                        if k == "Id" {
-                            full.insert("Input".into(), self.record.input.clone());
-                        }
-                    }
-                }
-                Value::Object(full)
-            }),
+            None if state.reads_execution_input => self.full_execution_ctx(),
             None => &self.ctx_execution_light,
         };
         // AWS's `$$.State` has `RetryCount` only in the states that can retry.
@@ -408,6 +407,37 @@ impl Run {
             "State": state_ctx,
             "StateMachine": self.ctx_machine,
         })
+    }
+
+    /// `$$.Execution` with the execution input.
+    fn full_execution_ctx(&self) -> &Value {
+        self.ctx_execution.get_or_init(|| {
+            let mut full = serde_json::Map::new();
+            if let Value::Object(light) = &self.ctx_execution_light {
+                for (k, v) in light {
+                    full.insert(k.clone(), v.clone());
+                    if k == "Id" {
+                        full.insert("Input".into(), self.record.input.clone());
+                    }
+                }
+            }
+            Value::Object(full)
+        })
+    }
+
+    /// A cause that prints the context object (a `$$` path that matched nothing) shows it as
+    /// AWS does, with `$$.Execution.Input`, which the state's own context object left out.
+    fn with_full_context(&self, branch: &Branch, mut e: StatesError) -> StatesError {
+        if e.error != names::RUNTIME || branch.execution_ctx.is_some() {
+            return e;
+        }
+        let light = shim::compact(&self.ctx_execution_light);
+        if e.cause.contains(&light) {
+            e.cause = e
+                .cause
+                .replace(&light, &shim::compact(self.full_execution_ctx()));
+        }
+        e
     }
 
     /// Runs a graph from its start (or from `start`) until it ends; returns its output.
@@ -438,7 +468,7 @@ impl Run {
                     Some(history::state_entered(&state.name, &input))
                 });
                 if branch.top_level
-                    && let Some(sink) = &self.engine.inner.config.checkpoint_sink
+                    && let Some(sink) = &self.config().checkpoint_sink
                 {
                     sink.state_entered(&self.record.arn, &state.name, &input, resumed);
                 }
@@ -466,7 +496,9 @@ impl Run {
                     self.run_state(state, owned, branch, entered).await
                 };
                 abort.disarm();
-                let result = result.map_err(|e| shim::in_state(e, &state.name, entered_event));
+                let result = result.map_err(|e| {
+                    shim::in_state(self.with_full_context(branch, e), &state.name, entered_event)
+                });
                 let step = match result {
                     Ok(step) => Ok(step),
                     Err(err) => match retry::find_catcher(&state.catch, &err) {
@@ -592,7 +624,7 @@ impl Run {
     /// `States.DataLimitExceeded`; checking here keeps local runs honest about what would fail
     /// on AWS.
     fn check_payload(&self, state: &str, output: &Value) -> Result<(), StatesError> {
-        let Some(limit) = self.engine.inner.config.payload_limit_bytes else {
+        let Some(limit) = self.config().payload_limit_bytes else {
             return Ok(());
         };
         let size = serde_json::to_vec(output).map(|v| v.len()).unwrap_or(0);

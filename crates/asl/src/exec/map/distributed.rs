@@ -15,7 +15,7 @@ use super::super::{Branch, Run, input_path, iso, shim};
 use super::super::shim::PathField;
 use super::{item_input, items_array, max_concurrency, tolerated_count, tolerated_percentage};
 use crate::clock::WorkGuard;
-use crate::engine::{MapResults, lock};
+use crate::exec::record::{MapResults, lock};
 use crate::error::{StatesError, names};
 use crate::history::{self, HistoryLog};
 use crate::items::{BatcherConfig, InputType, ReaderConfig, read_items};
@@ -80,10 +80,7 @@ async fn load_source(
         Some(t) => shim::render(t, effective, ctx)?,
         None => json!({}),
     };
-    let store = run
-        .engine
-        .inner
-        .config
+    let store = run.config()
         .resources
         .object_store()
         .cloned()
@@ -189,7 +186,7 @@ pub(crate) async fn run_distributed(
     branch: &mut Branch,
 ) -> Result<Value, StatesError> {
     let effective = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
-    let config = &run.engine.inner.config;
+    let config = &run.config();
     let label = m.label.clone().unwrap_or_else(|| state.name.clone());
     let run_id = uuid::Uuid::new_v4().to_string();
     let machine_name = &run.record.machine.name;
@@ -320,7 +317,7 @@ async fn map_run(
             ),
         });
     }
-    let config = &run.engine.inner.config;
+    let config = &run.config();
     let machine_name = run.record.machine.name.clone();
     let child_arn_prefix = format!(
         "arn:aws:states:{}:{}:execution:{machine_name}/{label}:",
@@ -416,10 +413,7 @@ async fn map_run(
                 }
             }
             if let (Some(cp), Ok(v)) = (&checkpoint, &child.output) {
-                if let Some(sink) = run
-                    .engine
-                    .inner
-                    .config
+                if let Some(sink) = run.config()
                     .checkpoint_sink
                     .as_ref()
                     .filter(|_| !child.carried_over)
@@ -467,7 +461,7 @@ async fn run_child(
     input: &Value,
     start: DateTime<Utc>,
 ) -> Result<Value, StatesError> {
-    let config = &run.engine.inner.config;
+    let config = &run.config();
     let execution_ctx = json!({
         "Id": arn,
         "Input": input,
@@ -576,10 +570,7 @@ impl ResultWriter {
                 } else {
                     format!("{}/{run_id}/", prefix.trim_end_matches('/'))
                 };
-                let store = run
-                    .engine
-                    .inner
-                    .config
+                let store = run.config()
                     .resources
                     .object_store()
                     .cloned()
@@ -597,7 +588,7 @@ impl ResultWriter {
             bucket,
             base,
             map_run_arn: map_run_arn.to_string(),
-            machine_arn: run.engine.state_machine_arn(&run.record.machine.name),
+            machine_arn: run.config().state_machine_arn(&run.record.machine.name),
             transformation,
             jsonl,
             succeeded: Vec::new(),
