@@ -452,7 +452,12 @@ impl Engine {
         }
         *lock(&record.stop_date) = None;
         record.outcome.send_replace(None);
-        exec::launch(Arc::new(self.clone()), record.clone(), &runtime, Some(point));
+        exec::launch(
+            Arc::new(self.clone()),
+            record.clone(),
+            &runtime,
+            Some(point),
+        );
         Ok(ExecutionHandle { record })
     }
 

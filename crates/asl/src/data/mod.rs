@@ -25,3 +25,17 @@ pub mod choice;
 pub mod intrinsics;
 pub mod path;
 pub mod template;
+
+use serde_json::Value;
+
+/// The JSON type of a value, with its article, for messages: `"an array"`, `"null"`, ...
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

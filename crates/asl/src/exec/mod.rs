@@ -22,17 +22,17 @@ pub(crate) use host::Host;
 use crate::checkpoint::ExecutionCheckpoint;
 use crate::clock::{Clock, WorkGuard};
 use crate::config::EngineConfig;
-use crate::outcome::{ExecutionOutcome, ExecutionStatus};
-use record::{ExecutionRecord, RedrivePoint, lock};
+use crate::data::choice::parse_timestamp;
 use crate::error::{StatesError, names};
 use crate::history::{self, Details, HistoryLog};
-use crate::data::choice::parse_timestamp;
 use crate::model::{FailState, Graph, Io, State, StateKind, Transition, WaitState};
-use shim::PathField;
+use crate::outcome::{ExecutionOutcome, ExecutionStatus};
 use crate::resource::TaskMocks;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
+use record::{ExecutionRecord, RedrivePoint, lock};
 use serde_json::{Value, json};
+use shim::PathField;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -497,7 +497,11 @@ impl Run {
                 };
                 abort.disarm();
                 let result = result.map_err(|e| {
-                    shim::in_state(self.with_full_context(branch, e), &state.name, entered_event)
+                    shim::in_state(
+                        self.with_full_context(branch, e),
+                        &state.name,
+                        entered_event,
+                    )
                 });
                 let step = match result {
                     Ok(step) => Ok(step),
@@ -671,8 +675,7 @@ impl Run {
     }
 
     fn fail_error(&self, f: &FailState, input: &Value, ctx: &Value) -> StatesError {
-        let resolve = |path: &Option<String>, fixed: &Option<String>, field| match (path, fixed)
-        {
+        let resolve = |path: &Option<String>, fixed: &Option<String>, field| match (path, fixed) {
             (Some(p), _) => shim::dynamic_string(p, input, ctx, field),
             (None, Some(s)) => Ok(s.clone()),
             (None, None) => Ok(String::new()),

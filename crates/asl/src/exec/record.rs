@@ -3,8 +3,8 @@
 //! outcome, stop signal and redrive point), the messages task-token callbacks deliver, and the
 //! lock helper both sides use.
 
-use crate::history::HistoryLog;
 use crate::error::StatesError;
+use crate::history::HistoryLog;
 use crate::model::StateMachine;
 use crate::outcome::{ExecutionOutcome, ExecutionStatus};
 use crate::resource::TaskMocks;

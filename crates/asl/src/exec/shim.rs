@@ -7,12 +7,14 @@
 //! the event id #<id>). <cause>`: the specific cause is built here, the prefix by
 //! [`in_state`] once the failing state is known.
 
-use crate::data::path::{self, PathError, ParsedPath};
+use crate::data::path::{self, ParsedPath, PathError};
 use crate::error::{StatesError, names};
 use serde_json::Value;
 use std::borrow::Cow;
 
 /// The field a path is evaluated for: it decides how AWS words a path that matches nothing.
+// The variants are AWS's field names, which all end in `Path`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PathField {
     InputPath,

@@ -10,14 +10,14 @@
 //! A Lambda function error becomes a task error named by the function's error type, with the
 //! cause `{"errorMessage": ..., "errorType": ..., "stackTrace": []}` as AWS reports it.
 
+use super::record::{TokenMessage, lock};
 use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
-use super::record::{TokenMessage, lock};
-use crate::outcome::ExecutionStatus;
 use crate::error::{StatesError, names};
 use crate::history;
 use crate::model::{Seconds, State, TaskState};
+use crate::outcome::ExecutionStatus;
 use crate::resource::{FunctionError, IntegrationPattern, MockedResult, ServiceCall, TaskResource};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -113,7 +113,12 @@ pub(crate) async fn run_task(
 ) -> Result<Value, StatesError> {
     let selected = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
     let timeout = resolve_seconds(&task.timeout, &selected, ctx, PathField::TimeoutSecondsPath)?;
-    let heartbeat = resolve_seconds(&task.heartbeat, &selected, ctx, PathField::HeartbeatSecondsPath)?;
+    let heartbeat = resolve_seconds(
+        &task.heartbeat,
+        &selected,
+        ctx,
+        PathField::HeartbeatSecondsPath,
+    )?;
     let pattern = task.target.pattern();
     let mut token_rx = None;
     let mut _token_guard = None;
@@ -440,9 +445,9 @@ async fn start_child(
         .get("Name")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let child = run
-        .host
-        .start_execution(Arc::clone(&machine), input.clone(), name, run.mocks.clone())?;
+    let child =
+        run.host
+            .start_execution(Arc::clone(&machine), input.clone(), name, run.mocks.clone())?;
     let start = child.start_date;
     if pattern != IntegrationPattern::Sync {
         return Ok(json!({ "ExecutionArn": child.arn, "StartDate": epoch_millis(start) }));

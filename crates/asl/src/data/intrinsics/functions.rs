@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::parser::Function;
 use crate::data::path::compact;
+use crate::data::type_name;
 
 /// Largest array `States.ArrayRange` may build.
 pub const MAX_RANGE_ITEMS: i128 = 1000;
@@ -443,17 +444,6 @@ fn wrong_type(name: &str, i: usize, expected: &str, got: &Value) -> String {
         type_name(got),
         compact(got)
     )
-}
-
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// A text form in which equal JSON values are equal strings: object members sorted by key, so

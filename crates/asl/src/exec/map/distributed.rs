@@ -11,12 +11,12 @@
 //! Child executions do not write into the parent's history — AWS keeps them as separate
 //! executions too; the parent records `MapRunStarted` and `MapRunSucceeded`/`MapRunFailed`.
 
-use super::super::{Branch, Run, input_path, iso, shim};
 use super::super::shim::PathField;
+use super::super::{Branch, Run, input_path, iso, shim};
 use super::{item_input, items_array, max_concurrency, tolerated_count, tolerated_percentage};
 use crate::clock::WorkGuard;
-use crate::exec::record::{MapResults, lock};
 use crate::error::{StatesError, names};
+use crate::exec::record::{MapResults, lock};
 use crate::history::{self, HistoryLog};
 use crate::items::{BatcherConfig, InputType, ReaderConfig, read_items};
 use crate::model::{MapState, State};
@@ -197,8 +197,7 @@ pub(crate) async fn run_distributed(
     // AWS's order: MaxConcurrencyPath and ItemsPath before MapStateStarted (whose length is 0
     // for an ItemReader, read later), the tolerances after it, so a bad tolerance value fails
     // the state with MapStateStarted already recorded.
-    let concurrency = match usize::try_from(max_concurrency(&m.max_concurrency, &effective, ctx)?)
-    {
+    let concurrency = match usize::try_from(max_concurrency(&m.max_concurrency, &effective, ctx)?) {
         Ok(0) => config.distributed_map_default_concurrency.max(1),
         Ok(n) => n,
         Err(_) => usize::MAX,
@@ -413,7 +412,8 @@ async fn map_run(
                 }
             }
             if let (Some(cp), Ok(v)) = (&checkpoint, &child.output) {
-                if let Some(sink) = run.config()
+                if let Some(sink) = run
+                    .config()
                     .checkpoint_sink
                     .as_ref()
                     .filter(|_| !child.carried_over)
@@ -570,7 +570,8 @@ impl ResultWriter {
                 } else {
                     format!("{}/{run_id}/", prefix.trim_end_matches('/'))
                 };
-                let store = run.config()
+                let store = run
+                    .config()
                     .resources
                     .object_store()
                     .cloned()
