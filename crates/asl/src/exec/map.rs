@@ -87,6 +87,44 @@ fn close(
     }
 }
 
+/// Why a Map field (ItemsPath, MaxConcurrencyPath, ToleratedFailure*Path) gave no usable
+/// value. AWS fails the Map state first (`MapStateFailed`) when the path selects nothing, but
+/// fails the execution at once when it refuses the value the path selected.
+pub(crate) enum FieldError {
+    Missing(StatesError),
+    Refused(StatesError),
+}
+
+impl FieldError {
+    /// The error, after recording `MapStateFailed` when AWS records it.
+    pub(crate) fn fail(self, run: &Run, branch: &mut Branch) -> StatesError {
+        match self {
+            FieldError::Missing(e) => {
+                branch.record(run, "MapStateFailed", None);
+                e
+            }
+            FieldError::Refused(e) => e,
+        }
+    }
+
+    /// The error, where no Map event is due (the items are read inside the map run).
+    pub(crate) fn into_error(self) -> StatesError {
+        match self {
+            FieldError::Missing(e) | FieldError::Refused(e) => e,
+        }
+    }
+}
+
+/// `select` for a Map field: a path that selects nothing is [`FieldError::Missing`].
+fn select_field(
+    p: &str,
+    input: &Value,
+    ctx: &Value,
+    field: PathField,
+) -> Result<Value, FieldError> {
+    shim::select(p, input, ctx, field).map_err(FieldError::Missing)
+}
+
 /// The integer a `*Path` value stands for, read as AWS reads it (Java's `parseInt` of the
 /// value's text): an integer, or a string holding one. Anything else (a fraction, an object,
 /// text) is `None`.
@@ -99,12 +137,12 @@ fn integer_value(v: &Value) -> Option<i64> {
 }
 
 /// The value as AWS quotes it in `refers to value "..."`: a string as it is, else JSON.
-fn refers_to(field: PathField, p: &str, v: &Value, what: &str) -> StatesError {
-    StatesError::runtime(format!(
+fn refers_to(field: PathField, p: &str, v: &Value, what: &str) -> FieldError {
+    FieldError::Refused(StatesError::runtime(format!(
         "The {} field refers to value \"{}\" which is not a valid {what}: {p}",
         field.as_str(),
         shim::quoted_value(v)
-    ))
+    )))
 }
 
 /// MaxConcurrency or MaxConcurrencyPath: 0 means no limit.
@@ -112,17 +150,17 @@ pub(crate) fn max_concurrency(
     n: &NumberOrPath,
     input: &Value,
     ctx: &Value,
-) -> Result<u64, StatesError> {
+) -> Result<u64, FieldError> {
     let field = PathField::MaxConcurrencyPath;
     match n {
         NumberOrPath::Fixed(f) => Ok(f.max(0.0) as u64),
         NumberOrPath::Path(p) => {
-            let v = shim::select(p, input, ctx, field)?;
+            let v = select_field(p, input, ctx, field)?;
             let n = integer_value(&v).ok_or_else(|| refers_to(field, p, &v, "integer"))?;
             u64::try_from(n).map_err(|_| {
-                StatesError::runtime(format!(
+                FieldError::Refused(StatesError::runtime(format!(
                     "Expected non-negative integer for MaxConcurrency, got '{n}' instead."
-                ))
+                )))
             })
         }
     }
@@ -133,17 +171,17 @@ pub(crate) fn tolerated_count(
     n: &NumberOrPath,
     input: &Value,
     ctx: &Value,
-) -> Result<f64, StatesError> {
+) -> Result<f64, FieldError> {
     let field = PathField::ToleratedFailureCountPath;
     match n {
         NumberOrPath::Fixed(f) => Ok(*f),
         NumberOrPath::Path(p) => {
-            let v = shim::select(p, input, ctx, field)?;
+            let v = select_field(p, input, ctx, field)?;
             let n = integer_value(&v).ok_or_else(|| refers_to(field, p, &v, "integer"))?;
             if n < 0 {
-                return Err(StatesError::runtime(
+                return Err(FieldError::Refused(StatesError::runtime(
                     "ToleratedFailureCount cannot be negative.",
-                ));
+                )));
             }
             Ok(n as f64)
         }
@@ -155,12 +193,12 @@ pub(crate) fn tolerated_percentage(
     n: &NumberOrPath,
     input: &Value,
     ctx: &Value,
-) -> Result<f64, StatesError> {
+) -> Result<f64, FieldError> {
     let field = PathField::ToleratedFailurePercentagePath;
     match n {
         NumberOrPath::Fixed(f) => Ok(*f),
         NumberOrPath::Path(p) => {
-            let v = shim::select(p, input, ctx, field)?;
+            let v = select_field(p, input, ctx, field)?;
             let pct = match &v {
                 Value::Number(n) => n.as_f64(),
                 Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
@@ -168,9 +206,9 @@ pub(crate) fn tolerated_percentage(
             }
             .ok_or_else(|| refers_to(field, p, &v, "float"))?;
             if !(0.0..=100.0).contains(&pct) {
-                return Err(StatesError::runtime(
+                return Err(FieldError::Refused(StatesError::runtime(
                     "ToleratedFailurePercentage must be between 0 and 100.",
-                ));
+                )));
             }
             Ok(pct)
         }
@@ -209,8 +247,9 @@ pub(crate) async fn run_map(
     }
     let effective = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
     // AWS evaluates MaxConcurrencyPath before ItemsPath, both before MapStateStarted.
-    let concurrency = max_concurrency(&m.max_concurrency, &effective, ctx)?;
-    let items = items_array(m, &effective, ctx)?;
+    let concurrency =
+        max_concurrency(&m.max_concurrency, &effective, ctx).map_err(|e| e.fail(run, branch))?;
+    let items = items_array(m, &effective, ctx).map_err(|e| e.fail(run, branch))?;
     let concurrency = match usize::try_from(concurrency) {
         Ok(0) => items.len().max(1),
         Ok(n) => n,
@@ -324,14 +363,14 @@ pub(crate) fn items_array(
     m: &MapState,
     effective: &Value,
     ctx: &Value,
-) -> Result<Vec<Value>, StatesError> {
-    match shim::select(&m.items_path, effective, ctx, PathField::ItemsPath)? {
+) -> Result<Vec<Value>, FieldError> {
+    match select_field(&m.items_path, effective, ctx, PathField::ItemsPath)? {
         Value::Array(a) => Ok(a),
-        other => Err(StatesError::runtime(format!(
+        other => Err(FieldError::Refused(StatesError::runtime(format!(
             "The JSONPath '{}' specified for the field 'ItemsPath' does not reference a JSON array: {}",
             m.items_path,
             shim::compact(&other)
-        ))),
+        )))),
     }
 }
 

@@ -56,8 +56,9 @@ impl PathField {
 /// definite path that matches nothing is `States.Runtime`, worded as AWS words it for that
 /// field: `Invalid path '$.x' : No results for path: $['x']` for InputPath, OutputPath and the
 /// Task timeouts, `The SecondsPath parameter does not reference an input value: $.x` for a
-/// Wait, and `The JSONPath '$.x' specified for the field 'ItemsPath' could not be found in the
-/// input '{...}'` for the others.
+/// Wait, `The JSONPath '$.x' could not be found in the input '{...}'` for the fields a Map
+/// reads while it runs (ItemsPath, MaxConcurrencyPath, ...), and `The JSONPath '$.x' specified
+/// for the field 'ErrorPath' could not be found in the input '{...}'` for the others.
 pub(crate) fn select(
     p: &str,
     input: &Value,
@@ -83,6 +84,18 @@ fn not_found(parsed: &ParsedPath, input: &Value, ctx: &Value, field: PathField) 
         ),
         PathField::SecondsPath => {
             format!("The SecondsPath parameter does not reference an input value: {p}")
+        }
+        // Read by the Map state's own work rather than as a state field: no field named.
+        PathField::ItemsPath
+        | PathField::MaxConcurrencyPath
+        | PathField::ToleratedFailureCountPath
+        | PathField::ToleratedFailurePercentagePath
+        | PathField::MaxItemsPath => {
+            let doc = if p.starts_with("$$") { ctx } else { input };
+            format!(
+                "The JSONPath '{p}' could not be found in the input '{}'",
+                compact(doc)
+            )
         }
         _ => {
             let doc = if p.starts_with("$$") { ctx } else { input };

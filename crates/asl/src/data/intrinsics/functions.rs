@@ -6,6 +6,7 @@
 //! steps, the 1000-element ArrayRange limit, the 10,000-character Base64/Hash limits).
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -173,29 +174,76 @@ pub(crate) fn apply(
 
 fn format(args: &[Value], template: FormatTemplate<'_>) -> Result<Value, String> {
     let name = Function::Format.name();
-    let pieces: Vec<String> = match template {
-        FormatTemplate::Raw(raw) => split_raw_template(raw),
-        FormatTemplate::Value => string_arg(name, args, 0)?
-            .split("{}")
-            .map(str::to_owned)
-            .collect(),
-    };
     let values = args.get(1..).unwrap_or_default();
-    let placeholders = pieces.len().saturating_sub(1);
+    // Written straight into the output, piece by piece: this runs once per item of a Map.
+    let (placeholders, text) = match template {
+        FormatTemplate::Raw(raw) => (raw_pieces(raw, |_| {}), raw),
+        FormatTemplate::Value => {
+            let t = string_arg(name, args, 0)?;
+            (t.matches("{}").count(), t)
+        }
+    };
     if placeholders != values.len() {
         return Err(format!(
             "{name}: the template has {placeholders} placeholder(s) '{{}}' but {} argument(s) follow it",
             values.len()
         ));
     }
-    let mut out = String::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        out.push_str(piece);
-        if let Some(v) = values.get(i) {
-            java_text(v, &mut out);
+    let mut out = String::with_capacity(text.len() + 16 * values.len());
+    let mut next = values.iter();
+    let mut placeholder = |out: &mut String| {
+        if let Some(v) = next.next() {
+            java_text(v, out);
+        }
+    };
+    match template {
+        FormatTemplate::Raw(raw) => {
+            raw_pieces(raw, |piece| match piece {
+                Piece::Char(c) => out.push(c),
+                Piece::Placeholder => placeholder(&mut out),
+            });
+        }
+        FormatTemplate::Value => {
+            for (i, piece) in text.split("{}").enumerate() {
+                if i > 0 {
+                    placeholder(&mut out);
+                }
+                out.push_str(piece);
+            }
         }
     }
     Ok(Value::String(out))
+}
+
+/// One step of a literal `States.Format` template.
+enum Piece {
+    /// A character of text (escapes resolved).
+    Char(char),
+    /// An unescaped `{}`.
+    Placeholder,
+}
+
+/// Walks a literal template (escapes still in place: `\{}` is text), handing each piece to
+/// `each`; returns the number of placeholders.
+fn raw_pieces(raw: &str, mut each: impl FnMut(Piece)) -> usize {
+    let mut placeholders = 0;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    each(Piece::Char(next));
+                }
+            }
+            '{' if chars.peek() == Some(&'}') => {
+                chars.next();
+                placeholders += 1;
+                each(Piece::Placeholder);
+            }
+            _ => each(Piece::Char(c)),
+        }
+    }
+    placeholders
 }
 
 /// How AWS's executor (Java) prints a value substituted into `States.Format`: strings without
@@ -205,6 +253,10 @@ fn format(args: &[Value], template: FormatTemplate<'_>) -> Result<Value, String>
 fn java_text(v: &Value, out: &mut String) {
     match v {
         Value::String(s) => out.push_str(s),
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            // Integers print as they are, written without an intermediate string.
+            let _ = write!(out, "{n}");
+        }
         Value::Number(n) => out.push_str(&java_number(n)),
         Value::Array(items) => {
             out.push('[');
@@ -266,33 +318,6 @@ pub(crate) fn java_number(n: &serde_json::Number) -> String {
         format!("{mantissa}.0")
     };
     format!("{mantissa}E{exponent}")
-}
-
-/// Splits a literal template (escapes still in place) at its unescaped `{}` placeholders and
-/// resolves the escapes of each piece.
-fn split_raw_template(raw: &str) -> Vec<String> {
-    let mut pieces = vec![String::new()];
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        let current = pieces.last_mut();
-        match c {
-            '\\' => {
-                if let (Some(p), Some(next)) = (current, chars.next()) {
-                    p.push(next);
-                }
-            }
-            '{' if chars.peek() == Some(&'}') => {
-                chars.next();
-                pieces.push(String::new());
-            }
-            _ => {
-                if let Some(p) = current {
-                    p.push(c);
-                }
-            }
-        }
-    }
-    pieces
 }
 
 fn array_range(args: &[Value]) -> Result<Value, String> {

@@ -13,7 +13,9 @@
 
 use super::super::shim::PathField;
 use super::super::{Branch, Run, input_path, iso, shim};
-use super::{item_input, items_array, max_concurrency, tolerated_count, tolerated_percentage};
+use super::{
+    FieldError, item_input, items_array, max_concurrency, tolerated_count, tolerated_percentage,
+};
 use crate::clock::WorkGuard;
 use crate::error::{StatesError, names};
 use crate::exec::record::{MapResults, lock};
@@ -74,7 +76,9 @@ async fn load_source(
     ctx: &Value,
 ) -> Result<Source, StatesError> {
     let Some(reader) = &m.item_reader else {
-        return items_array(m, effective, ctx).map(Source::Items);
+        return items_array(m, effective, ctx)
+            .map(Source::Items)
+            .map_err(FieldError::into_error);
     };
     let params = match &reader.parameters {
         Some(t) => shim::render(t, effective, ctx)?,
@@ -197,13 +201,15 @@ pub(crate) async fn run_distributed(
     // AWS's order: MaxConcurrencyPath and ItemsPath before MapStateStarted (whose length is 0
     // for an ItemReader, read later), the tolerances after it, so a bad tolerance value fails
     // the state with MapStateStarted already recorded.
-    let concurrency = match usize::try_from(max_concurrency(&m.max_concurrency, &effective, ctx)?) {
+    let concurrency =
+        max_concurrency(&m.max_concurrency, &effective, ctx).map_err(|e| e.fail(run, branch))?;
+    let concurrency = match usize::try_from(concurrency) {
         Ok(0) => config.distributed_map_default_concurrency.max(1),
         Ok(n) => n,
         Err(_) => usize::MAX,
     };
     let items = match &m.item_reader {
-        None => Some(items_array(m, &effective, ctx)?),
+        None => Some(items_array(m, &effective, ctx).map_err(|e| e.fail(run, branch))?),
         Some(_) => None,
     };
     branch.record(
@@ -218,12 +224,14 @@ pub(crate) async fn run_distributed(
         .tolerated_failure_count
         .as_ref()
         .map(|n| tolerated_count(n, &effective, ctx))
-        .transpose()?;
+        .transpose()
+        .map_err(|e| e.fail(run, branch))?;
     let tolerated_pct = m
         .tolerated_failure_percentage
         .as_ref()
         .map(|n| tolerated_percentage(n, &effective, ctx))
-        .transpose()?;
+        .transpose()
+        .map_err(|e| e.fail(run, branch))?;
     let batcher = m
         .item_batcher
         .as_ref()
