@@ -594,12 +594,21 @@ mod tests {
         serde_json::from_value(detail).expect("the sample detail parses")
     }
 
+    /// Status, status reason, exit code, container reason, expected classification.
+    type BatchCase = (
+        &'static str,
+        &'static str,
+        Option<i32>,
+        Option<&'static str>,
+        Classification,
+    );
+
     /// Every classification rule, on both Batch job shapes (the ECS shape is `ecs_cases`).
     #[test]
     fn batch_rules_hold_for_both_job_shapes() {
         let oom = "OutOfMemoryError: Container killed due to memory usage";
         let pull = "CannotPullContainerError: pull image manifest has been retried 5 time(s)";
-        let cases: [(&str, &str, Option<i32>, Option<&str>, Classification); 8] = [
+        let cases: [BatchCase; 8] = [
             (
                 "SUCCEEDED",
                 "Essential container in task exited",
