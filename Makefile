@@ -9,16 +9,19 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice-target
 RELEASE := $(CARGO_TARGET_DIR)/release
 SLUICE  := $(RELEASE)/sluice
 DEMO_WORKDIR ?= .sluice/demo
+# The workspace's declared minimum Rust version (Cargo.toml `rust-version`), checked by `make msrv`.
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 SCALE ?= 0.01
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-spot demo-full build test test-tools test-rust lint fmt bench
+.PHONY: help demo demo-spot demo-full build test test-tools test-rust msrv lint fmt bench
 
 help:
 	@echo "make demo       run the 200-task BER job locally (SCALE=$(SCALE); SCALE=1 is full size)"
 	@echo "make demo-spot  the same with 20% of task attempts interrupted like Spot reclaims"
 	@echo "make test       install test tools and run all tests"
 	@echo "make lint       cargo fmt --check, clippy -D warnings, infra lint"
+	@echo "make msrv       check the workspace with its declared rust-version ($(MSRV))"
 	@echo "make deploy     deploy to AWS (see docs/deploy.md)"
 
 build:
@@ -39,13 +42,20 @@ demo-full: build
 # Tools the tests talk to: moto (AWS-API emulator) in its own venv, and the infra linters.
 test-tools:
 	bash tests/aws/install.sh
+	rustup toolchain install $(MSRV) --profile minimal
 	$(MAKE) infra-tools
 
 test-rust:
 	cargo build -p sluice-cli -p ber-sim
 	cargo test --workspace --all-features --no-fail-fast
 
-test: test-tools test-rust lint-infra
+# The declared rust-version must stay true: everything but the AWS edge (sluice-aws, and the
+# `lambda`/`aws` features that pull it in, whose locked AWS SDK needs the newer compiler that
+# crates/aws/Cargo.toml declares) is checked with that compiler.
+msrv:
+	cargo +$(MSRV) check --locked --workspace --exclude sluice-aws --all-targets
+
+test: test-tools test-rust msrv lint-infra
 
 lint: lint-infra
 	cargo fmt --all -- --check
