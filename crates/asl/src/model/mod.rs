@@ -227,7 +227,6 @@ pub(crate) fn reads_execution_input(raw: &str) -> bool {
 }
 
 impl State {
-    /// `"Pass"`, `"Task"`, ... as written in the definition.
     /// The history event types of entering, leaving and aborting this state, e.g.
     /// `("PassStateEntered", "PassStateExited", "PassStateAborted")`.
     pub fn event_types(&self) -> (&'static str, &'static str, &'static str) {
@@ -255,6 +254,7 @@ impl State {
         }
     }
 
+    /// `"Pass"`, `"Task"`, ... as written in the definition.
     pub fn type_name(&self) -> &'static str {
         match &self.kind {
             StateKind::Pass { .. } => "Pass",
