@@ -54,7 +54,8 @@ pub(crate) fn apply(
         Function::Array => Ok(Value::Array(args.to_vec())),
         Function::ArrayPartition => {
             let items = array_arg(name, args, 0)?;
-            let size = int_arg(name, args, 1)?;
+            // As in MathAdd, AWS rounds a non-integer size rather than refusing it.
+            let size = rounded_arg(name, args, 1)?;
             if size <= 0 {
                 return Err(format!(
                     "{name}: the chunk size must be a positive integer, got {size}"
@@ -284,9 +285,10 @@ fn java_text(v: &Value, out: &mut String) {
     }
 }
 
-/// A JSON number as Java prints it: integers as they are; other numbers as `Double.toString`
-/// does — plain decimal with at least one fractional digit between 10^-3 and 10^7
-/// (`100.0`, `0.5`), otherwise `d.dddE±n` (`1.0E21`, `1.5E-7`).
+/// A JSON number as AWS prints it: integers as they are; other numbers as Java's
+/// `Double.toString` does — plain decimal with at least one fractional digit between 10^-3 and
+/// 10^7 (`100.0`, `0.5`), otherwise `d.dddE±n` (`1.0E21`, `1.5E-7`) — except a negative zero,
+/// which is `-0`.
 pub(crate) fn java_number(n: &serde_json::Number) -> String {
     if n.is_i64() || n.is_u64() {
         return n.to_string();
@@ -298,7 +300,9 @@ pub(crate) fn java_number(n: &serde_json::Number) -> String {
         return n.to_string();
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+        // A negative zero only comes from the JSON text `-0` (or `-0.0`), which serde_json
+        // reads as a float; AWS prints it as `-0`.
+        return if f.is_sign_negative() { "-0" } else { "0.0" }.into();
     }
     let magnitude = f.abs();
     if (1e-3..1e7).contains(&magnitude) {
@@ -322,9 +326,10 @@ pub(crate) fn java_number(n: &serde_json::Number) -> String {
 
 fn array_range(args: &[Value]) -> Result<Value, String> {
     let name = Function::ArrayRange.name();
-    let first = i128::from(int_arg(name, args, 0)?);
-    let last = i128::from(int_arg(name, args, 1)?);
-    let step = i128::from(int_arg(name, args, 2)?);
+    // Non-integers are rounded the Java way, as AWS does.
+    let first = i128::from(rounded_arg(name, args, 0)?);
+    let last = i128::from(rounded_arg(name, args, 1)?);
+    let step = i128::from(rounded_arg(name, args, 2)?);
     if step == 0 {
         return Err(format!(
             "{name}: the step (third argument) must not be zero"

@@ -148,7 +148,7 @@ mod tests {
                 "States.Format('{} {} {} {}', $.a, $.b, $.c, $.d)",
                 json!({"a": 100.0, "b": 1e21, "c": 0.00000015, "d": -0.0})
             ),
-            Ok(json!("100.0 1.0E21 1.5E-7 -0.0"))
+            Ok(json!("100.0 1.0E21 1.5E-7 -0"))
         );
         // Escaped braces are text, not placeholders.
         assert_eq!(
@@ -285,10 +285,10 @@ mod tests {
             input.clone(),
             "positive integer",
         );
-        fails(
-            "States.ArrayPartition($.a, 1.5)",
-            input.clone(),
-            "must be an integer",
+        // Non-integer sizes and range bounds are rounded (Java's Math.round), as AWS does.
+        assert_eq!(
+            eval("States.ArrayPartition($.a, 1.5)", input.clone()),
+            Ok(json!([[1, 2], [3]]))
         );
         fails(
             "States.ArrayPartition('x', 1)",
@@ -297,10 +297,14 @@ mod tests {
         );
         fails("States.ArrayRange(1, 9, 0)", json!({}), "must not be zero");
         fails("States.ArrayRange(1, 1001, 1)", json!({}), "1001 elements");
+        assert_eq!(
+            eval("States.ArrayRange(1.5, 4.4, 1)", json!({})),
+            Ok(json!([2, 3, 4]))
+        );
         fails(
-            "States.ArrayRange(1.5, 9, 1)",
+            "States.ArrayRange('1', 9, 1)",
             json!({}),
-            "must be an integer",
+            "must be a number",
         );
         assert_eq!(
             eval(
