@@ -19,7 +19,7 @@ pub struct EngineConfig {
     /// [`crate::checkpoint`]). `None`: executions live only in memory.
     pub checkpoint_sink: Option<Arc<dyn CheckpointSink>>,
     /// Mocked task responses applied to every execution (see also
-    /// [`StartOptions::mocks`] for one execution).
+    /// [`crate::engine::StartOptions::mocks`] for one execution).
     pub mocks: Option<Arc<dyn TaskMocks>>,
     /// Region in ARNs and `taskScheduled` events. Default `local`.
     pub region: String,
@@ -36,7 +36,7 @@ pub struct EngineConfig {
     /// Send the histories of distributed Map child executions to the history sink too (under
     /// their own ARNs). Off by default: a Map run can have 100,000 children.
     pub record_child_executions: bool,
-    /// Keep each execution's history in memory for [`ExecutionHandle::history`]. Default on.
+    /// Keep each execution's history in memory for [`crate::engine::ExecutionHandle::history`]. Default on.
     /// A host that only wants the outcome (`sluice asl run` without `--history`) turns it
     /// off: with no history sink either, no event details are built at all, which is what
     /// makes a 100,000-item Map fast and small.

@@ -4,7 +4,7 @@
 //!
 //! An [`Engine`] is cheap to clone (an `Arc` inside) and `Send + Sync`, so a host can hand it to
 //! worker tasks that call [`Engine::send_task_success`] while an execution waits. Executions run
-//! as tokio tasks; the state-by-state interpretation lives in [`crate::exec`].
+//! as tokio tasks; the state-by-state interpretation lives in the private `exec` module.
 
 pub use crate::config::EngineConfig;
 pub use crate::outcome::{ExecutionOutcome, ExecutionStatus};
@@ -357,7 +357,7 @@ impl Engine {
     }
 
     /// Drops a closed execution (and its history) from memory, for long-running hosts that
-    /// persist histories through their [`HistorySink`]. Running executions are kept; returns
+    /// persist histories through their [`crate::history::HistorySink`]. Running executions are kept; returns
     /// whether the execution was removed.
     pub fn forget_execution(&self, arn: &str) -> bool {
         let mut executions = lock(&self.inner.executions);

@@ -5,7 +5,11 @@
 //! - [`Run::run_graph`] walks a [`Graph`] (top level, Parallel branch or Map iteration),
 //!   recording `*StateEntered`/`*StateExited`, applying Catch and following transitions.
 //! - Each state type's behaviour is in its own function; Task in [`task`], Parallel and Map in
-//!   [`map`]; Retry in [`retry`].
+//!   [`map`]; Retry in [`retry`]; paths, templates and AWS's wording of run-time failures in
+//!   [`shim`].
+//! - [`record`] holds the run-time records the engine reads (an execution's outcome, history,
+//!   stop signal, redrive point); [`host`] is what the interpreter needs from the engine, as a
+//!   trait the engine implements, so this module never depends on [`crate::engine`].
 //!
 //! Input/output processing follows the AWS order: InputPath → Parameters / ItemSelector →
 //! the state's work → ResultSelector → ResultPath (into the raw state input) → OutputPath.
