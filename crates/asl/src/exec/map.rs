@@ -45,7 +45,7 @@ pub(crate) async fn run_parallel(
         let input = Value::clone(&effective);
         async move { run.run_graph(g, Cow::Owned(input), &mut b, None).await }
     });
-    let joined = futures::future::try_join_all(futures);
+    let joined = join_branches(futures.collect());
     let results = branch.guard.idle(joined).await;
     close(
         run,
@@ -56,6 +56,47 @@ pub(crate) async fn run_parallel(
         results,
         ("ParallelStateSucceeded", "ParallelStateFailed"),
     )
+}
+
+/// Runs Parallel branches the way AWS starts them: all at once. Every round polls every
+/// branch still running, so a branch that fails does not keep its siblings from taking the
+/// steps they take at the same moment (a sibling of only Pass states completes, as on AWS);
+/// once a round ends with a failure, the first failed branch (in branch order) fails the state
+/// and the branches still running are dropped, which records their `...Aborted` events.
+async fn join_branches<F, T>(branches: Vec<F>) -> Result<Vec<T>, StatesError>
+where
+    F: std::future::Future<Output = Result<T, StatesError>>,
+{
+    let mut running: Vec<Option<std::pin::Pin<Box<F>>>> =
+        branches.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut done: Vec<Option<T>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut failed = None;
+        for (slot, result) in running.iter_mut().zip(done.iter_mut()) {
+            let Some(future) = slot else { continue };
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(Ok(v)) => {
+                    *result = Some(v);
+                    *slot = None;
+                }
+                std::task::Poll::Ready(Err(e)) => {
+                    *slot = None;
+                    failed.get_or_insert(e);
+                }
+                std::task::Poll::Pending => {}
+            }
+        }
+        if let Some(e) = failed {
+            // Dropping the branches still running records their aborted events now.
+            running.clear();
+            return std::task::Poll::Ready(Err(e));
+        }
+        if running.iter().all(Option::is_none) {
+            return std::task::Poll::Ready(Ok(done.iter_mut().filter_map(Option::take).collect()));
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Records the `succeeded` or `failed` event of a Parallel or inline Map state and, on success,
