@@ -139,10 +139,16 @@ def main():
     worker_statements = [st for pol in role["Policies"] for st in statements(pol["PolicyDocument"])]
     worker_actions = sorted({a for st in worker_statements for a in as_list(st["Action"])})
     worker_resources = [json.dumps(r) for st in worker_statements for r in as_list(st["Resource"])]
+    writes = [st for st in worker_statements
+              if set(as_list(st["Action"])) & {"s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"}]
     check(
-        "worker task role only puts task results",
-        worker_actions == ["s3:PutObject", "s3:PutObjectTagging"]
-        and all("/jobs/*/task_results/*" in r for r in worker_resources),
+        "worker task role writes stage outputs only",
+        writes and all("/jobs/*/stages/*/output/*" in json.dumps(st["Resource"]) for st in writes),
+        f"{writes}",
+    )
+    check(
+        "worker task role reads and writes S3 objects only",
+        set(worker_actions) <= {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"},
         f"{worker_actions} {worker_resources}",
     )
 

@@ -1,13 +1,13 @@
 //! [`Compute`] on AWS Batch: one SubmitJob per attempt, for deployments that let Batch manage
 //! the compute environments (`SLUICE_COMPUTE=batch`).
 //!
-//! The same contract as [`crate::ecs`]: the container overrides carry the command (with
-//! `{output}` replaced by [`CONTAINER_RESULT_PATH`]) and the `SLUICE_*` environment, which the
+//! The same contract as [`crate::ecs`]: the container overrides carry the command (locations
+//! rendered as paths under [`CONTAINER_DATA_ROOT`]) and the `SLUICE_*` environment, which the
 //! "Batch Job State Change" event echoes back. Spot and on-demand are separate job queues (each
 //! in front of its own compute environment), since Batch has no per-job capacity choice.
 
 use crate::config::BatchConfig;
-use crate::ecs::{attempt_tags, container_command, container_env};
+use crate::ecs::{attempt_tags, container_env, container_path};
 use async_trait::async_trait;
 use aws_sdk_batch::Client;
 use aws_sdk_batch::error::DisplayErrorContext;
@@ -15,9 +15,9 @@ use aws_sdk_batch::types::{
     ContainerOverrides, JobTimeout, KeyValuePair, ResourceRequirement, ResourceType,
 };
 use sluice_core::model::Capacity;
-use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched};
+use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
 
-pub use crate::ecs::CONTAINER_RESULT_PATH;
+pub use crate::ecs::CONTAINER_DATA_ROOT;
 
 /// Batch's minimum attempt timeout.
 const MIN_TIMEOUT_SECONDS: u64 = 60;
@@ -46,6 +46,10 @@ pub fn job_name(request: &LaunchRequest) -> String {
 
 #[async_trait]
 impl Compute for BatchCompute {
+    fn path_for(&self, location: &Location) -> Result<String, ComputeError> {
+        container_path(location)
+    }
+
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
         if request.command.is_empty() {
             return Err(ComputeError::Invalid(format!(
@@ -58,7 +62,7 @@ impl Compute for BatchCompute {
             .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
             .collect();
         let mut overrides = ContainerOverrides::builder()
-            .set_command(Some(container_command(&request.command)))
+            .set_command(Some(request.command.clone()))
             .set_environment(Some(env));
         if request.cpu > 0 {
             // Batch counts vCPUs, ECS counts 1/1024 of one; round up so the task is not starved.

@@ -15,14 +15,33 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     KeyValuePair, NetworkConfiguration, Tag, TaskOverride,
 };
-use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_RESULT_URI, ENV_TASK_ID};
+use sluice_core::events::{
+    ENV_ATTEMPT, ENV_INPUTS, ENV_JOB_ID, ENV_OUTPUT, ENV_OUTPUT_KIND, ENV_RESULT_URI, ENV_TASK_ID,
+};
 use sluice_core::model::Capacity;
-use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched};
+use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
 use std::collections::BTreeMap;
 
-/// Where the container writes its result; the image's entrypoint uploads this file to
-/// `SLUICE_RESULT_URI` when the command exits 0.
-pub const CONTAINER_RESULT_PATH: &str = "/tmp/sluice/result.json";
+/// Where objects are seen inside the container: `s3://bucket/key` is
+/// `/tmp/sluice/data/bucket/key`. The image's entrypoint downloads the inputs listed in
+/// `SLUICE_INPUTS` there before the command runs, and uploads `SLUICE_OUTPUT` to
+/// `SLUICE_RESULT_URI` when it exits 0 (infra/worker/entrypoint.sh). On Windows the same path
+/// is `C:\tmp\sluice\data\...`.
+pub const CONTAINER_DATA_ROOT: &str = "/tmp/sluice/data";
+
+/// The path at which a task sees `location` (a directory keeps its trailing '/').
+pub fn container_path(location: &Location) -> Result<String, ComputeError> {
+    let o = location.object();
+    let hostile = o.key.split('/').any(|seg| seg == "..")
+        || o.bucket.contains('/')
+        || o.key.chars().any(char::is_control);
+    if hostile {
+        return Err(ComputeError::Invalid(format!(
+            "object {o} cannot be staged"
+        )));
+    }
+    Ok(format!("{CONTAINER_DATA_ROOT}/{}/{}", o.bucket, o.key))
+}
 
 /// Tag keys on every ECS task and Batch job, for cost allocation and for finding a job's
 /// containers in the console.
@@ -50,24 +69,45 @@ impl EcsCompute {
     }
 }
 
-/// The argv with `{output}` replaced by the container's result path, wherever it appears
-/// (`--out={output}` as well as a bare `{output}`).
-pub fn container_command(command: &[String]) -> Vec<String> {
-    command
-        .iter()
-        .map(|arg| arg.replace("{output}", CONTAINER_RESULT_PATH))
-        .collect()
-}
-
-/// The request's environment plus the attempt's identity. The `SLUICE_*` values win over a
-/// request that sets the same names: events are matched to attempts by them.
+/// The request's environment plus the attempt's identity and what the entrypoint stages. The
+/// `SLUICE_*` values win over a request that sets the same names: events are matched to
+/// attempts by them.
 pub fn container_env(request: &LaunchRequest) -> BTreeMap<String, String> {
     let mut env = request.env.clone();
     let key = &request.attempt;
     env.insert(ENV_JOB_ID.into(), key.job_id.to_string());
     env.insert(ENV_TASK_ID.into(), key.task_id.to_string());
     env.insert(ENV_ATTEMPT.into(), key.number.to_string());
-    env.insert(ENV_RESULT_URI.into(), request.result.to_string());
+    match &request.output {
+        Some(output) => {
+            env.insert(ENV_OUTPUT.into(), output.path.clone());
+            env.insert(ENV_RESULT_URI.into(), output.location.object().to_string());
+            let kind = if output.location.is_dir() {
+                "dir"
+            } else {
+                "file"
+            };
+            env.insert(ENV_OUTPUT_KIND.into(), kind.into());
+        }
+        None => {
+            env.remove(ENV_OUTPUT);
+            env.remove(ENV_RESULT_URI);
+            env.insert(ENV_OUTPUT_KIND.into(), "nothing".into());
+        }
+    }
+    let inputs: Vec<String> = request
+        .inputs
+        .iter()
+        .map(|i| {
+            let kind = if i.location.is_dir() { "dir" } else { "file" };
+            format!("{kind}\t{}\t{}", i.location.object(), i.path)
+        })
+        .collect();
+    if inputs.is_empty() {
+        env.remove(ENV_INPUTS);
+    } else {
+        env.insert(ENV_INPUTS.into(), inputs.join("\n"));
+    }
     env
 }
 
@@ -117,6 +157,10 @@ fn to_i32(what: &str, n: u32) -> Result<i32, ComputeError> {
 
 #[async_trait]
 impl Compute for EcsCompute {
+    fn path_for(&self, location: &Location) -> Result<String, ComputeError> {
+        container_path(location)
+    }
+
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
         validate(request)?;
         let env = container_env(request)
@@ -125,7 +169,7 @@ impl Compute for EcsCompute {
             .collect();
         let mut container = ContainerOverride::builder()
             .name(&self.config.container_name)
-            .set_command(Some(container_command(&request.command)))
+            .set_command(Some(request.command.clone()))
             .set_environment(Some(env));
         // 0 means "as the task definition says".
         if request.cpu > 0 {
@@ -248,7 +292,15 @@ impl Compute for EcsCompute {
 pub(crate) mod tests {
     use super::*;
     use sluice_core::model::{AttemptKey, ObjectRef};
+    use sluice_core::ports::Staged;
     use sluice_core::{JobId, TaskId};
+
+    fn staged(location: Location) -> Staged {
+        Staged {
+            path: container_path(&location).unwrap(),
+            location,
+        }
+    }
 
     pub(crate) fn request() -> LaunchRequest {
         LaunchRequest {
@@ -258,12 +310,26 @@ pub(crate) mod tests {
                 number: 2,
             },
             capacity: Capacity::Spot,
-            command: vec!["ber-sim".into(), "--out={output}".into(), "{output}".into()],
+            command: vec![
+                "ber-sim".into(),
+                "--out=/tmp/sluice/data/data/x.json".into(),
+            ],
             env: BTreeMap::from([
                 ("RUST_LOG".into(), "info".into()),
                 (ENV_JOB_ID.into(), "forged".into()),
             ]),
-            result: ObjectRef::new("data", "jobs/ber-0001/task_results/t-0003.json"),
+            inputs: vec![
+                staged(Location::File {
+                    object: ObjectRef::new("ingest", "ber/in.csv"),
+                }),
+                staged(Location::Dir {
+                    prefix: ObjectRef::new("data", "jobs/ber-0001/stages/a/output/"),
+                }),
+            ],
+            output: Some(staged(Location::File {
+                object: ObjectRef::new("data", "jobs/ber-0001/stages/tasks/output/t-0003.json"),
+            })),
+            working_dir: None,
             image: None,
             cpu: 1024,
             memory_mib: 2048,
@@ -272,15 +338,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn output_placeholder_becomes_container_path() {
+    fn objects_are_seen_under_the_data_root() {
+        let dir = Location::Dir {
+            prefix: ObjectRef::new("data", "jobs/j/stages/a/output/"),
+        };
         assert_eq!(
-            container_command(&request().command),
-            vec![
-                "ber-sim",
-                "--out=/tmp/sluice/result.json",
-                "/tmp/sluice/result.json"
-            ]
+            container_path(&dir).unwrap(),
+            "/tmp/sluice/data/data/jobs/j/stages/a/output/"
         );
+        let hostile = Location::File {
+            object: ObjectRef::new("data", "jobs/../../etc/passwd"),
+        };
+        assert!(container_path(&hostile).is_err());
     }
 
     #[test]
@@ -291,9 +360,25 @@ pub(crate) mod tests {
         assert_eq!(env["SLUICE_ATTEMPT"], "2");
         assert_eq!(
             env["SLUICE_RESULT_URI"],
-            "s3://data/jobs/ber-0001/task_results/t-0003.json"
+            "s3://data/jobs/ber-0001/stages/tasks/output/t-0003.json"
+        );
+        assert_eq!(
+            env["SLUICE_OUTPUT"],
+            "/tmp/sluice/data/data/jobs/ber-0001/stages/tasks/output/t-0003.json"
+        );
+        assert_eq!(env["SLUICE_OUTPUT_KIND"], "file");
+        assert_eq!(
+            env["SLUICE_INPUTS"],
+            "file\ts3://ingest/ber/in.csv\t/tmp/sluice/data/ingest/ber/in.csv\n\
+             dir\ts3://data/jobs/ber-0001/stages/a/output/\t/tmp/sluice/data/data/jobs/ber-0001/stages/a/output/"
         );
         assert_eq!(env["RUST_LOG"], "info");
+        let mut nothing = request();
+        nothing.output = None;
+        nothing.inputs.clear();
+        let env = container_env(&nothing);
+        assert_eq!(env["SLUICE_OUTPUT_KIND"], "nothing");
+        assert!(!env.contains_key("SLUICE_RESULT_URI") && !env.contains_key("SLUICE_INPUTS"));
     }
 
     #[test]

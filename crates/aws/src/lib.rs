@@ -99,6 +99,7 @@ pub fn services(sdk: &SdkConfig, config: &AwsConfig) -> Services {
             aws_sdk_sfn::Client::new(sdk),
             &config.state_machine_arn,
         )),
+        notifier: Arc::new(sluice_notify::HttpAndCommandNotifier::default()),
         buckets: Buckets {
             ingest: config.ingest_bucket.clone(),
             data: config.data_bucket.clone(),

@@ -4,6 +4,7 @@
 //! - `sluice redrive JOB` / `sluice cancel JOB`: continue or stop a job.
 //! - `sluice serve --watch DIR`: CSVs dropped into DIR and schedules start jobs.
 //! - `sluice status [JOB]`: the job table.
+//! - `sluice pipeline check FILE`: a pipeline file's problems, all at once.
 //! - `sluice invoke FUNCTION --event FILE`: one handler on one event, like `sam local invoke`.
 //! - `sluice asl ...`: the embedded States Language engine on its own (validate, run).
 
@@ -12,6 +13,7 @@ mod asl;
 mod aws;
 mod follow;
 mod invoke;
+mod pipeline;
 mod redrive;
 mod run;
 mod serve;
@@ -44,6 +46,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Run one handler on one event file against the local runtime.
     Invoke(invoke::InvokeArgs),
+    /// Pipeline files: check one before anything runs.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     /// The embedded Amazon States Language engine.
     #[command(subcommand)]
     Asl(asl::AslCommand),
@@ -83,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
+            Command::Pipeline(cmd) => pipeline::run(cmd).await,
             Command::Asl(cmd) => asl::run(cmd).await,
         }
     });

@@ -36,14 +36,11 @@ pub struct RunArgs {
     pub max_parallel: Option<u32>,
 }
 
-/// Load a pipeline file with errors naming it.
+/// Load a pipeline file with every check (sluice-core's and the file system's), errors naming
+/// the file and the key; nothing is created when it fails.
 pub fn load_pipeline(path: &Path) -> anyhow::Result<PipelineConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading pipeline {}", path.display()))?;
-    Ok(PipelineConfig::from_toml(
-        &path.display().to_string(),
-        &text,
-    )?)
+    let bin_dirs = RuntimeOptions::new(".").bin_dirs;
+    Ok(sluice_local::pipelines::load(path, &bin_dirs)?)
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {

@@ -17,13 +17,13 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use sluice_core::model::ObjectRef;
+use sluice_core::schedule::Expression;
 use sluice_core::{JobState, PipelineConfig};
 use sluice_local::Driver;
 use sluice_local::runtime::INGEST_BUCKET;
 use sluice_local::{LocalRuntime, RuntimeOptions};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 #[derive(Args, Debug)]
@@ -44,62 +44,6 @@ pub struct ServeArgs {
     /// Seconds between scans of the watched directory.
     #[arg(long, default_value_t = 1.0)]
     pub poll: f64,
-}
-
-/// A schedule expression: `rate(N unit)` or `cron(min hour dom month dow year)`.
-#[derive(Debug, Clone)]
-pub enum Expression {
-    Rate(chrono::Duration),
-    Cron(Box<cron::Schedule>),
-}
-
-impl Expression {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if let Some(inner) = text.strip_prefix("rate(").and_then(|t| t.strip_suffix(')')) {
-            let mut parts = inner.split_whitespace();
-            let n: i64 = parts
-                .next()
-                .and_then(|n| n.parse().ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("'{text}': rate needs a positive number"))?;
-            let unit = parts.next().unwrap_or("");
-            let d = match unit.trim_end_matches('s') {
-                "minute" => chrono::Duration::minutes(n),
-                "hour" => chrono::Duration::hours(n),
-                "day" => chrono::Duration::days(n),
-                _ => return Err(format!("'{text}': unit must be minutes, hours or days")),
-            };
-            return Ok(Expression::Rate(d));
-        }
-        if let Some(inner) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) {
-            let fields: Vec<&str> = inner.split_whitespace().collect();
-            if fields.len() != 6 {
-                return Err(format!(
-                    "'{text}': cron needs 6 fields (minutes hours day-of-month month day-of-week year)"
-                ));
-            }
-            // EventBridge cron has no seconds and uses '?' for "any"; the cron crate has both.
-            let spec = format!(
-                "0 {}",
-                fields
-                    .iter()
-                    .map(|f| if *f == "?" { "*" } else { f })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            let schedule = cron::Schedule::from_str(&spec).map_err(|e| format!("'{text}': {e}"))?;
-            return Ok(Expression::Cron(Box::new(schedule)));
-        }
-        Err(format!("'{text}': expected rate(...) or cron(...)"))
-    }
-
-    pub fn next_after(&self, t: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
-        match self {
-            Expression::Rate(d) => Some(t + *d),
-            Expression::Cron(s) => s.after(&t).next(),
-        }
-    }
 }
 
 struct ScheduleState {
@@ -135,7 +79,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
             let expression = Expression::parse(&s.expression)
                 .map_err(|e| anyhow::anyhow!("{}: schedule '{}': {e}", path.display(), s.name))?;
             let next = expression.next_after(now).context("schedule never fires")?;
-            let input = path.parent().unwrap_or(Path::new(".")).join(&s.input);
+            let base = cfg.directory.as_deref().map(Path::new);
+            let input = base
+                .unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")))
+                .join(&s.input);
             eprintln!("schedule {}/{} next fires at {next}", cfg.name, s.name);
             schedules.push(ScheduleState {
                 pipeline: cfg.name.clone(),
@@ -389,40 +336,4 @@ async fn fire(
         .deliver(event)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expressions() {
-        let t = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            Expression::parse("rate(5 minutes)")
-                .unwrap()
-                .next_after(t)
-                .unwrap()
-                .to_rfc3339(),
-            "2026-11-22T10:05:00+00:00"
-        );
-        assert_eq!(
-            Expression::parse("rate(1 day)")
-                .unwrap()
-                .next_after(t)
-                .unwrap()
-                .to_rfc3339(),
-            "2026-11-23T10:00:00+00:00"
-        );
-        let c = Expression::parse("cron(30 2 * * ? *)").unwrap();
-        assert_eq!(
-            c.next_after(t).unwrap().to_rfc3339(),
-            "2026-11-23T02:30:00+00:00"
-        );
-        assert!(Expression::parse("rate(0 minutes)").is_err());
-        assert!(Expression::parse("cron(1 2 3)").is_err());
-        assert!(Expression::parse("every day").is_err());
-    }
 }

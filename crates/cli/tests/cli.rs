@@ -207,18 +207,72 @@ fn invoke_ingest_on_the_s3_sample_records_a_failed_job_for_an_unknown_pipeline()
 }
 
 #[test]
-fn a_task_command_with_an_unknown_placeholder_fails_the_job_with_the_reason() {
+fn mistakes_in_a_pipeline_file_are_reported_at_load_and_no_job_is_created() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = SHELL_PIPELINE.replace("{n} > {output}", "{nope} > {output}");
-    std::fs::write(dir.path().join("pipeline.toml"), pipeline).unwrap();
+    let pipeline = SHELL_PIPELINE
+        .replace("{n} > {output}", "{nope} > {output}")
+        .replace(
+            "group_by = \"k\"",
+            "group_by = \"k\"\nratio = { name = \"r\", numerator = \"m\", denominator = \"n\" }",
+        );
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, pipeline).unwrap();
     std::fs::write(dir.path().join("in.csv"), "n\n1\n").unwrap();
+    let work = dir.path().join("w");
     let out = sluice(&[
         "run",
         dir.path().join("in.csv").to_str().unwrap(),
         "--workdir",
-        dir.path().join("w").to_str().unwrap(),
+        work.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = stdout(&out);
-    assert!(text.contains("unknown placeholder '{nope}'"), "{text}");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let f = file.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{f}: stage.tasks.command[2]: unknown placeholder '{{nope}}'"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{f}: stage.aggregate.aggregate.ratio.numerator: 'm' is not one of the summed fields"
+        )),
+        "every problem at once: {err}"
+    );
+    assert!(
+        !work.join("sluice.db").exists(),
+        "no job, no work directory"
+    );
+
+    // `sluice pipeline check` says the same, for someone editing the file.
+    let check = sluice(&["pipeline", "check", file.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        check_err.contains("unknown placeholder '{nope}'"),
+        "{check_err}"
+    );
+
+    std::fs::write(&file, SHELL_PIPELINE).unwrap();
+    let check = sluice(&[
+        "pipeline",
+        "check",
+        file.to_str().unwrap(),
+        "--input",
+        dir.path().join("in.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let text = stdout(&check);
+    assert!(text.contains("pipeline 'shell' is valid"), "{text}");
+    assert!(
+        text.contains("stage 0 tasks: one task per row of the input"),
+        "{text}"
+    );
+    assert!(text.contains("in.csv: 1 rows, 0 rejected"), "{text}");
 }

@@ -194,7 +194,7 @@ fn results_csv(work: &Path, job: &str) -> String {
     std::fs::read_to_string(
         work.join("buckets/sluice-data/jobs")
             .join(job)
-            .join("aggregate_results/results.csv"),
+            .join("stages/aggregate/output/results.csv"),
     )
     .unwrap()
 }

@@ -1,6 +1,6 @@
-//! Aggregation: per-task JSON results folded into one table per job (e.g. the BER curve:
-//! bits and errors summed per Eb/N0 point, the BER with its confidence interval and the
-//! closed-form value beside it).
+//! Aggregation: the JSON results of a fan-out stage folded into one table (e.g. the BER curve:
+//! bits and errors summed per Eb/N0 point, the BER with its confidence interval, and the
+//! closed-form value the tasks computed carried beside it).
 //!
 //! Each task contributes exactly once: the caller passes one result per task id (results are
 //! stored under the task id, so a retried task overwrites, never adds), and this module refuses
@@ -8,7 +8,7 @@
 //! Spot interruptions is byte-identical to one without.
 
 use crate::ids::TaskId;
-use crate::pipeline::{AggregateSpec, Theory};
+use crate::pipeline::AggregateSpec;
 use crate::stats;
 use serde::Serialize;
 use serde_json::Value;
@@ -32,6 +32,18 @@ pub enum AggregateError {
     Duplicate { task: String },
     #[error("task {task}: sum of '{field}' overflows")]
     Overflow { task: String, field: String },
+    #[error("task {task}: result has no field '{field}' to carry")]
+    MissingCarry { task: String, field: String },
+    #[error(
+        "task {task}: carried field '{field}' is {value}, but {other} for another task of group {group}"
+    )]
+    CarryDiffers {
+        task: String,
+        field: String,
+        group: String,
+        value: String,
+        other: String,
+    },
 }
 
 /// An exact-when-possible sum.
@@ -65,7 +77,8 @@ pub struct Row {
     pub sums: Vec<(String, Sum)>,
     /// The ratio with its confidence interval, when configured.
     pub ratio: Option<(f64, f64, f64)>,
-    pub theory: Option<f64>,
+    /// The carried fields' values, in `carry` order.
+    pub carried: Vec<Value>,
 }
 
 /// The aggregated table of a job.
@@ -74,6 +87,7 @@ pub struct Aggregate {
     pub group_by: String,
     pub sum_fields: Vec<String>,
     pub ratio_name: Option<String>,
+    pub carry_fields: Vec<String>,
     pub rows: Vec<Row>,
 }
 
@@ -84,7 +98,7 @@ pub fn aggregate(
 ) -> Result<Aggregate, AggregateError> {
     let mut seen = HashSet::new();
     // Keyed by the group value's canonical text; the original value is kept for output.
-    let mut groups: BTreeMap<String, (Value, u64, Vec<Sum>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, (Value, u64, Vec<Sum>, Vec<Value>)> = BTreeMap::new();
     for r in results {
         if !seen.insert(r.task.clone()) {
             return Err(AggregateError::Duplicate {
@@ -101,10 +115,35 @@ pub fn aggregate(
                 field: spec.group_by.clone(),
             })?;
         let key = canonical(&group);
-        let entry = groups
-            .entry(key)
-            .or_insert_with(|| (group.clone(), 0, vec![Sum::Int(0); spec.sum.len()]));
+        let mut carried = Vec::with_capacity(spec.carry.len());
+        for field in &spec.carry {
+            carried.push(r.result.get(field).cloned().ok_or_else(|| {
+                AggregateError::MissingCarry {
+                    task: r.task.to_string(),
+                    field: field.clone(),
+                }
+            })?);
+        }
+        let entry = groups.entry(key.clone()).or_insert_with(|| {
+            (
+                group.clone(),
+                0,
+                vec![Sum::Int(0); spec.sum.len()],
+                carried.clone(),
+            )
+        });
         entry.1 += 1;
+        for ((field, have), value) in spec.carry.iter().zip(&entry.3).zip(&carried) {
+            if have != value {
+                return Err(AggregateError::CarryDiffers {
+                    task: r.task.to_string(),
+                    field: field.clone(),
+                    group: key,
+                    value: value.to_string(),
+                    other: have.to_string(),
+                });
+            }
+        }
         for (i, field) in spec.sum.iter().enumerate() {
             let value = r
                 .result
@@ -131,7 +170,7 @@ pub fn aggregate(
     }
     let mut rows: Vec<Row> = groups
         .into_values()
-        .map(|(group, tasks, sums)| {
+        .map(|(group, tasks, sums, carried)| {
             let named: Vec<(String, Sum)> = spec.sum.iter().cloned().zip(sums).collect();
             let get = |name: &str| named.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
             let ratio = spec.ratio.as_ref().and_then(|ratio| {
@@ -150,15 +189,12 @@ pub fn aggregate(
                 };
                 Some((value, lo, hi))
             });
-            let theory = spec.theory.and_then(|t| match t {
-                Theory::BpskAwgn => group.as_f64().map(stats::bpsk_awgn_ber),
-            });
             Row {
                 group,
                 tasks,
                 sums: named,
                 ratio,
-                theory,
+                carried,
             }
         })
         .collect();
@@ -170,6 +206,7 @@ pub fn aggregate(
         group_by: spec.group_by.clone(),
         sum_fields: spec.sum.clone(),
         ratio_name: spec.ratio.as_ref().map(|r| r.name.clone()),
+        carry_fields: spec.carry.clone(),
         rows,
     })
 }
@@ -195,7 +232,8 @@ fn fmt_f64(f: f64) -> String {
 }
 
 impl Aggregate {
-    /// The table as CSV. Deterministic: same results, same bytes.
+    /// The table as CSV. Deterministic: same results, same bytes. Non-integral numbers are
+    /// written in shortest round-trip scientific notation (`3.75e-2`), integers as integers.
     pub fn to_csv(&self) -> String {
         let mut header = vec![self.group_by.clone(), "tasks".to_string()];
         header.extend(self.sum_fields.iter().cloned());
@@ -206,15 +244,15 @@ impl Aggregate {
                 format!("{name}_ci_high"),
             ]);
         }
-        let has_theory = self.rows.iter().any(|r| r.theory.is_some());
-        if has_theory {
-            header.push(format!(
-                "{}_theory",
-                self.ratio_name.as_deref().unwrap_or("value")
-            ));
-        }
-        let mut out = header.join(",");
-        out.push('\n');
+        header.extend(self.carry_fields.iter().cloned());
+        let mut out = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        let mut write = |cells: &[String]| {
+            // Writing to a Vec cannot fail.
+            let _ = out.write_record(cells);
+        };
+        write(&header);
         for row in &self.rows {
             let mut cells = vec![canonical(&row.group), row.tasks.to_string()];
             cells.extend(row.sums.iter().map(|(_, s)| s.render()));
@@ -222,13 +260,22 @@ impl Aggregate {
                 let (v, lo, hi) = row.ratio.unwrap_or((f64::NAN, f64::NAN, f64::NAN));
                 cells.extend([fmt_f64(v), fmt_f64(lo), fmt_f64(hi)]);
             }
-            if has_theory {
-                cells.push(row.theory.map(fmt_f64).unwrap_or_default());
-            }
-            out.push_str(&cells.join(","));
-            out.push('\n');
+            cells.extend(row.carried.iter().map(render_value));
+            write(&cells);
         }
-        out
+        String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// A carried value as a cell: strings as they are, integers as integers, other numbers in
+/// the table's scientific notation, anything else as JSON.
+fn render_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        Value::Number(n) => n.as_f64().map(fmt_f64).unwrap_or_default(),
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 
@@ -248,7 +295,9 @@ mod tests {
                 denominator: "bits".into(),
                 confidence: 0.95,
             }),
-            theory: Some(Theory::BpskAwgn),
+            carry: vec!["ber_theory".into()],
+            theory: None,
+            from: None,
         }
     }
 
@@ -256,7 +305,7 @@ mod tests {
         TaskResult {
             task: TaskId::new(task).unwrap(),
             params: BTreeMap::new(),
-            result: json!({"ebn0_db": db, "bits": bits, "errors": errors}),
+            result: json!({"ebn0_db": db, "bits": bits, "errors": errors, "ber_theory": db / 100.0}),
         }
     }
 
@@ -277,10 +326,10 @@ mod tests {
         assert_eq!(agg.rows[0].sums[1].1, Sum::Int(150));
         let (ber, lo, hi) = agg.rows[0].ratio.unwrap();
         assert!((ber - 0.0375).abs() < 1e-12 && lo < ber && ber < hi);
-        let theory = agg.rows[0].theory.unwrap();
-        assert!((theory - 0.0375).abs() < 0.001, "{theory}");
+        assert_eq!(agg.rows[0].carried, vec![json!(0.02)]);
         let csv = agg.to_csv();
         assert!(csv.starts_with("ebn0_db,tasks,bits,errors,ber,ber_ci_low,ber_ci_high,ber_theory\n2,2,4000,150,3.75e-2,"), "{csv}");
+        assert!(csv.lines().nth(1).unwrap().ends_with(",2e-2"), "{csv}");
     }
 
     #[test]
@@ -295,12 +344,74 @@ mod tests {
         let bad = TaskResult {
             task: TaskId::new("x").unwrap(),
             params: BTreeMap::new(),
-            result: json!({"ebn0_db": 1, "bits": 5}),
+            result: json!({"ebn0_db": 1, "bits": 5, "ber_theory": 0.1}),
         };
         let err = aggregate(&spec(), &[bad]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "task x: result has no numeric field 'errors'"
+        );
+    }
+}
+
+#[cfg(test)]
+mod carry_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> AggregateSpec {
+        AggregateSpec {
+            from: None,
+            group_by: "region".into(),
+            sum: vec!["n".into()],
+            ratio: None,
+            carry: vec!["label".into()],
+            theory: None,
+        }
+    }
+
+    fn r(task: &str, result: Value) -> TaskResult {
+        TaskResult {
+            task: TaskId::new(task).unwrap(),
+            params: BTreeMap::new(),
+            result,
+        }
+    }
+
+    #[test]
+    fn carried_values_must_agree_within_a_group() {
+        let err = aggregate(
+            &spec(),
+            &[
+                r("a", json!({"region": "n", "n": 1, "label": "x"})),
+                r("b", json!({"region": "n", "n": 1, "label": "y"})),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, AggregateError::CarryDiffers { task, field, .. } if task == "b" && field == "label"),
+            "{err}"
+        );
+        let err = aggregate(&spec(), &[r("a", json!({"region": "n", "n": 1}))]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "task a: result has no field 'label' to carry"
+        );
+    }
+
+    #[test]
+    fn text_cells_are_quoted_as_csv() {
+        let agg = aggregate(
+            &spec(),
+            &[r(
+                "a",
+                json!({"region": "north, east", "n": 2, "label": "say \"hi\""}),
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            agg.to_csv(),
+            "region,tasks,n,label\n\"north, east\",1,2,\"say \"\"hi\"\"\"\n"
         );
     }
 }

@@ -17,6 +17,11 @@ pub enum ErrorName {
     TaskFailed,
     /// The application failed and the pipeline's retry budget for application errors is spent.
     RetriesExhausted,
+    /// The task exited 0 without writing the output file its stage requires. Not retried
+    /// unless the pipeline says so (`retry.retry_missing_output`): the step may have side effects.
+    OutputMissing,
+    /// Tasks of a stage failed for good, so the stages after it cannot run.
+    TasksFailed,
     /// The job's input is malformed (bad CSV, unknown pipeline, hostile key). Never retried.
     InvalidInput,
     /// A bookkeeping or storage call failed; transient, retried by the state machine.
@@ -24,24 +29,28 @@ pub enum ErrorName {
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 7] = [
+    pub const ALL: [ErrorName; 9] = [
         ErrorName::SpotInterrupted,
         ErrorName::LaunchFailed,
         ErrorName::OutOfMemory,
         ErrorName::TaskFailed,
         ErrorName::RetriesExhausted,
+        ErrorName::OutputMissing,
+        ErrorName::TasksFailed,
         ErrorName::InvalidInput,
         ErrorName::Internal,
     ];
 
     /// The error name as Step Functions sees it.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ErrorName::SpotInterrupted => "Sluice.SpotInterrupted",
             ErrorName::LaunchFailed => "Sluice.LaunchFailed",
             ErrorName::OutOfMemory => "Sluice.OutOfMemory",
             ErrorName::TaskFailed => "Sluice.TaskFailed",
             ErrorName::RetriesExhausted => "Sluice.RetriesExhausted",
+            ErrorName::OutputMissing => "Sluice.OutputMissing",
+            ErrorName::TasksFailed => "Sluice.TasksFailed",
             ErrorName::InvalidInput => "Sluice.InvalidInput",
             ErrorName::Internal => "Sluice.Internal",
         }

@@ -16,7 +16,15 @@ use std::collections::BTreeMap;
 pub const ENV_JOB_ID: &str = "SLUICE_JOB_ID";
 pub const ENV_TASK_ID: &str = "SLUICE_TASK_ID";
 pub const ENV_ATTEMPT: &str = "SLUICE_ATTEMPT";
+/// Where the task's output must end up (an object, or a prefix ending with '/').
 pub const ENV_RESULT_URI: &str = "SLUICE_RESULT_URI";
+/// Where the task writes its output (what `{output}` renders to).
+pub const ENV_OUTPUT: &str = "SLUICE_OUTPUT";
+/// On ECS/Batch: the inputs the worker entrypoint downloads before the command runs, one per
+/// line: `file|dir<TAB>s3://bucket/key<TAB>/container/path`.
+pub const ENV_INPUTS: &str = "SLUICE_INPUTS";
+/// On ECS/Batch: `file`, `dir` or `nothing`, what the entrypoint uploads.
+pub const ENV_OUTPUT_KIND: &str = "SLUICE_OUTPUT_KIND";
 
 pub const ECS_TASK_STATE_CHANGE: &str = "ECS Task State Change";
 pub const BATCH_JOB_STATE_CHANGE: &str = "Batch Job State Change";

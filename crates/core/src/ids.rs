@@ -75,7 +75,8 @@ macro_rules! id_type {
 
 // A job id is also the Step Functions execution name, hence 80.
 id_type!(JobId, "job id", 80);
-id_type!(TaskId, "task id", 64);
+// `<stage>_<item>`: a stage name (32) and a row's own id (64).
+id_type!(TaskId, "task id", 100);
 id_type!(PipelineName, "pipeline name", 40);
 
 #[cfg(test)]

@@ -20,9 +20,12 @@ pub mod ids;
 pub mod ingest;
 pub mod interrupt;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod ports;
+pub mod schedule;
+pub mod stage;
 pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -213,12 +213,16 @@ impl TaskState {
     }
 }
 
-/// One row of the input: the unit of fan-out.
+/// One unit of work of a stage: the stage's single task, or one row or chunk of its fan-out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     pub job_id: JobId,
+    /// Unique in the job: `<stage>_<item>` for a fan-out, the stage's name for its one task.
     pub id: TaskId,
-    /// Position in the input (0-based), also the default seed of simulation workloads.
+    /// The stage the task belongs to.
+    #[serde(default)]
+    pub stage: String,
+    /// Position in its stage (0-based), also the default seed of simulation workloads.
     pub index: u32,
     /// The row's values by column name, typed per the pipeline's input schema.
     pub params: BTreeMap<String, serde_json::Value>,
@@ -268,6 +272,8 @@ pub enum AttemptState {
     LaunchFailed,
     OutOfMemory,
     Failed,
+    /// Exited 0 without writing the output file its stage requires.
+    OutputMissing,
     /// Stopped by sluice, not by the application or the platform: its runner died, its job was
     /// cancelled, or a newer attempt of its task replaced it. The reason is in `stop_code` (an
     /// [`Interruption`]). Never counts against the application-error budget.
@@ -310,6 +316,7 @@ impl AttemptState {
             AttemptState::LaunchFailed => "LAUNCH_FAILED",
             AttemptState::OutOfMemory => "OUT_OF_MEMORY",
             AttemptState::Failed => "FAILED",
+            AttemptState::OutputMissing => "OUTPUT_MISSING",
             AttemptState::Interrupted => "INTERRUPTED",
         }
     }
@@ -322,6 +329,7 @@ impl AttemptState {
             AttemptState::LaunchFailed,
             AttemptState::OutOfMemory,
             AttemptState::Failed,
+            AttemptState::OutputMissing,
             AttemptState::Interrupted,
         ]
         .into_iter()

@@ -107,18 +107,55 @@ pub trait JobStore: Send + Sync {
     ) -> Result<Transition<Attempt>, StoreError>;
 }
 
+/// An object or a prefix of objects a task reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Location {
+    File {
+        object: ObjectRef,
+    },
+    /// Every object under `prefix` (which ends with '/'), as a directory.
+    Dir {
+        prefix: ObjectRef,
+    },
+}
+
+impl Location {
+    pub fn object(&self) -> &ObjectRef {
+        match self {
+            Location::File { object } => object,
+            Location::Dir { prefix } => prefix,
+        }
+    }
+    pub fn is_dir(&self) -> bool {
+        matches!(self, Location::Dir { .. })
+    }
+}
+
+/// A location with the path the task's command sees it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub location: Location,
+    /// What the placeholder rendered to: a file path locally, a container path on ECS/Batch
+    /// (where the worker entrypoint downloads inputs there and uploads the output from there).
+    pub path: String,
+}
+
 /// What to launch for one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchRequest {
     pub attempt: AttemptKey,
     pub capacity: Capacity,
-    /// argv with every placeholder filled except `{output}`, which the adapter replaces with a
-    /// location the task can write to (a file path locally; a container path whose content the
-    /// image's entrypoint uploads to `result` on ECS).
+    /// argv with every placeholder filled; locations with the paths from
+    /// [`Compute::path_for`].
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
-    /// Where the task's result must end up.
-    pub result: ObjectRef,
+    /// What the command reads: the job's input, earlier stages' outputs, a chunk of rows.
+    pub inputs: Vec<Staged>,
+    /// Where the task's output must end up, unless its stage writes nothing.
+    pub output: Option<Staged>,
+    /// Where relative paths resolve and the process runs (local runtime only).
+    pub working_dir: Option<String>,
     pub image: Option<String>,
     pub cpu: u32,
     pub memory_mib: u32,
@@ -146,6 +183,9 @@ pub enum ComputeError {
 /// the platform (not this trait) emits a state-change event that the task-events handler gets.
 #[async_trait]
 pub trait Compute: Send + Sync {
+    /// The path at which a task's command finds `location` (an input) or writes it (the
+    /// output): a file in the bucket directory locally, a path in the container on ECS/Batch.
+    fn path_for(&self, location: &Location) -> Result<String, ComputeError>;
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError>;
     /// Stop a launched task (ECS StopTask, Batch TerminateJob, locally the process). Stopping
     /// a task that has already stopped, or that compute no longer knows, is not an error. The
@@ -224,6 +264,22 @@ pub trait Workflows: Send + Sync {
     async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError>;
 }
 
+/// Delivers the notifications a pipeline asks for (`[notify]`): an HTTP POST and a local
+/// command. The same implementation serves the local runtime and the finish Lambda.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// POST `body` as JSON to `url`; an error names what failed (status, connection).
+    async fn post_webhook(&self, url: &str, body: &serde_json::Value) -> Result<(), String>;
+    /// Run `argv` with `stdin` on its standard input, in `working_dir` if given; an error
+    /// names the exit status and the end of its output.
+    async fn run_command(
+        &self,
+        argv: &[String],
+        stdin: &[u8],
+        working_dir: Option<&str>,
+    ) -> Result<(), String>;
+}
+
 /// Where pipeline configurations come from.
 #[async_trait]
 pub trait Pipelines: Send + Sync {
@@ -273,21 +329,34 @@ pub struct Buckets {
 }
 
 /// Object layout of a job in the data bucket. One place, so every handler and adapter agrees.
+///
+/// ```text
+/// jobs/<job>/stages/<stage>/manifest.json      the stage's task ids (the Map's items)
+/// jobs/<job>/stages/<stage>/chunks/<item>.csv  a chunk task's rows
+/// jobs/<job>/stages/<stage>/rejects.csv        rows skipped under bad_rows = "skip"
+/// jobs/<job>/stages/<stage>/output/...         what the stage wrote (see sluice_core::stage)
+/// ```
 pub mod layout {
-    use crate::ids::{JobId, TaskId};
+    use crate::ids::JobId;
 
-    pub fn manifest(job: &JobId) -> String {
-        format!("jobs/{job}/manifest.json")
+    pub fn stage_dir(job: &JobId, stage: &str) -> String {
+        format!("jobs/{job}/stages/{stage}/")
     }
-    pub fn task_result(job: &JobId, task: &TaskId) -> String {
-        format!("jobs/{job}/task_results/{task}.json")
+    pub fn stage_manifest(job: &JobId, stage: &str) -> String {
+        format!("{}manifest.json", stage_dir(job, stage))
     }
-    pub fn aggregate_csv(job: &JobId) -> String {
-        format!("jobs/{job}/aggregate_results/results.csv")
+    pub fn chunk(job: &JobId, stage: &str, item: &str) -> String {
+        format!("{}chunks/{item}.csv", stage_dir(job, stage))
     }
-    pub fn aggregate_png(job: &JobId) -> String {
-        format!("jobs/{job}/aggregate_results/results.png")
+    pub fn rejects(job: &JobId, stage: &str) -> String {
+        format!("{}rejects.csv", stage_dir(job, stage))
     }
+    pub fn stage_output(job: &JobId, stage: &str) -> String {
+        format!("{}output/", stage_dir(job, stage))
+    }
+    /// What the built-in aggregate stage writes in its output directory.
+    pub const RESULTS_CSV: &str = "results.csv";
+    pub const RESULTS_PNG: &str = "results.png";
     pub const PIPELINES_PREFIX: &str = "pipelines/";
 }
 
@@ -300,6 +369,7 @@ pub struct Services {
     pub capacity: std::sync::Arc<dyn CapacityPool>,
     pub workflows: std::sync::Arc<dyn Workflows>,
     pub pipelines: std::sync::Arc<dyn Pipelines>,
+    pub notifier: std::sync::Arc<dyn Notifier>,
     pub buckets: Buckets,
 }
 

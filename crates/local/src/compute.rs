@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sluice_core::events::ECS_TASK_STATE_CHANGE;
 use sluice_core::model::AttemptKey;
-use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched};
+use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -189,24 +189,43 @@ struct Run {
 
 #[async_trait]
 impl Compute for ProcessCompute {
+    fn path_for(&self, location: &Location) -> Result<String, ComputeError> {
+        let object = location.object();
+        // A prefix ends with '/': its directory is the path of the prefix without it.
+        let key = object.key.trim_end_matches('/');
+        let path = self
+            .buckets
+            .path_of(&object.bucket, key)
+            .map_err(|e| ComputeError::Invalid(e.to_string()))?;
+        let mut text = path.to_string_lossy().to_string();
+        if location.is_dir() {
+            text.push('/');
+        }
+        Ok(text)
+    }
+
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
         if request.command.is_empty() {
             return Err(ComputeError::Invalid("empty command".into()));
         }
-        let output = self
-            .buckets
-            .path_of_ref(&request.result)
-            .map_err(|e| ComputeError::Invalid(e.to_string()))?;
-        if let Some(parent) = output.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| ComputeError::LaunchFailed(format!("{}: {e}", parent.display())))?;
+        // The task writes straight into the data bucket's directory: make the place exist,
+        // and give a directory output a clean start (a retried attempt must not find the
+        // files of the one before).
+        if let Some(output) = &request.output {
+            let path = PathBuf::from(output.path.trim_end_matches('/'));
+            let io = |p: &Path, e: std::io::Error| {
+                ComputeError::LaunchFailed(format!("{}: {e}", p.display()))
+            };
+            if output.location.is_dir() {
+                if path.exists() {
+                    std::fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
+                }
+                std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
+            } else if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
         }
-        let output = output.to_string_lossy().to_string();
-        let argv: Vec<String> = request
-            .command
-            .iter()
-            .map(|a| a.replace("{output}", &output))
-            .collect();
+        let argv = request.command.clone();
         let task_arn = format!("{LOCAL_TASK_ARN_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let run = Run {
             key: request.attempt.clone(),
@@ -397,8 +416,12 @@ fn spawn(
         path_var.extend(std::env::split_paths(&p));
     }
     let path_var = std::env::join_paths(path_var).map_err(|e| e.to_string())?;
-    let program = resolve(&run.argv[0], bin_dirs);
+    let working_dir = run.request.working_dir.as_deref().map(Path::new);
+    let program = resolve(&run.argv[0], bin_dirs, working_dir);
     let mut cmd = tokio::process::Command::new(&program);
+    if let Some(dir) = working_dir {
+        cmd.current_dir(dir);
+    }
     cmd.args(&run.argv[1..])
         .envs(&run.request.env)
         .env("PATH", path_var)
@@ -449,8 +472,17 @@ fn die_with_parent(_cmd: &mut tokio::process::Command) {}
 
 /// A bare program name is looked up in the pool's bin directories first (where `ber-sim`
 /// sits beside `sluice`), then on PATH.
-fn resolve(program: &str, bin_dirs: &[PathBuf]) -> PathBuf {
-    if !program.contains('/') {
+/// The program to run: a bare name is looked up beside `sluice` first (then on PATH, by the
+/// spawn); a relative path (`./merge.sh`, `scripts/merge.py`) resolves against the pipeline
+/// file's directory, not the directory sluice was started in.
+fn resolve(program: &str, bin_dirs: &[PathBuf], working_dir: Option<&Path>) -> PathBuf {
+    if program.contains('/') {
+        return match working_dir {
+            Some(dir) if Path::new(program).is_relative() => dir.join(program),
+            _ => PathBuf::from(program),
+        };
+    }
+    {
         for dir in bin_dirs {
             let candidate = dir.join(program);
             if candidate.is_file() {

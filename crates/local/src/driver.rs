@@ -260,6 +260,8 @@ impl Drivers {
             .execution_arn
             .clone()
             .ok_or_else(|| RedriveError::NoExecution(job.id.to_string()))?;
+        // What this process ran last may still be in the journal's queue.
+        self.journal.flushed().await;
         let mut persisted = self
             .store
             .persisted_execution(&arn)?
@@ -277,6 +279,9 @@ impl Drivers {
         if ended_in_fail_state {
             persisted.state = None;
             persisted.map_results.clear();
+            // If this process ran it, the engine still holds it with its own redrive point
+            // (the Fail state): let go of it so that the adjusted checkpoint is what continues.
+            self.engine.forget_execution(&arn);
         }
         // Attempts a dead process left LAUNCHING or RUNNING: its tasks died with it (or are
         // stopped now). Retried as a lost host, never against the application-error budget.

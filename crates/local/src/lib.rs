@@ -8,6 +8,7 @@
 //! - [`driver`]: which process drives a job; redrive, cancel, execution status changes.
 //! - [`events`]: the local event bus.
 //! - [`journal`]: the engine's history and checkpoints, batched into the job table.
+//! - [`pipelines`]: loading a pipeline file with the checks that need the file system.
 //! - [`runtime`]: the wiring — the sluice-asl engine running `statemachines/pipeline.asl.json`
 //!   with Lambda resources served by the in-process handlers (the Workflows port).
 
@@ -17,6 +18,7 @@ pub mod compute;
 pub mod driver;
 pub mod events;
 pub mod journal;
+pub mod pipelines;
 pub mod runtime;
 pub mod store;
 

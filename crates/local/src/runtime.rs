@@ -225,6 +225,7 @@ impl LocalRuntime {
                 bucket: DATA_BUCKET.into(),
                 prefix: layout::PIPELINES_PREFIX.into(),
             }),
+            notifier: Arc::new(sluice_notify::HttpAndCommandNotifier::default()),
             buckets: Buckets {
                 ingest: INGEST_BUCKET.into(),
                 data: DATA_BUCKET.into(),

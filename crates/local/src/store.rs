@@ -115,8 +115,11 @@ CREATE TABLE IF NOT EXISTS ingested_files (
 
 /// Columns added after a table was first released: (table, column, definition). A job table
 /// written by an older sluice gets them on open.
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("jobs", "redrive_count", "INTEGER NOT NULL DEFAULT 0")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("jobs", "redrive_count", "INTEGER NOT NULL DEFAULT 0"),
+    // Tasks recorded before stages belong to the pipeline's first stage ('').
+    ("tasks", "stage", "TEXT NOT NULL DEFAULT ''"),
+];
 
 /// A job's tasks counted by state (see [`SqliteJobStore::task_counts`]).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -480,6 +483,7 @@ fn task_row(r: &Row) -> Result<Task, StoreError> {
     Ok(Task {
         job_id: JobId::new(col::<String>(r, "job_id")?).map_err(|e| corrupt("job id", e))?,
         id: TaskId::new(col::<String>(r, "task_id")?).map_err(|e| corrupt("task id", e))?,
+        stage: col(r, "stage")?,
         index: col::<i64>(r, "idx")? as u32,
         params: serde_json::from_str(&params).map_err(|e| corrupt("task params", e))?,
         state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
@@ -596,8 +600,8 @@ impl JobStore for SqliteJobStore {
             {
                 let mut stmt = tx
                     .prepare(
-                        "INSERT OR IGNORE INTO tasks(job_id, task_id, idx, params, state, attempts, spot_interruptions, result, last_error, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        "INSERT OR IGNORE INTO tasks(job_id, task_id, idx, params, state, attempts, spot_interruptions, result, last_error, updated_at, stage)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     )
                     .map_err(backend)?;
                 for t in tasks {
@@ -605,7 +609,7 @@ impl JobStore for SqliteJobStore {
                         t.job_id.as_str(), t.id.as_str(), t.index, serde_json::to_string(&t.params).map_err(backend)?,
                         t.state.as_str(), t.attempts, t.spot_interruptions,
                         t.result.as_ref().map(serde_json::to_string).transpose().map_err(backend)?,
-                        t.last_error, ts(&t.updated_at)
+                        t.last_error, ts(&t.updated_at), t.stage
                     ])
                     .map_err(backend)?;
                 }
@@ -784,6 +788,7 @@ mod tests {
         let task = |id: &str, i: u32| Task {
             job_id: job.clone(),
             id: TaskId::new(id).unwrap(),
+            stage: String::new(),
             index: i,
             params: Default::default(),
             state: TaskState::Pending,

@@ -190,7 +190,9 @@ async fn application_errors_follow_the_retry_policy_and_fail_the_job_not_the_oth
     assert_eq!(job.state, JobState::Failed);
     let reason = job.reason.clone().unwrap();
     assert!(
-        reason.starts_with("1 of 4 tasks failed: t-00002 (Sluice.RetriesExhausted"),
+        reason.starts_with(
+            "stage 'tasks': 1 of 4 tasks failed: tasks_t-00002 (Sluice.RetriesExhausted"
+        ),
         "{reason}"
     );
     let tasks = rt.services.jobs.list_tasks(&job.id).await.unwrap();
@@ -206,8 +208,9 @@ async fn application_errors_follow_the_retry_policy_and_fail_the_job_not_the_oth
             .filter(|t| t.id != failed.id)
             .all(|t| t.state == TaskState::Succeeded && t.attempts == 1)
     );
-    // The others were still aggregated.
-    assert_eq!(results_csv(&rt, &job), "group,tasks,n\na,2,3\nb,1,7\n");
+    // The stage failed, so the aggregate did not run on a partial input: a redrive after the
+    // fix runs the failed task and then the aggregate.
+    assert!(job.results.is_empty(), "{:?}", job.results);
     assert_eq!(
         rt.store.lease_totals().unwrap(),
         (0, 0),
@@ -364,11 +367,11 @@ async fn rerunning_a_failed_job_relaunches_only_the_failed_tasks() {
     let fixed = dir.path().join("fixed");
     let mut cfg = shell_pipeline(1);
     // The row marked to fail fails until the "fix" file exists.
-    cfg.task.command[2] = cfg.task.command[2].replace(
+    cfg.stages[0].command[2] = cfg.stages[0].command[2].replace(
         "if [ {fail} = true ]",
         "if [ {fail} = true ] && [ ! -e \"$FIXED\" ]",
     );
-    cfg.task
+    cfg.stages[0]
         .env
         .insert("FIXED".into(), fixed.to_string_lossy().into_owned());
     rt.register_pipeline(&cfg).unwrap();
@@ -398,4 +401,221 @@ async fn rerunning_a_failed_job_relaunches_only_the_failed_tasks() {
     assert_eq!(tasks[0].attempts, 1, "a succeeded task is not recomputed");
     assert_eq!(tasks[1].attempts, 2);
     assert_eq!(results_csv(&rt, &job), "group,tasks,n\na,1,1\nb,1,5\n");
+}
+
+/// A three-stage pipeline of shell one-liners run in `dir`: clean the input (drop lines with
+/// "bad"), sum its rows in chunks of two (non-integers rejected), merge the partial sums. Each
+/// task appends to `runs.log`, and a chunk fails while `fail-<chunk>` exists in `dir`.
+fn staged_pipeline(dir: &Path, webhook: &str) -> PipelineConfig {
+    let text = format!(
+        r#"
+name = "staged"
+directory = "{dir}"
+[retry]
+task_failed_attempts = 1
+[[stage]]
+name = "clean"
+command = ["sh", "-c", "echo clean >> runs.log; grep -v bad \"$1\" > \"$2\"", "-", "{{input}}", "{{output}}"]
+file = "clean.csv"
+[[stage]]
+name = "analyse"
+for_each = "clean"
+chunk = 2
+columns = {{ n = "integer" }}
+bad_rows = "skip"
+command = ["sh", "-c", "echo analyse-{{chunk}} >> runs.log; [ -e fail-{{chunk}} ] && exit 3; tail -n +2 \"$1\" | awk '{{{{s += $1}}}} END {{{{printf \"{{{{\\\"sum\\\": %d}}}}\", s}}}}' > \"$2\"", "-", "{{rows}}", "{{output}}"]
+[[stage]]
+name = "merge"
+command = ["sh", "-c", "echo merge >> runs.log; cat \"$1\"*.json > \"$2\"", "-", "{{stages.analyse}}", "{{output}}"]
+file = "merged.txt"
+[notify]
+webhook = "{webhook}"
+command = ["sh", "-c", "cat > notified-$1.json", "-", "{{status}}"]
+"#,
+        dir = dir.display()
+    );
+    PipelineConfig::from_toml("staged.toml", &text).unwrap()
+}
+
+/// An HTTP endpoint that accepts every POST and hands each body over the channel.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        }
+    });
+    (url, rx)
+}
+
+/// Waits until the job is final and its execution has settled in this runtime.
+async fn wait_final(rt: &LocalRuntime, id: &JobId) -> sluice_core::Job {
+    wait_final_after(rt, id, 0).await
+}
+
+/// As [`wait_final`], for the run after the job's `redrives`-th redrive.
+async fn wait_final_after(rt: &LocalRuntime, id: &JobId, redrives: u32) -> sluice_core::Job {
+    for _ in 0..2400 {
+        let job = rt.services.jobs.get_job(id).await.unwrap().unwrap();
+        if job.state.is_final()
+            && job.redrive_count >= redrives
+            && job
+                .execution_arn
+                .as_deref()
+                .is_some_and(|arn| rt.settled(arn).is_some())
+        {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+fn runs(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(dir.join("runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stages_pass_outputs_on_reject_bad_rows_and_notify_a_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("pipeline");
+    std::fs::create_dir_all(&home).unwrap();
+    let rt = runtime(&dir.path().join("work"), None);
+    let (url, hooks) = webhook_receiver();
+    rt.register_pipeline(&staged_pipeline(&home, &url)).unwrap();
+    let csv = write(dir.path(), "in.csv", "n\n1\n2\nbad\n3\nx\n4\n");
+    let started = submit(&rt, &csv, "staged/in.csv").await;
+    let id = JobId::new(started["jobId"].as_str().unwrap()).unwrap();
+    let job = wait_final(&rt, &id).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.reason);
+
+    // clean dropped "bad"; analyse rejected "x" and summed [1, 2] and [3, 4]; merge joined them.
+    let merged = job
+        .results
+        .iter()
+        .find(|r| r.key.ends_with("merged.txt"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(rt.path_of(merged).unwrap()).unwrap(),
+        "{\"sum\": 3}{\"sum\": 7}"
+    );
+    let rejects = job
+        .results
+        .iter()
+        .find(|r| r.key.ends_with("rejects.csv"))
+        .unwrap();
+    assert!(rejects.key.contains("/stages/analyse/"), "{rejects}");
+    let rejected = std::fs::read_to_string(rt.path_of(rejects).unwrap()).unwrap();
+    assert_eq!(
+        rejected,
+        "line,reason,row\n5,column 1: column 'n': 'x' is not an integer,x\n"
+    );
+    assert_eq!(runs(&home), ["analyse-0", "analyse-1", "clean", "merge"]);
+    assert_eq!(job.task_count, 4, "clean, two chunks, merge");
+
+    let hook = hooks
+        .recv_timeout(Duration::from_secs(10))
+        .expect("webhook POSTed");
+    let text = hook["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("sluice job {id} (staged) SUCCEEDED: 4 of 4 tasks")),
+        "{text}"
+    );
+    assert!(text.contains("merged.txt"), "{text}");
+    let note: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.join("notified-SUCCEEDED.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(note["job_id"], id.as_str());
+    assert!(
+        hooks.recv_timeout(Duration::from_millis(300)).is_err(),
+        "announced once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_stage_stops_the_job_and_a_redrive_resumes_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("pipeline");
+    std::fs::create_dir_all(&home).unwrap();
+    let rt = runtime(&dir.path().join("work"), None);
+    let (url, hooks) = webhook_receiver();
+    rt.register_pipeline(&staged_pipeline(&home, &url)).unwrap();
+    std::fs::write(home.join("fail-1"), "").unwrap();
+    let csv = write(dir.path(), "in.csv", "n\n1\n2\n3\n4\n");
+    let started = submit(&rt, &csv, "staged/in.csv").await;
+    let id = JobId::new(started["jobId"].as_str().unwrap()).unwrap();
+    let job = wait_final(&rt, &id).await;
+    assert_eq!(job.state, JobState::Failed);
+    let reason = job.reason.clone().unwrap();
+    assert!(
+        reason.starts_with(
+            "stage 'analyse': 1 of 2 tasks failed: analyse_c-00001 (Sluice.RetriesExhausted"
+        ),
+        "{reason}"
+    );
+    assert_eq!(
+        runs(&home),
+        ["analyse-0", "analyse-1", "clean"],
+        "merge never ran"
+    );
+    let hook = hooks
+        .recv_timeout(Duration::from_secs(10))
+        .expect("failure announced");
+    assert_eq!(hook["job"]["status"], "FAILED");
+
+    // Fix the cause and continue: only the failed chunk and the stages after it run.
+    std::fs::remove_file(home.join("fail-1")).unwrap();
+    let redrive = rt.redrive(&id).await.unwrap();
+    assert_eq!(
+        redrive.from_state, None,
+        "a Fail-state end continues from the start"
+    );
+    let job = wait_final_after(&rt, &id, 1).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.reason);
+    assert_eq!(
+        runs(&home),
+        ["analyse-0", "analyse-1", "analyse-1", "clean", "merge"],
+        "clean and chunk 0 were not run again"
+    );
+    let merged = job
+        .results
+        .iter()
+        .find(|r| r.key.ends_with("merged.txt"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(rt.path_of(merged).unwrap()).unwrap(),
+        "{\"sum\": 3}{\"sum\": 7}"
+    );
+    let hook = hooks
+        .recv_timeout(Duration::from_secs(10))
+        .expect("success announced");
+    assert_eq!(hook["job"]["status"], "SUCCEEDED");
 }

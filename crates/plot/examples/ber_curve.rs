@@ -11,11 +11,8 @@ use std::process::ExitCode;
 
 use sluice_plot::{CurvePlot, CurvePoint, render_curve_png};
 
-// The core crate's stats module, used directly so the example does not depend
-// on sluice-core's public module list.
-#[path = "../../core/src/stats.rs"]
-#[allow(dead_code)]
-mod stats;
+use ber_sim::theory::bpsk_awgn_ber;
+use sluice_core::stats;
 
 fn read(path: &Path) -> Result<(f64, u64, u64), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -59,7 +56,7 @@ fn run(out: PathBuf, inputs: &[PathBuf]) -> Result<(), String> {
         let (lo, hi) = stats::binomial_ci(errors, bits, 0.95);
         println!(
             "{db:>7.1} {bits:>14} {errors:>10} {ber:>12.4e} {:>12.4e}   [{lo:.3e}, {hi:.3e}]",
-            stats::bpsk_awgn_ber(db)
+            bpsk_awgn_ber(db)
         );
         points.push(CurvePoint {
             x: db,
@@ -72,7 +69,7 @@ fn run(out: PathBuf, inputs: &[PathBuf]) -> Result<(), String> {
     let theory = (0..=200)
         .map(|k| {
             let x = x0 + (x1 - x0) * k as f64 / 200.0;
-            (x, stats::bpsk_awgn_ber(x))
+            (x, bpsk_awgn_ber(x))
         })
         .collect();
     let spec = CurvePlot {

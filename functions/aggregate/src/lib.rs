@@ -1,30 +1,33 @@
-//! Aggregate: every succeeded task's result folded into the job's results.
+//! Aggregate: the built-in aggregate stage, run by the state machine's Aggregate state.
 //!
-//! Reads one result object per succeeded task (stored under the task id, so a retried task
-//! overwrote its own result and is counted once), aggregates them as the pipeline says, and
-//! writes `results.csv` and, when the pipeline has a plot, `results.png` to the job's
-//! `aggregate_results/`. Tasks the state machine gave up on are marked FAILED here, with the
-//! reason, and left out of the sums.
+//! Reads the JSON result of every task of the stage it aggregates (`aggregate.from`, by default
+//! the stage before; results are stored under the task id, so a retried task overwrote its own
+//! result and is counted once), folds them as the pipeline says, and writes `results.csv` and,
+//! when the stage has a plot, `results.png` to the stage's `output/`. The stage before was
+//! closed by the plan step's close-stage, so every task here succeeded.
 
 use serde::{Deserialize, Serialize};
 use sluice_core::aggregate::{Aggregate, TaskResult, aggregate};
 use sluice_core::error::StepError;
-use sluice_core::model::{JobUpdate, ObjectRef};
-use sluice_core::pipeline::{PipelineConfig, Theory};
-use sluice_core::ports::{TaskUpdate, layout};
-use sluice_core::{JobId, JobState, Services, TaskState, stats};
+use sluice_core::model::ObjectRef;
+use sluice_core::pipeline::{AggregateSpec, PlotSpec, StageKind};
+use sluice_core::ports::layout;
+use sluice_core::stage::{belongs_to, item_of, output_location};
+use sluice_core::{JobId, Services, TaskState};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateInput {
     pub job_id: JobId,
+    /// The aggregate stage's position in the pipeline.
+    pub stage: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateOutput {
-    pub succeeded: u32,
-    pub failed: u32,
+    pub tasks: u32,
+    pub groups: u32,
     pub results: Vec<ObjectRef>,
 }
 
@@ -34,37 +37,40 @@ pub async fn handle(
 ) -> Result<AggregateOutput, StepError> {
     let job = services.job(&input.job_id).await?;
     let pipeline = services.pipeline(&job.pipeline).await?;
-    let tasks = services.jobs.list_tasks(&job.id).await?;
-
+    let stage = pipeline.stages.get(input.stage).ok_or_else(|| {
+        StepError::invalid_input(format!(
+            "pipeline '{}' has no stage {}",
+            pipeline.name, input.stage
+        ))
+    })?;
+    let StageKind::Aggregate(spec) = stage.kind() else {
+        return Err(StepError::invalid_input(format!(
+            "stage '{}' is not an aggregate stage",
+            stage.name
+        )));
+    };
+    let (from_index, from) = match &spec.from {
+        Some(name) => pipeline.stage(name),
+        None => input.stage.checked_sub(1).map(|i| (i, &pipeline.stages[i])),
+    }
+    .ok_or_else(|| {
+        StepError::invalid_input(format!("stage '{}' has no stage to aggregate", stage.name))
+    })?;
+    let data = &services.buckets.data;
     let mut results = Vec::new();
-    let mut failed = 0u32;
-    for task in &tasks {
-        if task.state != TaskState::Succeeded {
-            failed += 1;
-            let reason = task
-                .last_error
-                .clone()
-                .unwrap_or_else(|| format!("task ended {} without a result", task.state.as_str()));
-            services
-                .jobs
-                .transition_task(
-                    &job.id,
-                    &task.id,
-                    TaskState::Failed,
-                    TaskUpdate {
-                        last_error: Some(Some(reason)),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+    for task in services.jobs.list_tasks(&job.id).await? {
+        if task.state != TaskState::Succeeded || !belongs_to(&pipeline, &task, from_index) {
             continue;
         }
-        let location = task.result.clone().unwrap_or_else(|| {
-            ObjectRef::new(
-                &services.buckets.data,
-                layout::task_result(&job.id, &task.id),
-            )
-        });
+        let location = task
+            .result
+            .clone()
+            .or_else(|| {
+                output_location(data, &job.id, from, item_of(&task)).map(|l| l.object().clone())
+            })
+            .ok_or_else(|| {
+                StepError::invalid_input(format!("stage '{}' writes no results", from.name))
+            })?;
         let bytes = services.objects.get(&location).await?;
         let result = serde_json::from_slice(&bytes).map_err(|e| {
             StepError::invalid_input(format!(
@@ -79,62 +85,37 @@ pub async fn handle(
         });
     }
 
-    let mut written = Vec::new();
-    let csv_ref = ObjectRef::new(&services.buckets.data, layout::aggregate_csv(&job.id));
-    match &pipeline.aggregate {
-        Some(spec) => {
-            let table = aggregate(spec, &results)
-                .map_err(|e| StepError::invalid_input(format!("aggregate: {e}")))?;
-            services
-                .objects
-                .put(&csv_ref, table.to_csv().into_bytes(), "text/csv")
-                .await?;
-            written.push(csv_ref);
-            if let Some(png) = render_plot(&pipeline, &table)? {
-                let png_ref =
-                    ObjectRef::new(&services.buckets.data, layout::aggregate_png(&job.id));
-                services.objects.put(&png_ref, png, "image/png").await?;
-                written.push(png_ref);
-            }
-        }
-        None => {
-            // No aggregation configured: list where each task's result is.
-            let mut csv = String::from("task_id,result\n");
-            for task in tasks.iter().filter(|t| t.state == TaskState::Succeeded) {
-                if let Some(r) = &task.result {
-                    csv.push_str(&format!("{},{r}\n", task.id));
-                }
-            }
-            services
-                .objects
-                .put(&csv_ref, csv.into_bytes(), "text/csv")
-                .await?;
-            written.push(csv_ref);
-        }
-    }
+    let table = aggregate(spec, &results)
+        .map_err(|e| StepError::invalid_input(format!("stage '{}': {e}", stage.name)))?;
+    let dir = layout::stage_output(&job.id, &stage.name);
+    let csv_ref = ObjectRef::new(data, format!("{dir}{}", layout::RESULTS_CSV));
     services
-        .jobs
-        .transition_job(
-            &job.id,
-            JobState::Running,
-            JobUpdate {
-                results: Some(written.clone()),
-                ..Default::default()
-            },
-        )
+        .objects
+        .put(&csv_ref, table.to_csv().into_bytes(), "text/csv")
         .await?;
+    let mut written = vec![csv_ref];
+    if let Some(plot) = &stage.plot
+        && let Some(png) = render_plot(plot, spec, &table)?
+    {
+        let png_ref = ObjectRef::new(data, format!("{dir}{}", layout::RESULTS_PNG));
+        services.objects.put(&png_ref, png, "image/png").await?;
+        written.push(png_ref);
+    }
+    tracing::info!(job = %job.id, stage = %stage.name, tasks = results.len(), "aggregated");
     Ok(AggregateOutput {
-        succeeded: results.len() as u32,
-        failed,
+        tasks: results.len() as u32,
+        groups: table.rows.len() as u32,
         results: written,
     })
 }
 
-/// The PNG of the aggregated curve, when the pipeline asks for a plot and has a ratio to draw.
-fn render_plot(pipeline: &PipelineConfig, table: &Aggregate) -> Result<Option<Vec<u8>>, StepError> {
-    let (Some(plot), Some(spec)) = (&pipeline.plot, &pipeline.aggregate) else {
-        return Ok(None);
-    };
+/// The PNG of the aggregated ratio with its confidence intervals, and the reference column
+/// (e.g. the theory the tasks computed) as a line, when the stage asks for a plot.
+fn render_plot(
+    plot: &PlotSpec,
+    spec: &AggregateSpec,
+    table: &Aggregate,
+) -> Result<Option<Vec<u8>>, StepError> {
     let Some(ratio) = &spec.ratio else {
         return Ok(None);
     };
@@ -152,22 +133,15 @@ fn render_plot(pipeline: &PipelineConfig, table: &Aggregate) -> Result<Option<Ve
             })
         })
         .collect();
-    let theory = spec.theory.map(|t| {
-        let (lo, hi) = points
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-                (lo.min(p.x), hi.max(p.x))
-            });
-        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-        (0..=200)
-            .map(|i| {
-                let x = lo + (hi - lo) * f64::from(i) / 200.0;
-                let y = match t {
-                    Theory::BpskAwgn => stats::bpsk_awgn_ber(x),
-                };
-                (x, y)
-            })
-            .collect::<Vec<_>>()
+    let reference = plot.reference.as_ref().and_then(|name| {
+        let column = table.carry_fields.iter().position(|c| c == name)?;
+        Some(
+            table
+                .rows
+                .iter()
+                .filter_map(|row| Some((row.group.as_f64()?, row.carried.get(column)?.as_f64()?)))
+                .collect::<Vec<_>>(),
+        )
     });
     let curve = sluice_plot::CurvePlot {
         title: plot.title.clone(),
@@ -180,12 +154,16 @@ fn render_plot(pipeline: &PipelineConfig, table: &Aggregate) -> Result<Option<Ve
             ratio.name,
             ratio.confidence * 100.0
         ),
-        theory,
-        theory_label: "theory".into(),
+        theory: reference,
+        theory_label: plot
+            .reference_label
+            .clone()
+            .or_else(|| plot.reference.clone())
+            .unwrap_or_default(),
         ..sluice_plot::CurvePlot::default()
     };
     let dir = tempfile::tempdir().map_err(StepError::internal)?;
-    let path = dir.path().join("results.png");
+    let path = dir.path().join(layout::RESULTS_PNG);
     sluice_plot::render_curve_png(&path, &curve)
         .map_err(|e| StepError::internal(format!("plot: {e}")))?;
     std::fs::read(&path).map(Some).map_err(StepError::internal)

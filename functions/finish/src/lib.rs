@@ -8,9 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_core::error::ErrorName;
 use sluice_core::error::StepError;
-use sluice_core::model::{JobUpdate, ObjectRef};
-use sluice_core::ports::Transition;
+use sluice_core::model::{Job, JobUpdate, ObjectRef};
+use sluice_core::notify::announce;
+use sluice_core::pipeline::{StageKind, Writes};
+use sluice_core::ports::{Location, Transition, layout};
+use sluice_core::stage::stage_output;
 use sluice_core::{JobId, JobState, Services, TaskState};
 
 /// The error a Catch put in `$.failure`.
@@ -50,7 +54,8 @@ pub struct FinishOutput {
     pub summary: Summary,
 }
 
-pub const TASKS_FAILED: &str = "Sluice.TasksFailed";
+/// The error of a job whose tasks failed.
+pub const TASKS_FAILED: &str = ErrorName::TasksFailed.as_str();
 
 pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOutput, StepError> {
     let job = services.job(&input.job_id).await?;
@@ -97,13 +102,27 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
             )
         }
     };
+    let results = match to {
+        JobState::Succeeded => job_results(services, &job).await?,
+        // A failed job's results are whatever a redrive will complete; list its rejects.
+        _ => rejects(services, &job).await?,
+    };
     let update = JobUpdate {
         reason: reason.clone(),
         execution_arn: input.execution_arn.clone(),
+        results: Some(results),
         ..Default::default()
     };
     let job = match services.jobs.transition_job(&job.id, to, update).await? {
-        Transition::Applied(j) => j,
+        Transition::Applied(j) => {
+            // Announced by the write that recorded the outcome, so once however often this
+            // step is retried.
+            let delivered = announce(services, &j, tasks.len() as u32, succeeded).await;
+            for failure in &delivered.failed {
+                tracing::warn!(job = %j.id, %failure, "notification not delivered");
+            }
+            j
+        }
         // Already final: the first outcome stands (e.g. the plan step's precise reason).
         Transition::Rejected(j) => j,
         Transition::Missing => {
@@ -149,4 +168,51 @@ fn cause_text(caught: &CaughtError) -> String {
         Err(_) if cause.is_empty() => caught.error.clone(),
         Err(_) => cause,
     }
+}
+
+/// What a succeeded job produced: the output of its last stage that writes something (for the
+/// built-in aggregate, results.csv and results.png) and the rejects.csv of any stage.
+async fn job_results(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, StepError> {
+    let pipeline = services.pipeline(&job.pipeline).await?;
+    let data = &services.buckets.data;
+    let mut results = Vec::new();
+    if let Some(last) = pipeline
+        .stages
+        .iter()
+        .rev()
+        .find(|s| s.writes() != Writes::Nothing)
+    {
+        match (last.kind(), stage_output(data, &job.id, last)) {
+            (StageKind::Aggregate(_), Some(Location::Dir { prefix })) => {
+                for name in [layout::RESULTS_CSV, layout::RESULTS_PNG] {
+                    let object = ObjectRef::new(&prefix.bucket, format!("{}{name}", prefix.key));
+                    if services.objects.exists(&object).await? {
+                        results.push(object);
+                    }
+                }
+            }
+            (_, Some(location)) => results.push(location.object().clone()),
+            (_, None) => {}
+        }
+    }
+    results.extend(rejects(services, job).await?);
+    Ok(results)
+}
+
+/// The rejects.csv files of the job's stages.
+async fn rejects(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, StepError> {
+    let Ok(pipeline) = services.pipeline(&job.pipeline).await else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for stage in &pipeline.stages {
+        let object = ObjectRef::new(
+            &services.buckets.data,
+            layout::rejects(&job.id, &stage.name),
+        );
+        if services.objects.exists(&object).await? {
+            found.push(object);
+        }
+    }
+    Ok(found)
 }

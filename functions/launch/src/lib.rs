@@ -12,10 +12,11 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_core::error::{ErrorName, StepError};
-use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_RESULT_URI, ENV_TASK_ID};
+use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_OUTPUT, ENV_RESULT_URI, ENV_TASK_ID};
 use sluice_core::interrupt::interrupt;
-use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, ObjectRef};
-use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition, layout};
+use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate};
+use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition};
+use sluice_core::stage::{item_of, output_location, render_command, stage_of};
 use sluice_core::{Capacity, Interruption, JobId, Services, TaskId, TaskState};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -48,15 +49,21 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         .ok_or_else(|| {
             StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id))
         })?;
-    let result_ref = ObjectRef::new(
-        &services.buckets.data,
-        layout::task_result(&job.id, &task.id),
-    );
+    let (_, stage) = stage_of(&pipeline, &task).ok_or_else(|| {
+        StepError::invalid_input(format!(
+            "task {} belongs to stage '{}', which pipeline '{}' does not have",
+            task.id, task.stage, pipeline.name
+        ))
+    })?;
+    let data = services.buckets.data.clone();
 
     // A task that already succeeded (a redriven Map re-running an iteration) is reported
     // straight back: its result is counted once, never recomputed.
     if task.state == TaskState::Succeeded {
-        let output = json!({"taskId": task.id, "result": task.result.clone().unwrap_or(result_ref), "attempt": task.attempts});
+        let result = task.result.clone().or_else(|| {
+            output_location(&data, &job.id, stage, item_of(&task)).map(|l| l.object().clone())
+        });
+        let output = json!({"taskId": task.id, "result": result, "attempt": task.attempts});
         services
             .workflows
             .send_task_success(&input.task_token, &output)
@@ -125,12 +132,14 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         }
         None => Capacity::Spot,
     };
-    // A command that cannot be rendered fails the task for good, with the reason on it.
-    let vars = pipeline.command_vars(&task, number);
-    let command = match pipeline.render_command(&vars) {
-        Ok(c) => c,
+    // A command that cannot be rendered fails the task for good, with the reason on it. The
+    // pipeline's check at load makes this rare: a location compute cannot provide.
+    let path_for =
+        |l: &sluice_core::ports::Location| services.compute.path_for(l).map_err(|e| e.to_string());
+    let rendered = match render_command(&pipeline, stage, &job, &task, number, &data, &path_for) {
+        Ok(r) => r,
         Err(e) => {
-            let reason = format!("pipeline '{}': task.command: {e}", pipeline.name);
+            let reason = format!("pipeline '{}': {e}", pipeline.name);
             services
                 .jobs
                 .transition_task(
@@ -182,21 +191,26 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         )
         .await?;
 
-    let mut env = pipeline.task.env.clone();
+    let mut env = stage.env.clone();
     env.insert(ENV_JOB_ID.into(), job.id.to_string());
     env.insert(ENV_TASK_ID.into(), task.id.to_string());
     env.insert(ENV_ATTEMPT.into(), number.to_string());
-    env.insert(ENV_RESULT_URI.into(), result_ref.to_string());
+    if let Some(output) = &rendered.output {
+        env.insert(ENV_OUTPUT.into(), output.path.clone());
+        env.insert(ENV_RESULT_URI.into(), output.location.object().to_string());
+    }
     let request = LaunchRequest {
         attempt: key.clone(),
         capacity,
-        command,
+        command: rendered.command,
         env,
-        result: result_ref,
-        image: pipeline.task.image.clone(),
-        cpu: pipeline.task.cpu,
-        memory_mib: pipeline.task.memory_mib,
-        timeout_seconds: pipeline.task.timeout_seconds,
+        inputs: rendered.inputs,
+        output: rendered.output,
+        working_dir: pipeline.directory.clone(),
+        image: stage.image.clone(),
+        cpu: stage.cpu,
+        memory_mib: stage.memory_mib,
+        timeout_seconds: stage.timeout_seconds,
     };
 
     match services.compute.launch(&request).await {

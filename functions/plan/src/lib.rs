@@ -1,94 +1,306 @@
-//! Plan: the job's input CSV becomes its tasks.
+//! Plan: the job, and each of its stages as the state machine reaches it.
 //!
-//! Reads the CSV from the ingest bucket, checks every row against the pipeline's input schema
-//! (errors name the file, line and column), records one task per row, writes the manifest the
-//! fan-out Map reads its items from, and tells the state machine how wide to fan out. Bad input
-//! marks the job FAILED with the reason and raises `Sluice.InvalidInput`, which is not retried.
+//! One Lambda, three actions, each a state of `statemachines/pipeline.asl.json`:
+//!
+//! - `start` (state Plan): the job's pipeline is loaded and checked, its input must exist, the
+//!   job is recorded RUNNING with its execution. Bad input marks the job FAILED with the reason
+//!   and raises `Sluice.InvalidInput`, which is not retried.
+//! - `next-stage` (state NextStage): the first stage after `after` that still has work. A stage
+//!   that fans out is planned from its rows (the job's input, or the CSV an earlier stage wrote):
+//!   its tasks are recorded, chunk files and `rejects.csv` written, and the manifest the Map
+//!   reads its items from is written last. A redrive finds the manifest and plans nothing twice;
+//!   a stage whose tasks all succeeded is skipped. Past the last stage the answer is `done`.
+//! - `close-stage` (state CloseStage): the Map is over; every task of the stage that did not
+//!   succeed is recorded FAILED with its reason, and if there is one the stage fails the job
+//!   (`Sluice.TasksFailed`, naming the tasks) before a later stage reads a partial output.
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sluice_core::error::StepError;
+use sluice_core::error::{ErrorName, StepError};
 use sluice_core::model::{JobUpdate, ObjectRef};
-use sluice_core::plan::plan_tasks;
-use sluice_core::ports::layout;
+use sluice_core::pipeline::{PipelineConfig, RowSource, StageKind};
+use sluice_core::ports::{Location, TaskUpdate, layout};
+use sluice_core::stage::{belongs_to, plan_stage, stage_done, stage_output};
 use sluice_core::{JobId, JobState, Services, StoreError, Task, TaskState};
 
 /// Default per-attempt timeout when the pipeline sets none: a day.
 pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 86_400;
 
+/// What the state machine asks for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum PlanRequest {
+    Start(StartInput),
+    NextStage(NextStageInput),
+    CloseStage(CloseStageInput),
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PlanInput {
+pub struct StartInput {
     pub job_id: JobId,
-    pub pipeline: String,
-    pub input: ObjectRef,
     #[serde(default)]
     pub execution_arn: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextStageInput {
+    pub job_id: JobId,
+    /// The stage that just finished; -1 before the first.
+    pub after: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseStageInput {
+    pub job_id: JobId,
+    pub stage: usize,
+}
+
+/// The answer, by action.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum PlanResponse {
+    Started(Started),
+    Stage(StagePlan),
+    Closed(StageClosed),
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PlanOutput {
+pub struct Started {
+    pub stages: usize,
+}
+
+/// What the state machine does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NextKind {
+    /// Fan out the stage's tasks (the Map).
+    Tasks,
+    /// Run the built-in aggregate step.
+    Aggregate,
+    /// No stage left: finish the job.
+    Done,
+}
+
+/// The `$.stage` of the state machine. Every field is always present (null when it does not
+/// apply): the Map's paths read them.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StagePlan {
+    pub index: i64,
+    pub name: Option<String>,
+    pub kind: NextKind,
     pub task_count: u32,
     pub max_concurrency: u32,
     pub task_timeout_seconds: u64,
-    pub manifest: ObjectRef,
+    pub manifest: Option<ObjectRef>,
 }
 
-pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput, StepError> {
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageClosed {
+    pub index: usize,
+    pub succeeded: u32,
+}
+
+pub async fn handle(services: &Services, request: PlanRequest) -> Result<PlanResponse, StepError> {
+    match request {
+        PlanRequest::Start(input) => start(services, input).await.map(PlanResponse::Started),
+        PlanRequest::NextStage(input) => next_stage(services, input).await.map(PlanResponse::Stage),
+        PlanRequest::CloseStage(input) => {
+            close_stage(services, input).await.map(PlanResponse::Closed)
+        }
+    }
+}
+
+async fn start(services: &Services, input: StartInput) -> Result<Started, StepError> {
     let job = services.job(&input.job_id).await?;
     let pipeline = match services.pipeline(&job.pipeline).await {
         Ok(p) => p,
-        Err(e) => return Err(reject(services, &input, e).await),
+        Err(e) => return Err(reject(services, &job.id, input.execution_arn.clone(), e).await),
     };
-    let bytes = match services.objects.get(&job.input).await {
-        Ok(b) => b,
-        Err(StoreError::NotFound(_)) => {
-            let e = StepError::invalid_input(format!("input {} does not exist", job.input));
-            return Err(reject(services, &input, e).await);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let file = job.input.key.rsplit('/').next().unwrap_or(&job.input.key);
-    let planned = match plan_tasks(file, &bytes, &pipeline.input) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err(reject(services, &input, StepError::invalid_input(e.to_string())).await);
-        }
-    };
-    let now = Utc::now();
-    let tasks: Vec<Task> = planned
-        .iter()
-        .map(|p| Task {
-            job_id: job.id.clone(),
-            id: p.id.clone(),
-            index: p.index,
-            params: p.params.clone(),
-            state: TaskState::Pending,
-            attempts: 0,
-            spot_interruptions: 0,
-            result: None,
-            last_error: None,
-            updated_at: now,
-        })
-        .collect();
-    services.jobs.put_tasks(&tasks).await?;
-
-    // The Map reads only ids from the manifest; launch looks the rest up in the job table, so
-    // the manifest stays small and the table stays the one source of truth.
-    let manifest: Vec<_> = tasks
-        .iter()
-        .map(|t| json!({"taskId": t.id, "index": t.index}))
-        .collect();
-    let manifest_ref = ObjectRef::new(&services.buckets.data, layout::manifest(&job.id));
-    let body = serde_json::to_vec(&manifest).map_err(StepError::internal)?;
+    if !services.objects.exists(&job.input).await? {
+        let e = StepError::invalid_input(format!("input {} does not exist", job.input));
+        return Err(reject(services, &job.id, input.execution_arn.clone(), e).await);
+    }
     services
-        .objects
-        .put(&manifest_ref, body, "application/json")
+        .jobs
+        .transition_job(
+            &job.id,
+            JobState::Running,
+            JobUpdate {
+                execution_arn: input.execution_arn.clone(),
+                ..Default::default()
+            },
+        )
         .await?;
+    tracing::info!(job = %job.id, stages = pipeline.stages.len(), "job started");
+    Ok(Started {
+        stages: pipeline.stages.len(),
+    })
+}
 
-    let task_count = tasks.len() as u32;
+async fn next_stage(services: &Services, input: NextStageInput) -> Result<StagePlan, StepError> {
+    let job = services.job(&input.job_id).await?;
+    let pipeline = services.pipeline(&job.pipeline).await?;
+    let first = usize::try_from(input.after + 1).unwrap_or(0);
+    let mut tasks: Option<Vec<Task>> = None;
+    for (index, stage) in pipeline.stages.iter().enumerate().skip(first) {
+        if let StageKind::Aggregate(_) = stage.kind() {
+            // Built-ins are cheap and idempotent: a redrive runs them again.
+            return Ok(StagePlan {
+                index: index as i64,
+                name: Some(stage.name.clone()),
+                kind: NextKind::Aggregate,
+                task_count: 0,
+                max_concurrency: 1,
+                task_timeout_seconds: DEFAULT_TASK_TIMEOUT_SECONDS,
+                manifest: None,
+            });
+        }
+        let manifest = ObjectRef::new(
+            &services.buckets.data,
+            layout::stage_manifest(&job.id, &stage.name),
+        );
+        let planned = match read_manifest(services, &manifest).await? {
+            Some(count) => count,
+            None => plan(services, &pipeline, &job.id, index, &manifest).await?,
+        };
+        let all = match &mut tasks {
+            Some(t) => t,
+            None => tasks.insert(services.jobs.list_tasks(&job.id).await?),
+        };
+        let mine: Vec<&Task> = all
+            .iter()
+            .filter(|t| belongs_to(&pipeline, t, index))
+            .collect();
+        if stage_done(&mine, planned) {
+            tracing::info!(job = %job.id, stage = %stage.name, "stage already done; skipped");
+            continue;
+        }
+        let count = planned as u32;
+        return Ok(StagePlan {
+            index: index as i64,
+            name: Some(stage.name.clone()),
+            kind: NextKind::Tasks,
+            task_count: count,
+            max_concurrency: pipeline.stage_parallelism(stage).min(count).max(1),
+            task_timeout_seconds: stage
+                .timeout_seconds
+                .unwrap_or(DEFAULT_TASK_TIMEOUT_SECONDS),
+            manifest: Some(manifest),
+        });
+    }
+    Ok(StagePlan {
+        index: pipeline.stages.len() as i64,
+        name: None,
+        kind: NextKind::Done,
+        task_count: 0,
+        max_concurrency: 1,
+        task_timeout_seconds: DEFAULT_TASK_TIMEOUT_SECONDS,
+        manifest: None,
+    })
+}
+
+/// The number of tasks a stage's manifest lists, if the stage was planned.
+async fn read_manifest(
+    services: &Services,
+    manifest: &ObjectRef,
+) -> Result<Option<usize>, StepError> {
+    match services.objects.get(manifest).await {
+        Ok(bytes) => {
+            let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|e| {
+                StepError::internal(format!("manifest {manifest} is not a JSON list: {e}"))
+            })?;
+            Ok(Some(items.len()))
+        }
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Plan stage `index`: record its tasks, write what they read, then the manifest.
+async fn plan(
+    services: &Services,
+    pipeline: &PipelineConfig,
+    job_id: &JobId,
+    index: usize,
+    manifest: &ObjectRef,
+) -> Result<usize, StepError> {
+    let job = services.job(job_id).await?;
+    let stage = &pipeline.stages[index];
+    let data = &services.buckets.data;
+    let source = match stage.kind() {
+        StageKind::Rows(s) | StageKind::Chunks(s, _) => Some(s),
+        _ => None,
+    };
+    let source = match source {
+        None => None,
+        Some(RowSource::Input) => Some((job.input.clone(), file_name(&job.input.key))),
+        Some(RowSource::Stage(name)) => {
+            let (_, earlier) = pipeline.stage(name).ok_or_else(|| {
+                StepError::invalid_input(format!(
+                    "stage '{}' reads unknown stage '{name}'",
+                    stage.name
+                ))
+            })?;
+            match stage_output(data, &job.id, earlier) {
+                Some(Location::File { object }) => {
+                    let label = format!("{} (output of stage {name})", file_name(&object.key));
+                    Some((object, label))
+                }
+                _ => {
+                    return Err(StepError::invalid_input(format!(
+                        "stage '{}' fans out over stage '{name}', which writes no file",
+                        stage.name
+                    )));
+                }
+            }
+        }
+    };
+    let bytes = match &source {
+        None => None,
+        Some((object, _)) => match services.objects.get(object).await {
+            Ok(b) => Some(b),
+            Err(StoreError::NotFound(_)) => {
+                let e = StepError::invalid_input(format!(
+                    "stage '{}': {object} does not exist",
+                    stage.name
+                ));
+                return Err(reject(services, &job.id, None, e).await);
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let rows = source
+        .as_ref()
+        .zip(bytes.as_deref())
+        .map(|((_, label), b)| (label.as_str(), b));
+    let planned = match plan_stage(pipeline, stage, &job.id, data, rows, Utc::now()) {
+        Ok(p) => p,
+        Err(e) => {
+            // The error names the file (with the stage, for a stage's output), line and column.
+            let e = StepError::invalid_input(e.to_string());
+            return Err(reject(services, &job.id, None, e).await);
+        }
+    };
+    for (object, body) in &planned.objects {
+        let content_type = if object.key.ends_with(".csv") {
+            "text/csv"
+        } else {
+            "application/octet-stream"
+        };
+        services
+            .objects
+            .put(object, body.clone(), content_type)
+            .await?;
+    }
+    services.jobs.put_tasks(&planned.tasks).await?;
+    let task_count = services.jobs.list_tasks(&job.id).await?.len() as u32;
     services
         .jobs
         .transition_job(
@@ -96,29 +308,104 @@ pub async fn handle(services: &Services, input: PlanInput) -> Result<PlanOutput,
             JobState::Running,
             JobUpdate {
                 task_count: Some(task_count),
-                execution_arn: input.execution_arn.clone(),
                 ..Default::default()
             },
         )
         .await?;
-    tracing::info!(job = %job.id, tasks = task_count, "planned");
-    Ok(PlanOutput {
-        task_count,
-        max_concurrency: pipeline.parallelism.max.min(task_count).max(1),
-        task_timeout_seconds: pipeline
-            .task
-            .timeout_seconds
-            .unwrap_or(DEFAULT_TASK_TIMEOUT_SECONDS),
-        manifest: manifest_ref,
+    // The Map reads only ids from the manifest; launch looks the rest up in the job table, so
+    // the manifest stays small and the table stays the one source of truth. Written last: a
+    // manifest means the stage's tasks are all recorded.
+    let items: Vec<_> = planned
+        .tasks
+        .iter()
+        .map(|t| json!({"taskId": t.id, "index": t.index}))
+        .collect();
+    let body = serde_json::to_vec(&items).map_err(StepError::internal)?;
+    services
+        .objects
+        .put(manifest, body, "application/json")
+        .await?;
+    tracing::info!(job = %job.id, stage = %stage.name, tasks = items.len(), rejects = planned.rejects, "stage planned");
+    Ok(items.len())
+}
+
+fn file_name(key: &str) -> String {
+    key.rsplit('/').next().unwrap_or(key).to_string()
+}
+
+async fn close_stage(
+    services: &Services,
+    input: CloseStageInput,
+) -> Result<StageClosed, StepError> {
+    let job = services.job(&input.job_id).await?;
+    let pipeline = services.pipeline(&job.pipeline).await?;
+    let stage = pipeline.stages.get(input.stage).ok_or_else(|| {
+        StepError::invalid_input(format!(
+            "pipeline '{}' has no stage {}",
+            pipeline.name, input.stage
+        ))
+    })?;
+    let tasks = services.jobs.list_tasks(&job.id).await?;
+    let mine: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| belongs_to(&pipeline, t, input.stage))
+        .collect();
+    let mut failed = Vec::new();
+    for task in mine.iter().filter(|t| t.state != TaskState::Succeeded) {
+        let reason = task
+            .last_error
+            .clone()
+            .unwrap_or_else(|| format!("task ended {} without a result", task.state.as_str()));
+        services
+            .jobs
+            .transition_task(
+                &job.id,
+                &task.id,
+                TaskState::Failed,
+                TaskUpdate {
+                    last_error: Some(Some(reason.clone())),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        failed.push(format!("{} ({reason})", task.id));
+    }
+    let succeeded = (mine.len() - failed.len()) as u32;
+    if !failed.is_empty() {
+        let shown = failed.len().min(5);
+        let more = if failed.len() > shown {
+            format!(" and {} more", failed.len() - shown)
+        } else {
+            String::new()
+        };
+        return Err(StepError::new(
+            ErrorName::TasksFailed,
+            format!(
+                "stage '{}': {} of {} tasks failed: {}{more}",
+                stage.name,
+                failed.len(),
+                mine.len(),
+                failed[..shown].join("; ")
+            ),
+        ));
+    }
+    tracing::info!(job = %job.id, stage = %stage.name, succeeded, "stage closed");
+    Ok(StageClosed {
+        index: input.stage,
+        succeeded,
     })
 }
 
 /// Record the job as FAILED with the reason, and hand the error back to raise.
-async fn reject(services: &Services, input: &PlanInput, error: StepError) -> StepError {
-    let job = &input.job_id;
+async fn reject(
+    services: &Services,
+    job: &JobId,
+    execution_arn: Option<String>,
+    error: StepError,
+) -> StepError {
     let update = JobUpdate {
         reason: Some(error.cause.clone()),
-        execution_arn: input.execution_arn.clone(),
+        execution_arn,
         ..Default::default()
     };
     if let Err(e) = services

@@ -17,8 +17,9 @@ use sluice_core::events::{
     BATCH_JOB_STATE_CHANGE, BatchJobStateChange, ECS_TASK_STATE_CHANGE, EcsTaskStateChange,
     EventEnvelope,
 };
-use sluice_core::model::{AttemptKey, AttemptState, AttemptUpdate, ObjectRef};
-use sluice_core::ports::{TaskUpdate, Transition, WorkflowError, layout};
+use sluice_core::model::{AttemptKey, AttemptState, AttemptUpdate};
+use sluice_core::ports::{Location, TaskUpdate, Transition, WorkflowError};
+use sluice_core::stage::{item_of, output_location, stage_of};
 use sluice_core::{Services, TaskState};
 
 /// What the handler concluded and did; `sluice invoke task-events` prints it.
@@ -122,21 +123,36 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
     }
     let job = services.job(&attempt.key.job_id).await?;
     let pipeline = services.pipeline(&job.pipeline).await?;
-    let result_ref = ObjectRef::new(
-        &services.buckets.data,
-        layout::task_result(&job.id, &attempt.key.task_id),
-    );
+    let task = services
+        .jobs
+        .get_task(&job.id, &attempt.key.task_id)
+        .await?
+        .ok_or_else(|| {
+            StepError::internal(format!("attempt {} has no task record", attempt.key))
+        })?;
+    let (_, stage) = stage_of(&pipeline, &task).ok_or_else(|| {
+        StepError::invalid_input(format!(
+            "task {} belongs to stage '{}', which pipeline '{}' does not have",
+            task.id, task.stage, pipeline.name
+        ))
+    })?;
+    let output = output_location(&services.buckets.data, &job.id, stage, item_of(&task));
 
-    // "Exited 0" is not success unless the result is where it must be.
+    // "Exited 0" is not success unless the output file is where it must be. A stage that
+    // writes a directory (possibly empty) or nothing has nothing to check.
+    let mut output_missing = false;
     if stop.classification == Classification::Succeeded
-        && !services.objects.exists(&result_ref).await?
+        && let Some(Location::File { object }) = &output
+        && !services.objects.exists(object).await?
     {
+        output_missing = true;
         stop.classification = Classification::TaskFailed;
-        stop.reason = format!("exited 0 but wrote no result at {result_ref}");
-        report.classification = stop.classification.label();
+        stop.reason = format!("exited 0 but wrote no output at {object}");
+        report.classification = "output-missing";
         report.reason = stop.reason.clone();
     }
     let to = match stop.classification {
+        Classification::TaskFailed if output_missing => AttemptState::OutputMissing,
         Classification::Succeeded => AttemptState::Succeeded,
         Classification::SpotInterrupted => AttemptState::SpotInterrupted,
         Classification::LaunchFailed => AttemptState::LaunchFailed,
@@ -170,14 +186,8 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         }
     }
 
-    let task = services
-        .jobs
-        .get_task(&job.id, &attempt.key.task_id)
-        .await?
-        .ok_or_else(|| {
-            StepError::internal(format!("attempt {} has no task record", attempt.key))
-        })?;
     let outcome = if stop.classification == Classification::Succeeded {
+        let result = output.as_ref().map(|l| l.object().clone());
         services
             .jobs
             .transition_task(
@@ -185,41 +195,52 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
                 &task.id,
                 TaskState::Succeeded,
                 TaskUpdate {
-                    result: Some(result_ref.clone()),
+                    result: result.clone(),
                     last_error: Some(None),
                     ..Default::default()
                 },
             )
             .await?;
-        let output =
-            json!({"taskId": task.id, "attempt": attempt.key.number, "result": result_ref});
+        let output = json!({"taskId": task.id, "attempt": attempt.key.number, "result": result});
         services
             .workflows
             .send_task_success(&attempt.task_token, &output)
             .await
     } else {
-        let mut name = stop
-            .classification
-            .error_name()
-            .unwrap_or(ErrorName::TaskFailed);
+        let mut name = if output_missing {
+            ErrorName::OutputMissing
+        } else {
+            stop.classification
+                .error_name()
+                .unwrap_or(ErrorName::TaskFailed)
+        };
         let mut update = TaskUpdate::default();
         let mut next_state = TaskState::Retrying;
         match name {
             ErrorName::SpotInterrupted => {
                 update.spot_interruptions = Some(task.spot_interruptions + 1)
             }
-            ErrorName::TaskFailed => {
+            // A step that exited 0 may have had side effects: not run again unless asked.
+            ErrorName::OutputMissing if !pipeline.retry.retry_missing_output => {
+                next_state = TaskState::Failed
+            }
+            ErrorName::TaskFailed | ErrorName::OutputMissing => {
                 // Application errors spend the pipeline's budget; reclaims never do.
                 let failures = services
                     .jobs
                     .list_attempts(&job.id, &task.id)
                     .await?
                     .iter()
-                    .filter(|a| a.state == AttemptState::Failed)
+                    .filter(|a| {
+                        matches!(a.state, AttemptState::Failed | AttemptState::OutputMissing)
+                    })
                     .count() as u32;
                 if failures >= pipeline.retry.task_failed_attempts {
                     name = ErrorName::RetriesExhausted;
                     next_state = TaskState::Failed;
+                } else {
+                    // The state machine retries application errors by this name.
+                    name = ErrorName::TaskFailed;
                 }
             }
             ErrorName::OutOfMemory => next_state = TaskState::Failed,

@@ -171,7 +171,7 @@ async fn duplicate_and_stale_events_change_nothing() {
     launched(&w, &job, 1).await;
     let result = ObjectRef::new(
         "data",
-        layout::task_result(&job, &TaskId::new("t-0").unwrap()),
+        format!("{}t-0.json", layout::stage_output(&job, "tasks")),
     );
     w.objects.insert(&result, b"{}".to_vec());
     let ok = stopped(&job, 1, 0, "EssentialContainerExited", 5);
@@ -206,23 +206,6 @@ async fn duplicate_and_stale_events_change_nothing() {
 }
 
 #[tokio::test]
-async fn exit_zero_without_a_result_is_an_application_error() {
-    let (w, job) = world().await;
-    launched(&w, &job, 1).await;
-    let r = handle(
-        &w.services,
-        stopped(&job, 1, 0, "EssentialContainerExited", 2),
-    )
-    .await
-    .unwrap();
-    assert!(r.reason.contains("wrote no result"), "{}", r.reason);
-    assert_eq!(
-        failures(&w),
-        [("tok-1".to_string(), "Sluice.TaskFailed".to_string())]
-    );
-}
-
-#[tokio::test]
 async fn a_spot_reclaim_counts_reclaims_not_failures() {
     let (w, job) = world().await;
     launched(&w, &job, 1).await;
@@ -253,4 +236,57 @@ async fn unknown_tasks_are_ignored() {
     .unwrap();
     assert!(r.action.contains("not a task sluice knows"), "{}", r.action);
     assert!(w.workflows.calls().is_empty());
+}
+
+#[tokio::test]
+async fn exit_0_without_the_output_file_fails_the_task_once_and_is_not_retried() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    let report = handle(
+        &w.services,
+        stopped(&job, 1, 0, "EssentialContainerExited", 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.classification, "output-missing");
+    assert!(
+        report
+            .reason
+            .contains("wrote no output at s3://data/jobs/p-1/stages/tasks/output/t-0.json"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(
+        failures(&w),
+        [("tok-1".to_string(), "Sluice.OutputMissing".to_string())],
+        "not Sluice.TaskFailed, which the state machine would retry"
+    );
+    let task = w
+        .jobs
+        .get_task(&job, &TaskId::new("t-0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(task.state, TaskState::Failed);
+    let attempt = w.jobs.get_attempt(&key(&job, 1)).await.unwrap().unwrap();
+    assert_eq!(attempt.state, AttemptState::OutputMissing);
+}
+
+#[tokio::test]
+async fn a_pipeline_may_ask_for_missing_outputs_to_be_retried() {
+    let w = World::new();
+    w.pipeline(&format!("{PIPELINE}retry_missing_output = true\n"));
+    let job = w.running_job("p-1", "p", 1).await.id;
+    launched(&w, &job, 1).await;
+    handle(
+        &w.services,
+        stopped(&job, 1, 0, "EssentialContainerExited", 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        failures(&w),
+        [("tok-1".to_string(), "Sluice.TaskFailed".to_string())],
+        "retried as an application error, within its budget"
+    );
 }

@@ -17,8 +17,4 @@ pub mod sim;
 pub use output::TaskResult;
 pub use sim::{Kernel, Outcome, Params, SimError, simulate};
 
-/// The core crate's statistics module, compiled in for tests only so they can
-/// compare against theory without a dependency on (the whole of) sluice-core.
-#[cfg(test)]
-#[path = "../../../crates/core/src/stats.rs"]
-pub(crate) mod sluice_stats;
+pub mod theory;

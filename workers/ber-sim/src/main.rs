@@ -187,6 +187,7 @@ fn run(cli: Cli, signals: &Signals) -> anyhow::Result<()> {
         bits: outcome.bits,
         errors: outcome.errors,
         ber: outcome.errors as f64 / outcome.bits as f64,
+        ber_theory: ber_sim::theory::bpsk_awgn_ber(params.ebn0_db),
         elapsed_s,
         task_id: cli.task_id,
         frames: params.frames,

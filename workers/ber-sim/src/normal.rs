@@ -334,7 +334,7 @@ pub fn sample(rng: &mut Xoshiro256pp) -> f64 {
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
-    use crate::sluice_stats;
+    use sluice_core::stats as sluice_stats;
 
     fn f(x: f64) -> f64 {
         (-0.5 * x * x).exp()
@@ -347,8 +347,8 @@ mod tests {
         assert_eq!(F[LAYERS], 1.0);
         // Base strip: rectangle X0 * f(R) has the same area as the in-curve part
         // plus the tail.
-        let tail_area = (std::f64::consts::PI / 2.0).sqrt()
-            * sluice_stats::erfc(tables::R / std::f64::consts::SQRT_2);
+        let tail_area =
+            (std::f64::consts::PI / 2.0).sqrt() * libm::erfc(tables::R / std::f64::consts::SQRT_2);
         let base = tables::R * f(tables::R) + tail_area;
         assert!((base / tables::V - 1.0).abs() < 1e-12);
         assert!((X[0] * F[1] / tables::V - 1.0).abs() < 1e-12);
@@ -453,7 +453,7 @@ mod tests {
         let (lo, hi) = sluice_stats::binomial_ci(neg, n, 0.99999);
         assert!(lo < 0.5 && 0.5 < hi, "sign balance {neg}/{n}");
         for (k, t) in thresholds.iter().enumerate() {
-            let p = sluice_stats::erfc(t / std::f64::consts::SQRT_2);
+            let p = libm::erfc(t / std::f64::consts::SQRT_2);
             let (lo, hi) = sluice_stats::binomial_ci(beyond[k], n, 0.99999);
             assert!(
                 lo < p && p < hi,
@@ -470,8 +470,7 @@ mod tests {
         let n = 400_000u64;
         let r = tables::R;
         let q = |t: f64| {
-            sluice_stats::erfc(t / std::f64::consts::SQRT_2)
-                / sluice_stats::erfc(r / std::f64::consts::SQRT_2)
+            libm::erfc(t / std::f64::consts::SQRT_2) / libm::erfc(r / std::f64::consts::SQRT_2)
         };
         let mut c = [0u64; 3];
         let ts = [4.3, 5.0, 5.6];

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// Contents of the result file. The first six fields are the contract with the
+/// Contents of the result file. The first seven fields are the contract with the
 /// pipeline's aggregator; the rest describe the run for humans and benchmarks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskResult {
@@ -21,6 +21,9 @@ pub struct TaskResult {
     pub errors: u64,
     /// `errors / bits`.
     pub ber: f64,
+    /// The closed-form BER at this Eb/N0 ([`crate::theory::bpsk_awgn_ber`]), for the
+    /// aggregate to carry beside the simulated one.
+    pub ber_theory: f64,
     /// Wall-clock seconds spent simulating.
     pub elapsed_s: f64,
     /// Pipeline task id, if one was given.
@@ -92,6 +95,7 @@ mod tests {
             bits: 1000,
             errors: 12,
             ber: 0.012,
+            ber_theory: 0.0125,
             elapsed_s: 0.5,
             task_id: None,
             frames: 10,
@@ -108,8 +112,16 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
         let keys: Vec<_> = v.as_object().expect("object").keys().cloned().collect();
         assert_eq!(
-            &keys[..6],
-            ["ebn0_db", "seed", "bits", "errors", "ber", "elapsed_s"]
+            &keys[..7],
+            [
+                "ebn0_db",
+                "seed",
+                "bits",
+                "errors",
+                "ber",
+                "ber_theory",
+                "elapsed_s"
+            ]
         );
         assert_eq!(v["ebn0_db"], 4.0);
         assert_eq!(v["errors"], 12);

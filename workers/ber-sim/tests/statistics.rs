@@ -9,9 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use ber_sim::{Kernel, Params, simulate};
 
-#[path = "../../../crates/core/src/stats.rs"]
-#[allow(dead_code)]
-mod stats;
+use sluice_core::stats;
 
 /// (Eb/N0 dB, bits in release builds, bits in debug builds). Sizes give at
 /// least ~100 expected errors per point in release.
@@ -42,7 +40,7 @@ fn ber_matches_theory_within_confidence_interval() {
             bits_per_frame: bits / frames,
         };
         let out = simulate(&params, 2, Kernel::best(), &stop).expect("simulation runs");
-        let theory = stats::bpsk_awgn_ber(db);
+        let theory = ber_sim::theory::bpsk_awgn_ber(db);
         let (lo, hi) = stats::binomial_ci(out.errors, out.bits, 0.999);
         println!(
             "{db:5.1} dB: {} / {} = {:.4e}, theory {theory:.4e}, 99.9% CI [{lo:.4e}, {hi:.4e}]",
@@ -74,7 +72,7 @@ fn ber_in_the_deep_tail_matches_theory() {
         bits_per_frame: 2_500_000,
     };
     let out = simulate(&params, 2, Kernel::best(), &AtomicBool::new(false)).expect("runs");
-    let theory = stats::bpsk_awgn_ber(11.0);
+    let theory = ber_sim::theory::bpsk_awgn_ber(11.0);
     let (lo, hi) = stats::binomial_ci(out.errors, out.bits, 0.999);
     println!(
         "11 dB: {} errors in {} bits, theory {theory:e}",

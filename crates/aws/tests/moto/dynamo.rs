@@ -38,6 +38,7 @@ fn task(job: &str, id: &str, index: u32) -> Task {
     Task {
         job_id: JobId::new(job).unwrap(),
         id: TaskId::new(id).unwrap(),
+        stage: String::new(),
         index,
         params: BTreeMap::from([
             ("snr_db".to_owned(), serde_json::json!(index as f64 * 1.5)),

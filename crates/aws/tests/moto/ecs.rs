@@ -16,7 +16,7 @@ use aws_smithy_types::body::SdkBody;
 use sluice_aws::EcsCompute;
 use sluice_aws::config::EcsConfig;
 use sluice_core::model::{AttemptKey, Capacity, ObjectRef};
-use sluice_core::ports::{Compute, ComputeError, LaunchRequest};
+use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Location, Staged};
 use sluice_core::{JobId, TaskId};
 use std::collections::BTreeMap;
 
@@ -158,10 +158,20 @@ pub fn launch_request(job: &str, task: &str, number: u32) -> LaunchRequest {
             "--snr-db".into(),
             "3".into(),
             "--out".into(),
-            "{output}".into(),
+            format!("/tmp/sluice/data/data/jobs/{job}/stages/tasks/output/{task}.json"),
         ],
         env: BTreeMap::from([("RUST_LOG".into(), "debug".into())]),
-        result: ObjectRef::new("data", format!("jobs/{job}/task_results/{task}.json")),
+        inputs: vec![],
+        output: Some(Staged {
+            location: Location::File {
+                object: ObjectRef::new(
+                    "data",
+                    format!("jobs/{job}/stages/tasks/output/{task}.json"),
+                ),
+            },
+            path: format!("/tmp/sluice/data/data/jobs/{job}/stages/tasks/output/{task}.json"),
+        }),
+        working_dir: None,
         image: None,
         cpu: 512,
         memory_mib: 1024,
@@ -225,7 +235,7 @@ async fn ecs_run_task_carries_overrides_and_tags() {
             "--snr-db",
             "3",
             "--out",
-            "/tmp/sluice/result.json"
+            "/tmp/sluice/data/data/jobs/ber-0001/stages/tasks/output/t-0007.json"
         ]
     );
     let env: BTreeMap<&str, &str> = container
@@ -240,8 +250,13 @@ async fn ecs_run_task_carries_overrides_and_tags() {
             ("SLUICE_ATTEMPT", "2"),
             ("SLUICE_JOB_ID", "ber-0001"),
             (
+                "SLUICE_OUTPUT",
+                "/tmp/sluice/data/data/jobs/ber-0001/stages/tasks/output/t-0007.json"
+            ),
+            ("SLUICE_OUTPUT_KIND", "file"),
+            (
                 "SLUICE_RESULT_URI",
-                "s3://data/jobs/ber-0001/task_results/t-0007.json"
+                "s3://data/jobs/ber-0001/stages/tasks/output/t-0007.json"
             ),
             ("SLUICE_TASK_ID", "t-0007"),
         ])

@@ -43,6 +43,7 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
         capacity: Arc::new(capacity.clone()),
         workflows: Arc::new(RecordingWorkflows::default()),
         pipelines: Arc::new(FixedPipelines::default()),
+        notifier: Arc::new(sluice_core::testing::RecordingNotifier::default()),
         buckets: Buckets {
             ingest: "ingest".into(),
             data: "data".into(),
@@ -62,6 +63,7 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
         .put_tasks(&[sluice_core::Task {
             job_id: job_id.clone(),
             id: TaskId::new("t-0").unwrap(),
+            stage: String::new(),
             index: 0,
             params: Default::default(),
             state: TaskState::Pending,

@@ -194,6 +194,7 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
         .put_tasks(&[Task {
             job_id: job_id.clone(),
             id: task_id.clone(),
+            stage: String::new(),
             index: 0,
             params: BTreeMap::from([
                 ("ebn0_db".to_owned(), json!(2.0)),

@@ -7,6 +7,7 @@ mod common;
 mod capacity;
 mod dynamo;
 mod ecs;
+mod entrypoint;
 mod execution_events;
 mod handlers;
 mod s3;

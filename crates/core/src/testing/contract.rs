@@ -151,6 +151,7 @@ fn task(job: &JobId, id: &str, index: u32) -> Task {
     Task {
         job_id: job.clone(),
         id: TaskId::new(id).unwrap(),
+        stage: "tasks".into(),
         index,
         params: BTreeMap::from([("n".to_string(), serde_json::json!(index))]),
         state: TaskState::Pending,

@@ -23,7 +23,8 @@ use crate::model::{
 use crate::pipeline::PipelineConfig;
 use crate::ports::{
     Buckets, CapacityPool, CapacityStatus, Compute, ComputeError, JobStore, LaunchRequest,
-    Launched, ObjectStore, Pipelines, Services, TaskUpdate, Transition, WorkflowError, Workflows,
+    Launched, Location, ObjectStore, Pipelines, Services, TaskUpdate, Transition, WorkflowError,
+    Workflows,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -303,6 +304,10 @@ impl ScriptedCompute {
 
 #[async_trait]
 impl Compute for ScriptedCompute {
+    fn path_for(&self, location: &Location) -> Result<String, ComputeError> {
+        let o = location.object();
+        Ok(format!("/scripted/{}/{}", o.bucket, o.key))
+    }
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
         if let Some(n) = *lock(&self.fail_launches_after)
             && self.launches().len() >= n
@@ -503,6 +508,64 @@ pub struct World {
     pub capacity: Arc<MemoryCapacity>,
     pub workflows: Arc<RecordingWorkflows>,
     pub pipelines: Arc<FixedPipelines>,
+    pub notifier: Arc<RecordingNotifier>,
+}
+
+/// A notification delivered through [`RecordingNotifier`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    Webhook {
+        url: String,
+        body: serde_json::Value,
+    },
+    Command {
+        argv: Vec<String>,
+        stdin: serde_json::Value,
+        working_dir: Option<String>,
+    },
+}
+
+/// Records notifications; fails every delivery while `fail` is set.
+#[derive(Default)]
+pub struct RecordingNotifier {
+    pub sent: Mutex<Vec<Notification>>,
+    pub fail: Mutex<bool>,
+}
+
+impl RecordingNotifier {
+    pub fn sent(&self) -> Vec<Notification> {
+        lock(&self.sent).clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::Notifier for RecordingNotifier {
+    async fn post_webhook(&self, url: &str, body: &serde_json::Value) -> Result<(), String> {
+        if *lock(&self.fail) {
+            return Err("scripted: webhook down".into());
+        }
+        lock(&self.sent).push(Notification::Webhook {
+            url: url.into(),
+            body: body.clone(),
+        });
+        Ok(())
+    }
+    async fn run_command(
+        &self,
+        argv: &[String],
+        stdin: &[u8],
+        working_dir: Option<&str>,
+    ) -> Result<(), String> {
+        if *lock(&self.fail) {
+            return Err("scripted: command failed".into());
+        }
+        lock(&self.sent).push(Notification::Command {
+            argv: argv.to_vec(),
+            stdin: serde_json::from_slice(stdin).unwrap_or_default(),
+            working_dir: working_dir.map(str::to_string),
+        });
+        Ok(())
+    }
 }
 
 impl Default for World {
@@ -519,6 +582,7 @@ impl World {
         let capacity = Arc::new(MemoryCapacity::default());
         let workflows = Arc::new(RecordingWorkflows::default());
         let pipelines = Arc::new(FixedPipelines::default());
+        let notifier = Arc::new(RecordingNotifier::default());
         let services = Services {
             objects: objects.clone(),
             jobs: jobs.clone(),
@@ -526,6 +590,7 @@ impl World {
             capacity: capacity.clone(),
             workflows: workflows.clone(),
             pipelines: pipelines.clone(),
+            notifier: notifier.clone(),
             buckets: Buckets {
                 ingest: "ingest".into(),
                 data: "data".into(),
@@ -539,6 +604,7 @@ impl World {
             capacity,
             workflows,
             pipelines,
+            notifier,
         }
     }
 
@@ -563,6 +629,9 @@ impl World {
             .map(|i| Task {
                 job_id: id.clone(),
                 id: TaskId::new(format!("t-{i}")).expect("task id"),
+                // Recorded without a stage, like tasks of jobs from before stages: they belong
+                // to the pipeline's first stage.
+                stage: String::new(),
                 index: i,
                 params: BTreeMap::new(),
                 state: TaskState::Pending,
