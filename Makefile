@@ -9,10 +9,12 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice-target
 RELEASE := $(CARGO_TARGET_DIR)/release
 SLUICE  := $(RELEASE)/sluice
 DEMO_WORKDIR ?= .sluice/demo
+# The workspace's declared minimum Rust version (Cargo.toml `rust-version`), checked by `make msrv`.
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 SCALE ?= 0.01
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-spot demo-full demo-daily build test test-tools test-rust lint fmt bench
+.PHONY: help demo demo-spot demo-full demo-daily build test test-tools test-rust msrv lint fmt bench
 
 help:
 	@echo "make demo       run the 200-task BER job locally (SCALE=$(SCALE); SCALE=1 is full size)"
@@ -20,6 +22,7 @@ help:
 	@echo "make demo-daily the daily-CSV pipeline: clean, analyse in chunks, merge, record (python3)"
 	@echo "make test       install test tools and run all tests"
 	@echo "make lint       cargo fmt --check, clippy -D warnings, infra lint"
+	@echo "make msrv       check the workspace with its declared rust-version ($(MSRV))"
 	@echo "make deploy     deploy to AWS (see docs/deploy.md)"
 
 build:
@@ -48,13 +51,26 @@ demo-daily: build
 # Tools the tests talk to: moto (AWS-API emulator) in its own venv, and the infra linters.
 test-tools:
 	bash tests/aws/install.sh
+	# The MSRV toolchain comes from rustup's server, not a package registry: where it cannot
+	# be fetched, `make msrv` says so and is skipped rather than failing the whole run.
+	rustup toolchain install $(MSRV) --profile minimal || echo "warning: Rust $(MSRV) could not be installed; make msrv will be skipped"
 	$(MAKE) infra-tools
 
 test-rust:
 	cargo build -p sluice-cli -p ber-sim
 	cargo test --workspace --all-features --no-fail-fast
 
-test: test-tools test-rust lint-infra
+# The declared rust-version must stay true: everything but the AWS edge (sluice-aws, and the
+# `lambda`/`aws` features that pull it in, whose locked AWS SDK needs the newer compiler that
+# crates/aws/Cargo.toml declares) is checked with that compiler.
+msrv:
+	@if rustup run $(MSRV) rustc --version >/dev/null 2>&1; then \
+	  cargo +$(MSRV) check --locked --workspace --exclude sluice-aws --all-targets; \
+	else \
+	  echo "SKIPPED: make msrv: the Rust $(MSRV) toolchain is not installed on this machine"; \
+	fi
+
+test: test-tools test-rust msrv lint-infra
 
 lint: lint-infra
 	cargo fmt --all -- --check

@@ -22,7 +22,7 @@
 //! iteration can be one of 100,000. Losing the last few iteration results to a crash only means
 //! those iterations run again on redrive, so a host may batch them.
 
-use crate::engine::{ExecutionOutcome, ExecutionStatus};
+use crate::outcome::{ExecutionOutcome, ExecutionStatus};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 

@@ -4,139 +4,24 @@
 //!
 //! An [`Engine`] is cheap to clone (an `Arc` inside) and `Send + Sync`, so a host can hand it to
 //! worker tasks that call [`Engine::send_task_success`] while an execution waits. Executions run
-//! as tokio tasks; the state-by-state interpretation lives in [`crate::exec`].
+//! as tokio tasks; the state-by-state interpretation lives in the private `exec` module.
 
-use crate::checkpoint::{CheckpointSink, PersistedExecution};
-use crate::clock::{Clock, RealClock};
+pub use crate::config::EngineConfig;
+pub use crate::outcome::{ExecutionOutcome, ExecutionStatus};
+
+use crate::checkpoint::PersistedExecution;
 use crate::error::StatesError;
-use crate::exec;
-use crate::history::{HistoryEvent, HistoryLog, HistorySink};
+use crate::exec::record::{ExecutionRecord, RedrivePoint, TokenMessage, lock};
+use crate::exec::{self, Host};
+use crate::history::{HistoryEvent, HistoryLog};
 use crate::model::StateMachine;
-use crate::resource::{Resources, TaskMocks};
+use crate::resource::TaskMocks;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
-
-/// How an engine is set up. `EngineConfig::default()` has no resources, the real clock, no
-/// history sink and the `local` region.
-#[derive(Clone)]
-pub struct EngineConfig {
-    pub resources: Resources,
-    pub clock: Arc<dyn Clock>,
-    pub history_sink: Option<Arc<dyn HistorySink>>,
-    /// Where executions are checkpointed so another process can continue them (see
-    /// [`crate::checkpoint`]). `None`: executions live only in memory.
-    pub checkpoint_sink: Option<Arc<dyn CheckpointSink>>,
-    /// Mocked task responses applied to every execution (see also
-    /// [`StartOptions::mocks`] for one execution).
-    pub mocks: Option<Arc<dyn TaskMocks>>,
-    /// Region in ARNs and `taskScheduled` events. Default `local`.
-    pub region: String,
-    /// Account in ARNs. Default `000000000000`.
-    pub account: String,
-    /// `$$.Execution.RoleArn`.
-    pub role_arn: String,
-    /// Concurrency of a distributed Map whose MaxConcurrency is 0 (AWS allows up to 10,000
-    /// child executions; one machine gets fewer). Default 1,000.
-    pub distributed_map_default_concurrency: usize,
-    /// The largest state output, in bytes, before `States.DataLimitExceeded` (AWS: 256 KiB).
-    /// `None` disables the check.
-    pub payload_limit_bytes: Option<usize>,
-    /// Send the histories of distributed Map child executions to the history sink too (under
-    /// their own ARNs). Off by default: a Map run can have 100,000 children.
-    pub record_child_executions: bool,
-    /// Keep each execution's history in memory for [`ExecutionHandle::history`]. Default on.
-    /// A host that only wants the outcome (`sluice asl run` without `--history`) turns it
-    /// off: with no history sink either, no event details are built at all, which is what
-    /// makes a 100,000-item Map fast and small.
-    pub keep_history: bool,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            resources: Resources::default(),
-            clock: Arc::new(RealClock),
-            history_sink: None,
-            checkpoint_sink: None,
-            mocks: None,
-            region: "local".into(),
-            account: "000000000000".into(),
-            role_arn: "arn:aws:iam::000000000000:role/sluice-local".into(),
-            distributed_map_default_concurrency: 1000,
-            payload_limit_bytes: Some(262_144),
-            record_child_executions: false,
-            keep_history: true,
-        }
-    }
-}
-
-impl std::fmt::Debug for EngineConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineConfig")
-            .field("resources", &self.resources)
-            .field("region", &self.region)
-            .field("account", &self.account)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Execution status, as DescribeExecution reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ExecutionStatus {
-    Running,
-    Succeeded,
-    Failed,
-    TimedOut,
-    Aborted,
-}
-
-impl ExecutionStatus {
-    /// `"SUCCEEDED"`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "RUNNING",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::TimedOut => "TIMED_OUT",
-            Self::Aborted => "ABORTED",
-        }
-    }
-
-    /// The status named `s` (`"TIMED_OUT"`, ...).
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Running,
-            Self::Succeeded,
-            Self::Failed,
-            Self::TimedOut,
-            Self::Aborted,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for ExecutionStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How an execution ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecutionOutcome {
-    pub status: ExecutionStatus,
-    /// The execution output (succeeded executions only).
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-}
 
 /// DescribeExecution.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,54 +85,9 @@ pub enum ExecutionError {
     NoRuntime,
 }
 
-/// A message delivered to a task waiting on its token.
-#[derive(Debug)]
-pub(crate) enum TokenMessage {
-    Success(Value),
-    Failure(StatesError),
-    Heartbeat,
-}
-
 enum TokenSlot {
     Open(mpsc::UnboundedSender<TokenMessage>),
     Closed,
-}
-
-/// Results of a Map's iterations by index (`None`: not succeeded), shared with a redrive.
-pub(crate) type MapResults = Arc<Mutex<Vec<Option<Value>>>>;
-
-/// StopExecution's error and cause, sent to the running execution.
-pub(crate) type StopSignal = tokio::sync::oneshot::Sender<(Option<String>, Option<String>)>;
-
-/// Where a redrive restarts: the top-level state that was running, with its input.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RedrivePoint {
-    pub(crate) state: Option<(String, Value)>,
-    /// For a top-level Map: the results of iterations that succeeded (by index).
-    pub(crate) map_results: Option<(String, MapResults)>,
-}
-
-/// One execution, shared by the runner task and every handle.
-pub(crate) struct ExecutionRecord {
-    pub(crate) arn: String,
-    pub(crate) name: String,
-    pub(crate) machine: Arc<StateMachine>,
-    pub(crate) input: Value,
-    pub(crate) start_date: DateTime<Utc>,
-    pub(crate) history: Arc<HistoryLog>,
-    pub(crate) outcome: watch::Sender<Option<ExecutionOutcome>>,
-    pub(crate) stop_date: Mutex<Option<DateTime<Utc>>>,
-    pub(crate) stop: Mutex<Option<StopSignal>>,
-    pub(crate) redrive_count: Mutex<u32>,
-    pub(crate) redrive: Mutex<RedrivePoint>,
-    pub(crate) mocks: Option<Arc<dyn TaskMocks>>,
-    /// Restored from checkpoints while RUNNING: the process that ran it is gone, so it runs
-    /// nowhere and may be redriven although its status says RUNNING.
-    pub(crate) orphaned: AtomicBool,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A running or finished execution.
@@ -277,22 +117,7 @@ impl ExecutionHandle {
 
     /// Waits until the execution has ended (a redriven execution: until its redrive ends).
     pub async fn wait(&self) -> ExecutionOutcome {
-        let mut rx = self.record.outcome.subscribe();
-        loop {
-            if let Some(o) = rx.borrow_and_update().clone() {
-                return o;
-            }
-            if rx.changed().await.is_err() {
-                // The sender lives in the record we hold, so this cannot happen; report it as
-                // an aborted execution rather than hang.
-                return ExecutionOutcome {
-                    status: ExecutionStatus::Aborted,
-                    output: None,
-                    error: Some("States.Runtime".into()),
-                    cause: Some("the execution record was dropped".into()),
-                };
-            }
-        }
+        self.record.wait().await
     }
 
     /// The outcome if the execution has ended.
@@ -306,8 +131,8 @@ impl ExecutionHandle {
     }
 }
 
-pub(crate) struct EngineInner {
-    pub(crate) config: EngineConfig,
+struct EngineInner {
+    config: EngineConfig,
     executions: Mutex<HashMap<String, Arc<ExecutionRecord>>>,
     tokens: Mutex<HashMap<String, TokenSlot>>,
     machines: Mutex<HashMap<String, Arc<StateMachine>>>,
@@ -316,7 +141,7 @@ pub(crate) struct EngineInner {
 /// The States Language engine.
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<EngineInner>,
+    inner: Arc<EngineInner>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -361,21 +186,13 @@ impl Engine {
 
     /// `arn:aws:states:<region>:<account>:stateMachine:<name>`.
     pub fn state_machine_arn(&self, name: &str) -> String {
-        let c = &self.inner.config;
-        format!(
-            "arn:aws:states:{}:{}:stateMachine:{name}",
-            c.region, c.account
-        )
+        self.inner.config.state_machine_arn(name)
     }
 
     /// `arn:aws:states:<region>:<account>:execution:<machine>:<name>`: the ARN StartExecution
     /// gives an execution named `name`.
     pub fn execution_arn(&self, machine: &str, name: &str) -> String {
-        let c = &self.inner.config;
-        format!(
-            "arn:aws:states:{}:{}:execution:{machine}:{name}",
-            c.region, c.account
-        )
+        self.inner.config.execution_arn(machine, name)
     }
 
     /// Makes a state machine startable by `states:startExecution` tasks (by name or ARN).
@@ -458,7 +275,7 @@ impl Engine {
             executions.insert(arn, record.clone());
             record
         };
-        exec::launch(self.clone(), record.clone(), &runtime, None);
+        exec::launch(Arc::new(self.clone()), record.clone(), &runtime, None);
         Ok(ExecutionHandle { record })
     }
 
@@ -540,7 +357,7 @@ impl Engine {
     }
 
     /// Drops a closed execution (and its history) from memory, for long-running hosts that
-    /// persist histories through their [`HistorySink`]. Running executions are kept; returns
+    /// persist histories through their [`crate::history::HistorySink`]. Running executions are kept; returns
     /// whether the execution was removed.
     pub fn forget_execution(&self, arn: &str) -> bool {
         let mut executions = lock(&self.inner.executions);
@@ -635,23 +452,13 @@ impl Engine {
         }
         *lock(&record.stop_date) = None;
         record.outcome.send_replace(None);
-        exec::launch(self.clone(), record.clone(), &runtime, Some(point));
+        exec::launch(
+            Arc::new(self.clone()),
+            record.clone(),
+            &runtime,
+            Some(point),
+        );
         Ok(ExecutionHandle { record })
-    }
-
-    /// Issues a task token bound to a waiting task; the receiver gets the callbacks.
-    pub(crate) fn issue_token(&self) -> (String, mpsc::UnboundedReceiver<TokenMessage>) {
-        let token = format!("sluice-tt-{}", uuid::Uuid::new_v4().simple());
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.tokens).insert(token.clone(), TokenSlot::Open(tx));
-        (token, rx)
-    }
-
-    /// Closes a token: later callbacks get [`CallbackError::TaskTimedOut`].
-    pub(crate) fn close_token(&self, token: &str) {
-        if let Some(slot) = lock(&self.inner.tokens).get_mut(token) {
-            *slot = TokenSlot::Closed;
-        }
     }
 
     fn deliver(&self, token: &str, msg: TokenMessage, closes: bool) -> Result<(), CallbackError> {
@@ -695,5 +502,52 @@ impl Engine {
     /// SendTaskHeartbeat: restarts the task's HeartbeatSeconds countdown.
     pub fn send_task_heartbeat(&self, token: &str) -> Result<(), CallbackError> {
         self.deliver(token, TokenMessage::Heartbeat, false)
+    }
+}
+
+/// The engine as the interpreter sees it.
+impl Host for Engine {
+    fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn issue_token(&self) -> (String, mpsc::UnboundedReceiver<TokenMessage>) {
+        let token = format!("sluice-tt-{}", uuid::Uuid::new_v4().simple());
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.tokens).insert(token.clone(), TokenSlot::Open(tx));
+        (token, rx)
+    }
+
+    /// Later callbacks get [`CallbackError::TaskTimedOut`].
+    fn close_token(&self, token: &str) {
+        if let Some(slot) = lock(&self.inner.tokens).get_mut(token) {
+            *slot = TokenSlot::Closed;
+        }
+    }
+
+    fn state_machine(&self, name_or_arn: &str) -> Option<Arc<StateMachine>> {
+        Engine::state_machine(self, name_or_arn)
+    }
+
+    fn start_execution(
+        &self,
+        machine: Arc<StateMachine>,
+        input: Value,
+        name: Option<String>,
+        mocks: Option<Arc<dyn TaskMocks>>,
+    ) -> Result<Arc<ExecutionRecord>, StatesError> {
+        self.start_execution_with(machine, input, StartOptions { name, mocks })
+            .map(|h| h.record)
+            .map_err(|e| {
+                StatesError::new(
+                    "StepFunctions.ExecutionAlreadyExistsException",
+                    e.to_string(),
+                )
+            })
+    }
+
+    fn stop_execution(&self, arn: &str, error: Option<String>, cause: Option<String>) {
+        // A missing execution is nothing to stop.
+        let _ = Engine::stop_execution(self, arn, error, cause);
     }
 }

@@ -17,6 +17,7 @@
 use serde_json::{Map, Value};
 
 use crate::StatesError;
+use crate::data::type_name;
 use crate::error::names;
 
 /// `ReaderConfig.InputType`.
@@ -282,17 +283,6 @@ fn json_items(bytes: &[u8]) -> Box<dyn Iterator<Item = Result<Value, StatesError
             e.line(),
             e.column()
         ))))),
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -14,8 +14,12 @@
 //! - [`clock`]: real and virtual time.
 //! - [`checkpoint`]: what a host persists so another process can continue an execution.
 //! - [`history`]: GetExecutionHistory-shaped events and the host's [`HistorySink`].
+//! - [`config`]: how an engine is set up ([`EngineConfig`]).
+//! - [`outcome`]: execution status and outcome.
+//! - `exec` (private): the interpreter, with the run-time records of executions. It reaches
+//!   the engine only through a trait the engine implements, so the layers are
+//!   model → exec → engine with no cycle.
 //! - [`engine`]: the API — [`Engine`], executions, callbacks, redrive.
-//! - `exec` (private): the interpreter.
 //!
 //! # Using the engine
 //!
@@ -54,6 +58,7 @@
 
 pub mod checkpoint;
 pub mod clock;
+pub mod config;
 pub mod data;
 pub mod engine;
 pub mod error;
@@ -62,6 +67,7 @@ pub mod history;
 pub mod items;
 pub mod mock;
 pub mod model;
+pub mod outcome;
 pub mod resource;
 pub mod validate;
 

@@ -83,8 +83,10 @@ async fn csv_items_with_headers() {
         [
             "ExecutionStarted",
             "MapStateEntered",
+            "MapStateStarted",
             "MapRunStarted",
             "MapRunSucceeded",
+            "MapStateSucceeded",
             "MapStateExited",
             "ExecutionSucceeded"
         ]

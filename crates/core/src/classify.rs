@@ -7,7 +7,7 @@
 //! pipeline's retry policy.
 
 use crate::error::ErrorName;
-use crate::events::{BatchJobStateChange, EcsTaskStateChange};
+use crate::events::{BatchJobStateChange, EcsTaskStateChange, StoppedContainer};
 use serde::Serialize;
 
 /// What a state-change event says about an attempt.
@@ -193,19 +193,34 @@ pub fn classify_ecs(detail: &EcsTaskStateChange) -> Stop {
     }
 }
 
-/// Classify a Batch job state change.
+/// Classify a Batch job state change, for either job shape: `containerProperties` (the
+/// attempt's `container`) and `ecsProperties` (the attempt's `taskProperties[].containers[]`,
+/// or the job's `ecsProperties.taskProperties[].containers[]` when the attempt has none).
 pub fn classify_batch(detail: &BatchJobStateChange) -> Stop {
     let status = detail.status.as_deref().unwrap_or("");
-    let last = detail.attempts.last();
-    let container = last
-        .and_then(|a| a.container.as_ref())
-        .or(detail.container.as_ref());
-    let exit_code = container.and_then(|c| c.exit_code);
-    let status_reason = last
+    let containers = detail.stopped_containers();
+    // The failed container names the failure; with none failed, the first exit code.
+    let failed = containers
+        .iter()
+        .find(|c| c.exit_code.is_some_and(|code| code != 0));
+    let exit_code = failed
+        .or_else(|| containers.iter().find(|c| c.exit_code.is_some()))
+        .and_then(|c| c.exit_code);
+    let status_reason = detail
+        .attempts
+        .last()
         .and_then(|a| a.status_reason.clone())
         .or_else(|| detail.status_reason.clone())
         .unwrap_or_default();
-    let container_reason = container.and_then(|c| c.reason.clone()).unwrap_or_default();
+    let container_reason = |matches: &dyn Fn(&str) -> bool| {
+        containers
+            .iter()
+            .find_map(|c| c.reason.filter(|r| matches(r)).map(|r| (c.name, r)))
+    };
+    let named = |name: Option<&str>, reason: &str| match name {
+        Some(n) => format!("container '{n}': {reason}"),
+        None => reason.to_string(),
+    };
     let stop = |classification, reason: String| Stop {
         classification,
         exit_code,
@@ -217,27 +232,28 @@ pub fn classify_batch(detail: &BatchJobStateChange) -> Stop {
         "FAILED" => {
             if contains_any(&status_reason, RECLAIM_REASONS)
                 || contains_any(
-                    &detail.status_reason.clone().unwrap_or_default(),
+                    detail.status_reason.as_deref().unwrap_or_default(),
                     RECLAIM_REASONS,
                 )
             {
                 stop(Classification::SpotInterrupted, status_reason)
-            } else if is_oom(&container_reason) || is_oom(&status_reason) {
-                stop(
-                    Classification::OutOfMemory,
-                    non_empty(container_reason, &status_reason),
-                )
-            } else if contains_any(&container_reason, LAUNCH_FAILURE_REASONS)
-                || contains_any(&status_reason, LAUNCH_FAILURE_REASONS)
+            } else if let Some((name, reason)) = container_reason(&is_oom) {
+                stop(Classification::OutOfMemory, named(name, reason))
+            } else if is_oom(&status_reason) {
+                stop(Classification::OutOfMemory, status_reason)
+            } else if let Some((name, reason)) =
+                container_reason(&|r| contains_any(r, LAUNCH_FAILURE_REASONS))
             {
-                stop(
-                    Classification::LaunchFailed,
-                    non_empty(container_reason, &status_reason),
-                )
+                stop(Classification::LaunchFailed, named(name, reason))
+            } else if contains_any(&status_reason, LAUNCH_FAILURE_REASONS) {
+                stop(Classification::LaunchFailed, status_reason)
             } else {
-                let reason = match exit_code {
-                    Some(code) => format!("container exited with code {code}"),
-                    None => non_empty(status_reason, "job failed"),
+                let reason = match (failed, exit_code) {
+                    (Some(StoppedContainer { name: Some(n), .. }), Some(code)) => {
+                        format!("container '{n}' exited with code {code}")
+                    }
+                    (_, Some(code)) => format!("container exited with code {code}"),
+                    (_, None) => non_empty(status_reason, "job failed"),
                 };
                 stop(Classification::TaskFailed, reason)
             }
@@ -473,5 +489,270 @@ mod tests {
             classify_batch(&batch("RUNNABLE", "", None, "")).classification,
             Classification::NotFinal
         );
+    }
+
+    /// The two shapes a Batch job's state-change event comes in.
+    #[derive(Debug, Clone, Copy)]
+    enum Shape {
+        /// `containerProperties` jobs: `attempts[].container`, `container`.
+        Container,
+        /// `ecsProperties` jobs: `attempts[].taskProperties[].containers[]`,
+        /// `ecsProperties.taskProperties[].containers[]`.
+        EcsProperties,
+    }
+
+    /// A FAILED/SUCCEEDED/... "Batch Job State Change" detail in the shape of AWS's documented
+    /// sample event (field names and nesting as the Batch JobDetail reference gives them).
+    fn batch_event(
+        shape: Shape,
+        status: &str,
+        status_reason: &str,
+        exit: Option<i32>,
+        reason: Option<&str>,
+    ) -> BatchJobStateChange {
+        let env = serde_json::json!([
+            {"name": "SLUICE_JOB_ID", "value": "ber-1"},
+            {"name": "SLUICE_TASK_ID", "value": "t-007"},
+            {"name": "SLUICE_ATTEMPT", "value": "2"}
+        ]);
+        let stopped = !matches!(status, "RUNNABLE" | "STARTING" | "RUNNING");
+        let mut attempt_container = serde_json::json!({
+            "containerInstanceArn": "arn:aws:ecs:us-east-1:123456789012:container-instance/c1",
+            "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/t1",
+            "logStreamName": "event-test/default/t1",
+            "networkInterfaces": []
+        });
+        if let Some(code) = exit {
+            attempt_container["exitCode"] = code.into();
+        }
+        if let Some(r) = reason {
+            attempt_container["reason"] = r.into();
+        }
+        let mut job_container = serde_json::json!({
+            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/worker:latest",
+            "command": ["worker"],
+            "environment": env,
+            "resourceRequirements": [{"value": "2", "type": "VCPU"}, {"value": "4096", "type": "MEMORY"}]
+        });
+        for key in ["exitCode", "reason"] {
+            if let Some(v) = attempt_container.get(key) {
+                job_container[key] = v.clone();
+            }
+        }
+        let attempts = if stopped {
+            let mut a = serde_json::json!({
+                "startedAt": 1641944300058_i64,
+                "stoppedAt": 1641944400058_i64,
+                "statusReason": status_reason
+            });
+            match shape {
+                Shape::Container => a["container"] = attempt_container,
+                Shape::EcsProperties => {
+                    let mut c = attempt_container.clone();
+                    c["name"] = "main".into();
+                    a["taskProperties"] = serde_json::json!([{
+                        "containerInstanceArn": "arn:aws:ecs:us-east-1:123456789012:container-instance/c1",
+                        "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/t1",
+                        "containers": [c]
+                    }]);
+                }
+            }
+            serde_json::json!([a])
+        } else {
+            serde_json::json!([])
+        };
+        let mut detail = serde_json::json!({
+            "jobArn": "arn:aws:batch:us-east-1:123456789012:job/4c7599ae",
+            "jobName": "event-test",
+            "jobId": "4c7599ae-0a82-49aa-ba5a-4727fcce14a8",
+            "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/q",
+            "status": status,
+            "statusReason": status_reason,
+            "attempts": attempts,
+            "createdAt": 1641944200058_i64,
+            "retryStrategy": {"attempts": 2, "evaluateOnExit": []},
+            "dependsOn": [],
+            "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/worker:1",
+            "parameters": {},
+            "tags": {"resourceArn": "arn:aws:batch:us-east-1:123456789012:job/4c7599ae"},
+            "platformCapabilities": ["EC2"],
+            "eksAttempts": []
+        });
+        match shape {
+            Shape::Container => detail["container"] = job_container,
+            Shape::EcsProperties => {
+                let mut c = job_container;
+                c["name"] = "main".into();
+                c["essential"] = true.into();
+                detail["ecsProperties"] = serde_json::json!({"taskProperties": [{
+                    "containers": [c],
+                    "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/t1",
+                    "containerInstanceArn": "arn:aws:ecs:us-east-1:123456789012:container-instance/c1"
+                }]});
+            }
+        }
+        serde_json::from_value(detail).expect("the sample detail parses")
+    }
+
+    /// Status, status reason, exit code, container reason, expected classification.
+    type BatchCase = (
+        &'static str,
+        &'static str,
+        Option<i32>,
+        Option<&'static str>,
+        Classification,
+    );
+
+    /// Every classification rule, on both Batch job shapes (the ECS shape is `ecs_cases`).
+    #[test]
+    fn batch_rules_hold_for_both_job_shapes() {
+        let oom = "OutOfMemoryError: Container killed due to memory usage";
+        let pull = "CannotPullContainerError: pull image manifest has been retried 5 time(s)";
+        let cases: [BatchCase; 8] = [
+            (
+                "SUCCEEDED",
+                "Essential container in task exited",
+                Some(0),
+                None,
+                Classification::Succeeded,
+            ),
+            (
+                "FAILED",
+                "Essential container in task exited",
+                Some(3),
+                None,
+                Classification::TaskFailed,
+            ),
+            (
+                "FAILED",
+                "Essential container in task exited",
+                Some(137),
+                Some(oom),
+                Classification::OutOfMemory,
+            ),
+            (
+                "FAILED",
+                "Task failed to start",
+                None,
+                Some(pull),
+                Classification::LaunchFailed,
+            ),
+            (
+                "FAILED",
+                "Host EC2 (instance i-0123) terminated.",
+                None,
+                None,
+                Classification::SpotInterrupted,
+            ),
+            (
+                "FAILED",
+                "ResourceInitializationError: unable to pull secrets",
+                None,
+                None,
+                Classification::LaunchFailed,
+            ),
+            ("RUNNABLE", "", None, None, Classification::NotFinal),
+            ("RUNNING", "", None, None, Classification::NotFinal),
+        ];
+        for shape in [Shape::Container, Shape::EcsProperties] {
+            for (status, status_reason, exit, reason, expected) in cases {
+                let detail = batch_event(shape, status, status_reason, exit, reason);
+                let stop = classify_batch(&detail);
+                assert_eq!(
+                    stop.classification, expected,
+                    "{shape:?} {status} {status_reason:?} exit {exit:?} {reason:?}: {stop:?}"
+                );
+                if status == "FAILED" || status == "SUCCEEDED" {
+                    assert_eq!(stop.exit_code, exit, "{shape:?} {status} {reason:?}");
+                }
+                if expected != Classification::NotFinal {
+                    let key = detail
+                        .attempt_key()
+                        .expect("the attempt is named in the environment");
+                    assert_eq!(key.to_string(), "ber-1/t-007#2", "{shape:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batch_failure_reasons_name_the_container_when_the_event_does() {
+        let ecs = batch_event(
+            Shape::EcsProperties,
+            "FAILED",
+            "Essential container in task exited",
+            Some(3),
+            None,
+        );
+        assert_eq!(
+            classify_batch(&ecs).reason,
+            "container 'main' exited with code 3"
+        );
+        let oom = batch_event(
+            Shape::EcsProperties,
+            "FAILED",
+            "Essential container in task exited",
+            Some(137),
+            Some("OutOfMemoryError: Container killed due to memory usage"),
+        );
+        assert_eq!(
+            classify_batch(&oom).reason,
+            "container 'main': OutOfMemoryError: Container killed due to memory usage"
+        );
+        // The classic shape's attempt container has no name.
+        let classic = batch_event(
+            Shape::Container,
+            "FAILED",
+            "Essential container in task exited",
+            Some(3),
+            None,
+        );
+        assert_eq!(
+            classify_batch(&classic).reason,
+            "container exited with code 3"
+        );
+    }
+
+    /// An ecsProperties job whose attempt lists no containers (a truncated event) is still
+    /// classified from the job's own `ecsProperties` containers.
+    #[test]
+    fn ecs_properties_job_without_attempt_containers_uses_the_job_containers() {
+        let mut detail = batch_event(
+            Shape::EcsProperties,
+            "FAILED",
+            "Essential container in task exited",
+            Some(137),
+            Some("OutOfMemoryError: Container killed due to memory usage"),
+        );
+        detail.attempts[0].task_properties.clear();
+        assert_eq!(
+            classify_batch(&detail).classification,
+            Classification::OutOfMemory
+        );
+        assert_eq!(classify_batch(&detail).exit_code, Some(137));
+    }
+
+    /// The case: a multi-container ecsProperties task where a sidecar exits 0 and the
+    /// main container is killed for memory.
+    #[test]
+    fn ecs_properties_oom_in_one_of_several_containers() {
+        let mut detail = batch_event(
+            Shape::EcsProperties,
+            "FAILED",
+            "Essential container in task exited",
+            Some(137),
+            Some("OutOfMemoryError: Container killed due to memory usage"),
+        );
+        let sidecar = crate::events::BatchAttemptContainer {
+            name: Some("log-router".into()),
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        detail.attempts[0].task_properties[0]
+            .containers
+            .insert(0, sidecar);
+        let stop = classify_batch(&detail);
+        assert_eq!(stop.classification, Classification::OutOfMemory);
+        assert_eq!(stop.exit_code, Some(137));
     }
 }

@@ -183,8 +183,13 @@ pub struct BatchJobStateChange {
     pub status_reason: Option<String>,
     #[serde(default)]
     pub attempts: Vec<BatchAttempt>,
+    /// The container of a job defined with `containerProperties` (the classic shape).
     #[serde(default)]
     pub container: Option<BatchContainer>,
+    /// The task of a job defined with `ecsProperties` (the newer shape: containers under
+    /// `ecsProperties.taskProperties[].containers[]`, and `container` absent).
+    #[serde(default)]
+    pub ecs_properties: Option<BatchEcsProperties>,
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
     #[serde(default)]
@@ -200,8 +205,12 @@ pub struct BatchJobStateChange {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchAttempt {
+    /// The attempt's container (`containerProperties` jobs).
     #[serde(default)]
     pub container: Option<BatchContainer>,
+    /// The attempt's ECS tasks (`ecsProperties` jobs): their containers' exit codes and reasons.
+    #[serde(default)]
+    pub task_properties: Vec<BatchAttemptTask>,
     #[serde(default)]
     pub status_reason: Option<String>,
     #[serde(default)]
@@ -214,6 +223,8 @@ pub struct BatchAttempt {
 #[serde(rename_all = "camelCase")]
 pub struct BatchContainer {
     #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub reason: Option<String>,
@@ -223,15 +234,143 @@ pub struct BatchContainer {
     pub environment: Vec<KeyValue>,
 }
 
+/// `ecsProperties` of a Batch job (JobDetail's `EcsPropertiesDetail`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchEcsProperties {
+    #[serde(default)]
+    pub task_properties: Vec<BatchEcsTask>,
+}
+
+/// One task of `ecsProperties.taskProperties` (`EcsTaskDetails`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchEcsTask {
+    #[serde(default)]
+    pub containers: Vec<BatchTaskContainer>,
+    #[serde(default)]
+    pub task_arn: Option<String>,
+    #[serde(default)]
+    pub container_instance_arn: Option<String>,
+}
+
+/// A container of an `ecsProperties` task (`TaskContainerDetails`), with the environment
+/// sluice set at SubmitJob and, once it stopped, its exit code and reason.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchTaskContainer {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub essential: Option<bool>,
+    #[serde(default)]
+    pub environment: Vec<KeyValue>,
+}
+
+/// One ECS task of a Batch attempt (`AttemptEcsTaskDetails`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchAttemptTask {
+    #[serde(default)]
+    pub containers: Vec<BatchAttemptContainer>,
+    #[serde(default)]
+    pub task_arn: Option<String>,
+    #[serde(default)]
+    pub container_instance_arn: Option<String>,
+}
+
+/// A container of a Batch attempt's ECS task (`AttemptTaskContainerDetails`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchAttemptContainer {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub log_stream_name: Option<String>,
+}
+
+/// What classification needs from one stopped container, whichever shape it came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoppedContainer<'a> {
+    pub name: Option<&'a str>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<&'a str>,
+}
+
+impl BatchContainer {
+    fn stopped(&self) -> StoppedContainer<'_> {
+        StoppedContainer {
+            name: self.name.as_deref(),
+            exit_code: self.exit_code,
+            reason: self.reason.as_deref(),
+        }
+    }
+}
+
 impl BatchJobStateChange {
+    /// The containers of the job's last attempt (or, when no attempt reports any, of the job
+    /// itself), for both job shapes: `container` (`containerProperties`) and
+    /// `taskProperties[].containers[]` (`ecsProperties`).
+    pub fn stopped_containers(&self) -> Vec<StoppedContainer<'_>> {
+        let from_attempt: Vec<StoppedContainer<'_>> = match self.attempts.last() {
+            Some(a) => match &a.container {
+                Some(c) => vec![c.stopped()],
+                None => a
+                    .task_properties
+                    .iter()
+                    .flat_map(|t| &t.containers)
+                    .map(|c| StoppedContainer {
+                        name: c.name.as_deref(),
+                        exit_code: c.exit_code,
+                        reason: c.reason.as_deref(),
+                    })
+                    .collect(),
+            },
+            None => Vec::new(),
+        };
+        if !from_attempt.is_empty() {
+            return from_attempt;
+        }
+        match (&self.container, &self.ecs_properties) {
+            (Some(c), _) => vec![c.stopped()],
+            (None, Some(p)) => p
+                .task_properties
+                .iter()
+                .flat_map(|t| &t.containers)
+                .map(|c| StoppedContainer {
+                    name: c.name.as_deref(),
+                    exit_code: c.exit_code,
+                    reason: c.reason.as_deref(),
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
     /// The sluice attempt this Batch job ran: from the container environment sluice set at
-    /// SubmitJob, or else from the job's tags.
+    /// SubmitJob (either job shape), or else from the job's tags.
     pub fn attempt_key(&self) -> Option<AttemptKey> {
         if let Some(key) = self
             .container
             .as_ref()
             .and_then(|c| attempt_key_from_env(&c.environment))
         {
+            return Some(key);
+        }
+        if let Some(key) = self.ecs_properties.as_ref().and_then(|p| {
+            p.task_properties
+                .iter()
+                .flat_map(|t| &t.containers)
+                .find_map(|c| attempt_key_from_env(&c.environment))
+        }) {
             return Some(key);
         }
         Some(AttemptKey {

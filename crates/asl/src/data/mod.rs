@@ -17,11 +17,25 @@
 //!   guide asks for bracket notation there.
 //! - `States.MathRandom` draws from `start <= n < end` with Rust's seeded generator, so a given
 //!   seed is repeatable here but does not reproduce AWS's number.
-//! - `States.MathAdd` works on 64-bit integers; a path argument of an intrinsic that matches
-//!   nothing is `States.IntrinsicFailure`.
+//! - `States.MathAdd` rounds non-integers the Java way (as AWS does) and adds 64-bit integers;
+//!   a path argument of an intrinsic that matches nothing is `States.IntrinsicFailure`.
 
 pub(crate) mod cache;
 pub mod choice;
 pub mod intrinsics;
 pub mod path;
 pub mod template;
+
+use serde_json::Value;
+
+/// The JSON type of a value, with its article, for messages: `"an array"`, `"null"`, ...
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -119,6 +119,26 @@ impl ParsedPath {
         self.segments.as_deref()
     }
 
+    /// The path as Jayway (AWS's JSONPath) prints it in "No results for path" messages:
+    /// `$['a']['b'][0]` for `$.a.b[0]`. Paths that are not Reference Paths print as written.
+    pub fn jayway_form(&self) -> String {
+        let Some(segments) = &self.segments else {
+            return self.original.clone();
+        };
+        let mut out = String::from("$");
+        for segment in segments {
+            match segment {
+                Segment::Field(name) => {
+                    out.push_str("['");
+                    out.push_str(name);
+                    out.push_str("']");
+                }
+                Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+
     /// True when the path is a Reference Path: it can only ever identify one node.
     pub fn is_definite(&self) -> bool {
         self.segments.is_some()
@@ -376,7 +396,7 @@ fn normalize(rest: &str) -> String {
         match c {
             '[' => {
                 let end = bracket_end(&chars, i);
-                out.extend(&chars[i..end]);
+                requote(&chars[i..end], &mut out);
                 i = end;
             }
             '.' => {
@@ -432,6 +452,82 @@ fn normalize(rest: &str) -> String {
         }
     }
     out
+}
+
+/// Copies a bracket segment, re-spelling its quoted strings the RFC 9535 way. Jayway (AWS)
+/// accepts any escaped character in a quoted name, e.g. `$['say \\"hi\\"']` with an escaped
+/// double quote inside single quotes, which RFC 9535 rejects; the name is decoded here and
+/// written back single-quoted with only `'`, `\\` and control characters escaped.
+fn requote(segment: &[char], out: &mut String) {
+    let mut i = 0;
+    while i < segment.len() {
+        let c = segment[i];
+        if c != '\'' && c != '"' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let mut text = String::new();
+        let mut j = i + 1;
+        let mut closed = false;
+        while j < segment.len() {
+            match segment[j] {
+                '\\' => {
+                    let Some(&esc) = segment.get(j + 1) else {
+                        break;
+                    };
+                    match esc {
+                        'b' => text.push('\u{8}'),
+                        'f' => text.push('\u{c}'),
+                        'n' => text.push('\n'),
+                        'r' => text.push('\r'),
+                        't' => text.push('\t'),
+                        'u' => match unicode_escape(segment, j + 2) {
+                            Some((ch, next)) => {
+                                text.push(ch);
+                                j = next;
+                                continue;
+                            }
+                            None => {
+                                // Not a valid escape: leave it for the RFC parser to report.
+                                out.extend(&segment[i..]);
+                                return;
+                            }
+                        },
+                        other => text.push(other),
+                    }
+                    j += 2;
+                }
+                q if q == c => {
+                    closed = true;
+                    j += 1;
+                    break;
+                }
+                other => {
+                    text.push(other);
+                    j += 1;
+                }
+            }
+        }
+        if !closed {
+            // Unterminated: copy as written so the RFC parser reports it.
+            out.extend(&segment[i..]);
+            return;
+        }
+        out.push('\'');
+        for ch in text.chars() {
+            match ch {
+                '\'' | '\\' => {
+                    out.push('\\');
+                    out.push(ch);
+                }
+                ch if (ch as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", ch as u32)),
+                ch => out.push(ch),
+            }
+        }
+        out.push('\'');
+        i = j;
+    }
 }
 
 /// Index just past the `]` matching the `[` at `open`, skipping quoted strings and nested
@@ -572,6 +668,21 @@ fn parse_quoted(chars: &[char], mut i: usize, q: char) -> Option<(String, usize)
     None
 }
 
+/// The character of the `\\uXXXX` escape whose hex digits start at `i` (a surrogate pair
+/// takes a second escape), and the index past it.
+fn unicode_escape(chars: &[char], i: usize) -> Option<(char, usize)> {
+    let hi = hex4(chars, i)?;
+    if !(0xD800..0xDC00).contains(&hi) {
+        return Some((char::from_u32(hi)?, i + 4));
+    }
+    if chars.get(i + 4) != Some(&'\\') || chars.get(i + 5) != Some(&'u') {
+        return None;
+    }
+    let lo = hex4(chars, i + 6)?;
+    let code = 0x10000 + ((hi - 0xD800) << 10) + lo.checked_sub(0xDC00)?;
+    Some((char::from_u32(code)?, i + 10))
+}
+
 fn hex4(chars: &[char], i: usize) -> Option<u32> {
     let text: String = chars.get(i..i + 4)?.iter().collect();
     u32::from_str_radix(&text, 16).ok()
@@ -666,6 +777,32 @@ mod tests {
         assert_eq!(select("$.my-field", &d, &ctx()), Ok(json!("dash")));
         assert_eq!(select("$['my-field']", &d, &ctx()), Ok(json!("dash")));
         assert!(ParsedPath::parse("$.my-field").map(|p| p.is_definite()) == Ok(true));
+    }
+
+    #[test]
+    fn escaped_quotes_in_bracket_names_as_jayway_accepts_them() {
+        let d = json!({"say \"hi\"": 1, "it's": 2, "a\\b": 3, "tab\tx": 4});
+        // An escaped double quote inside single quotes: invalid RFC 9535, valid for AWS.
+        assert_eq!(select(r#"$['say \"hi\"']"#, &d, &ctx()), Ok(json!(1)));
+        assert_eq!(select(r#"$["say \"hi\""]"#, &d, &ctx()), Ok(json!(1)));
+        assert_eq!(select(r"$['it\'s']", &d, &ctx()), Ok(json!(2)));
+        assert_eq!(select(r#"$["it's"]"#, &d, &ctx()), Ok(json!(2)));
+        assert_eq!(select(r"$['a\\b']", &d, &ctx()), Ok(json!(3)));
+        assert_eq!(select(r"$['tab\u0009x']", &d, &ctx()), Ok(json!(4)));
+        assert_eq!(validate_reference_path(r#"$.x['say \"hi\"']"#), Ok(()));
+        assert_eq!(validate_result_path(r#"$['say \"hi\"']"#), Ok(()));
+        // Still rejected: an unterminated name and a bad unicode escape.
+        assert!(validate_path(r"$['open").is_err());
+        assert!(validate_path(r"$['\uZZZZ']").is_err());
+    }
+
+    #[test]
+    fn jayway_form_of_reference_paths() {
+        let form = |p: &str| ParsedPath::parse(p).map(|p| p.jayway_form());
+        assert_eq!(form("$.missing"), Ok("$['missing']".into()));
+        assert_eq!(form("$.a.b[0]"), Ok("$['a']['b'][0]".into()));
+        assert_eq!(form("$['x y'].z"), Ok("$['x y']['z']".into()));
+        assert_eq!(form("$.a[*]"), Ok("$.a[*]".into()));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! A template is JSON copied as written, except that an object key ending in `.$` is dynamic:
 //! its value (a path or an intrinsic call) is evaluated and stored under the key without the
-//! suffix. Failures are named as AWS names them — `States.ParameterPathFailure` for a path that
-//! matches nothing, `States.IntrinsicFailure` for an intrinsic call that fails.
+//! suffix. Failures are named as AWS names them: a path that matches nothing fails the state with
+//! `States.Runtime` (AWS's executor does so in Parameters, ItemSelector and ResultSelector alike,
+//! although the States Language spec describes `States.ParameterPathFailure`), an intrinsic call
+//! that fails with `States.IntrinsicFailure`.
 
 use serde_json::{Map, Value};
 
@@ -14,7 +16,7 @@ use crate::data::path::{self, PathError, compact};
 /// The suffix that marks a dynamic field.
 const DYNAMIC_SUFFIX: &str = ".$";
 
-/// Render a payload template (Parameters, ItemSelector, ResultSelector, Map Parameters): keys ending in ".$" are evaluated — a path ("$...", "$$...") or an intrinsic function call ("States.Format(...)") — and the ".$" suffix dropped; nested objects/arrays are rendered recursively; other values are copied. A path that doesn't match → States.ParameterPathFailure (cause names the path and the field like AWS: "The JSONPath '$.x' specified for the field 'y.$' could not be found in the input '<input json>'"); intrinsic errors → States.IntrinsicFailure.
+/// Render a payload template (Parameters, ItemSelector, ResultSelector, Map Parameters): keys ending in ".$" are evaluated — a path ("$...", "$$...") or an intrinsic function call ("States.Format(...)") — and the ".$" suffix dropped; nested objects/arrays are rendered recursively; other values are copied. A path that doesn't match → States.Runtime (cause names the path and the field like AWS: "The JSONPath '$.x' specified for the field 'y.$' could not be found in the input '<input json>'", where the input is the context object for a `$$` path); intrinsic errors → States.IntrinsicFailure.
 pub fn render(template: &Value, input: &Value, ctx: &Value) -> Result<Value, StatesError> {
     match template {
         Value::Object(fields) => {
@@ -43,7 +45,7 @@ pub fn render(template: &Value, input: &Value, ctx: &Value) -> Result<Value, Sta
 /// Evaluates the value of the dynamic field `key`.
 fn dynamic(key: &str, value: &Value, input: &Value, ctx: &Value) -> Result<Value, StatesError> {
     let Value::String(expr) = value else {
-        return Err(StatesError::parameter_path_failure(format!(
+        return Err(StatesError::runtime(format!(
             "The value for the field '{key}' must be a STRING that contains a JSONPath or an \
              intrinsic function, but was {}",
             compact(value)
@@ -53,14 +55,10 @@ fn dynamic(key: &str, value: &Value, input: &Value, ctx: &Value) -> Result<Value
         return intrinsics::evaluate(expr, input, ctx);
     }
     path::select(expr, input, ctx).map_err(|e| {
-        let (doc, what) = if expr.starts_with("$$") {
-            (ctx, "context object")
-        } else {
-            (input, "input")
-        };
-        StatesError::parameter_path_failure(match e {
+        let doc = if expr.starts_with("$$") { ctx } else { input };
+        StatesError::runtime(match e {
             PathError::NotFound(_) => format!(
-                "The JSONPath '{expr}' specified for the field '{key}' could not be found in the {what} '{}'",
+                "The JSONPath '{expr}' specified for the field '{key}' could not be found in the input '{}'",
                 compact(doc)
             ),
             PathError::Invalid(msg) => {
@@ -257,18 +255,25 @@ mod tests {
     }
 
     #[test]
-    fn missing_path_is_parameter_path_failure_with_aws_cause() {
+    fn missing_path_is_a_runtime_error_with_aws_cause() {
         let err = render(&json!({"y.$": "$.x"}), &json!({"a": 1}), &ctx()).unwrap_err();
-        assert_eq!(err.error, names::PARAMETER_PATH_FAILURE);
+        assert_eq!(err.error, names::RUNTIME);
         assert_eq!(
             err.cause,
             "The JSONPath '$.x' specified for the field 'y.$' could not be found in the input '{\"a\":1}'"
         );
+        // A `$$` path is looked up in the context object, which the cause then shows.
         let nested = render(&json!({"a": [{"b.$": "$$.Nope"}]}), &json!({}), &ctx()).unwrap_err();
-        assert_eq!(nested.error, names::PARAMETER_PATH_FAILURE);
-        assert!(nested.cause.contains("'$$.Nope'") && nested.cause.contains("context object"));
+        assert_eq!(nested.error, names::RUNTIME);
+        assert_eq!(
+            nested.cause,
+            format!(
+                "The JSONPath '$$.Nope' specified for the field 'b.$' could not be found in the input '{}'",
+                compact(&ctx())
+            )
+        );
         let not_string = render(&json!({"a.$": 5}), &json!({}), &ctx()).unwrap_err();
-        assert_eq!(not_string.error, names::PARAMETER_PATH_FAILURE);
+        assert_eq!(not_string.error, names::RUNTIME);
     }
 
     #[test]

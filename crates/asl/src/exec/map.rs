@@ -11,10 +11,11 @@
 
 pub(crate) mod distributed;
 
+use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
-use crate::engine::{MapResults, lock};
 use crate::error::StatesError;
+use crate::exec::record::{MapResults, lock};
 use crate::model::{MapMode, MapState, NumberOrPath, ParallelState, State};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -44,7 +45,7 @@ pub(crate) async fn run_parallel(
         let input = Value::clone(&effective);
         async move { run.run_graph(g, Cow::Owned(input), &mut b, None).await }
     });
-    let joined = futures::future::try_join_all(futures);
+    let joined = join_branches(futures.collect());
     let results = branch.guard.idle(joined).await;
     close(
         run,
@@ -55,6 +56,47 @@ pub(crate) async fn run_parallel(
         results,
         ("ParallelStateSucceeded", "ParallelStateFailed"),
     )
+}
+
+/// Runs Parallel branches the way AWS starts them: all at once. Every round polls every
+/// branch still running, so a branch that fails does not keep its siblings from taking the
+/// steps they take at the same moment (a sibling of only Pass states completes, as on AWS);
+/// once a round ends with a failure, the first failed branch (in branch order) fails the state
+/// and the branches still running are dropped, which records their `...Aborted` events.
+async fn join_branches<F, T>(branches: Vec<F>) -> Result<Vec<T>, StatesError>
+where
+    F: std::future::Future<Output = Result<T, StatesError>>,
+{
+    let mut running: Vec<Option<std::pin::Pin<Box<F>>>> =
+        branches.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut done: Vec<Option<T>> = running.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut failed = None;
+        for (slot, result) in running.iter_mut().zip(done.iter_mut()) {
+            let Some(future) = slot else { continue };
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(Ok(v)) => {
+                    *result = Some(v);
+                    *slot = None;
+                }
+                std::task::Poll::Ready(Err(e)) => {
+                    *slot = None;
+                    failed.get_or_insert(e);
+                }
+                std::task::Poll::Pending => {}
+            }
+        }
+        if let Some(e) = failed {
+            // Dropping the branches still running records their aborted events now.
+            running.clear();
+            return std::task::Poll::Ready(Err(e));
+        }
+        if running.iter().all(Option::is_none) {
+            return std::task::Poll::Ready(Ok(done.iter_mut().filter_map(Option::take).collect()));
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Records the `succeeded` or `failed` event of a Parallel or inline Map state and, on success,
@@ -86,23 +128,130 @@ fn close(
     }
 }
 
-/// Resolves MaxConcurrency(Path), ToleratedFailure*(Path): a number or a path to one.
-pub(crate) fn resolve_number(
+/// Why a Map field (ItemsPath, MaxConcurrencyPath, ToleratedFailure*Path) gave no usable
+/// value. AWS fails the Map state first (`MapStateFailed`) when the path selects nothing, but
+/// fails the execution at once when it refuses the value the path selected.
+pub(crate) enum FieldError {
+    Missing(StatesError),
+    Refused(StatesError),
+}
+
+impl FieldError {
+    /// The error, after recording `MapStateFailed` when AWS records it.
+    pub(crate) fn fail(self, run: &Run, branch: &mut Branch) -> StatesError {
+        match self {
+            FieldError::Missing(e) => {
+                branch.record(run, "MapStateFailed", None);
+                e
+            }
+            FieldError::Refused(e) => e,
+        }
+    }
+
+    /// The error, where no Map event is due (the items are read inside the map run).
+    pub(crate) fn into_error(self) -> StatesError {
+        match self {
+            FieldError::Missing(e) | FieldError::Refused(e) => e,
+        }
+    }
+}
+
+/// `select` for a Map field: a path that selects nothing is [`FieldError::Missing`].
+fn select_field(
+    p: &str,
+    input: &Value,
+    ctx: &Value,
+    field: PathField,
+) -> Result<Value, FieldError> {
+    shim::select(p, input, ctx, field).map_err(FieldError::Missing)
+}
+
+/// The integer a `*Path` value stands for, read as AWS reads it (Java's `parseInt` of the
+/// value's text): an integer, or a string holding one. Anything else (a fraction, an object,
+/// text) is `None`.
+fn integer_value(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The value as AWS quotes it in `refers to value "..."`: a string as it is, else JSON.
+fn refers_to(field: PathField, p: &str, v: &Value, what: &str) -> FieldError {
+    FieldError::Refused(StatesError::runtime(format!(
+        "The {} field refers to value \"{}\" which is not a valid {what}: {p}",
+        field.as_str(),
+        shim::quoted_value(v)
+    )))
+}
+
+/// MaxConcurrency or MaxConcurrencyPath: 0 means no limit.
+pub(crate) fn max_concurrency(
     n: &NumberOrPath,
     input: &Value,
     ctx: &Value,
-    field: &str,
-) -> Result<f64, StatesError> {
+) -> Result<u64, FieldError> {
+    let field = PathField::MaxConcurrencyPath;
+    match n {
+        NumberOrPath::Fixed(f) => Ok(f.max(0.0) as u64),
+        NumberOrPath::Path(p) => {
+            let v = select_field(p, input, ctx, field)?;
+            let n = integer_value(&v).ok_or_else(|| refers_to(field, p, &v, "integer"))?;
+            u64::try_from(n).map_err(|_| {
+                FieldError::Refused(StatesError::runtime(format!(
+                    "Expected non-negative integer for MaxConcurrency, got '{n}' instead."
+                )))
+            })
+        }
+    }
+}
+
+/// ToleratedFailureCount or ToleratedFailureCountPath.
+pub(crate) fn tolerated_count(
+    n: &NumberOrPath,
+    input: &Value,
+    ctx: &Value,
+) -> Result<f64, FieldError> {
+    let field = PathField::ToleratedFailureCountPath;
     match n {
         NumberOrPath::Fixed(f) => Ok(*f),
         NumberOrPath::Path(p) => {
-            let v = shim::select(p, input, ctx, field)?;
-            v.as_f64().filter(|f| *f >= 0.0).ok_or_else(|| {
-                StatesError::runtime(format!(
-                    "The {field} '{p}' must point to a non-negative number, got {}",
-                    shim::compact(&v)
-                ))
-            })
+            let v = select_field(p, input, ctx, field)?;
+            let n = integer_value(&v).ok_or_else(|| refers_to(field, p, &v, "integer"))?;
+            if n < 0 {
+                return Err(FieldError::Refused(StatesError::runtime(
+                    "ToleratedFailureCount cannot be negative.",
+                )));
+            }
+            Ok(n as f64)
+        }
+    }
+}
+
+/// ToleratedFailurePercentage or ToleratedFailurePercentagePath: a number from 0 to 100.
+pub(crate) fn tolerated_percentage(
+    n: &NumberOrPath,
+    input: &Value,
+    ctx: &Value,
+) -> Result<f64, FieldError> {
+    let field = PathField::ToleratedFailurePercentagePath;
+    match n {
+        NumberOrPath::Fixed(f) => Ok(*f),
+        NumberOrPath::Path(p) => {
+            let v = select_field(p, input, ctx, field)?;
+            let pct = match &v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+                _ => None,
+            }
+            .ok_or_else(|| refers_to(field, p, &v, "float"))?;
+            if !(0.0..=100.0).contains(&pct) {
+                return Err(FieldError::Refused(StatesError::runtime(
+                    "ToleratedFailurePercentage must be between 0 and 100.",
+                )));
+            }
+            Ok(pct)
         }
     }
 }
@@ -138,22 +287,14 @@ pub(crate) async fn run_map(
         return distributed::run_distributed(run, state, m, raw_input, ctx, branch).await;
     }
     let effective = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
-    let items = match shim::select(&m.items_path, &effective, ctx, "ItemsPath")? {
-        Value::Array(a) => a,
-        other => {
-            return Err(StatesError::runtime(format!(
-                "The ItemsPath '{}' of Map state '{}' must point to a JSON array, got {}",
-                m.items_path,
-                state.name,
-                shim::compact(&other)
-            )));
-        }
-    };
-    let concurrency = resolve_number(&m.max_concurrency, &effective, ctx, "MaxConcurrencyPath")?;
-    let concurrency = if concurrency < 1.0 {
-        items.len().max(1)
-    } else {
-        concurrency as usize
+    // AWS evaluates MaxConcurrencyPath before ItemsPath, both before MapStateStarted.
+    let concurrency =
+        max_concurrency(&m.max_concurrency, &effective, ctx).map_err(|e| e.fail(run, branch))?;
+    let items = items_array(m, &effective, ctx).map_err(|e| e.fail(run, branch))?;
+    let concurrency = match usize::try_from(concurrency) {
+        Ok(0) => items.len().max(1),
+        Ok(n) => n,
+        Err(_) => usize::MAX,
     };
     let started = branch.record(
         run,
@@ -176,7 +317,7 @@ pub(crate) async fn run_map(
     let history_log = branch.history.clone();
     let checkpoints = branch
         .top_level
-        .then(|| run.engine.inner.config.checkpoint_sink.clone())
+        .then(|| run.config().checkpoint_sink.clone())
         .flatten();
     let mut inputs = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
@@ -256,6 +397,22 @@ pub(crate) async fn run_map(
         outcome,
         ("MapStateSucceeded", "MapStateFailed"),
     )
+}
+
+/// The items `ItemsPath` selects from the effective input, which must be an array.
+pub(crate) fn items_array(
+    m: &MapState,
+    effective: &Value,
+    ctx: &Value,
+) -> Result<Vec<Value>, FieldError> {
+    match select_field(&m.items_path, effective, ctx, PathField::ItemsPath)? {
+        Value::Array(a) => Ok(a),
+        other => Err(FieldError::Refused(StatesError::runtime(format!(
+            "The JSONPath '{}' specified for the field 'ItemsPath' does not reference a JSON array: {}",
+            m.items_path,
+            shim::compact(&other)
+        )))),
+    }
 }
 
 /// Records a succeeded iteration in the redrive checkpoint (growing it when needed, for

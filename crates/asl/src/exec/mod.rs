@@ -5,28 +5,38 @@
 //! - [`Run::run_graph`] walks a [`Graph`] (top level, Parallel branch or Map iteration),
 //!   recording `*StateEntered`/`*StateExited`, applying Catch and following transitions.
 //! - Each state type's behaviour is in its own function; Task in [`task`], Parallel and Map in
-//!   [`map`]; Retry in [`retry`].
+//!   [`map`]; Retry in [`retry`]; paths, templates and AWS's wording of run-time failures in
+//!   [`shim`].
+//! - [`record`] holds the run-time records the engine reads (an execution's outcome, history,
+//!   stop signal, redrive point); [`host`] is what the interpreter needs from the engine, as a
+//!   trait the engine implements, so this module never depends on [`crate::engine`].
 //!
 //! Input/output processing follows the AWS order: InputPath → Parameters / ItemSelector →
 //! the state's work → ResultSelector → ResultPath (into the raw state input) → OutputPath.
 
+pub(crate) mod host;
 pub(crate) mod map;
+pub(crate) mod record;
 pub(crate) mod retry;
 pub(crate) mod shim;
 pub(crate) mod task;
 
+pub(crate) use host::Host;
+
 use crate::checkpoint::ExecutionCheckpoint;
 use crate::clock::{Clock, WorkGuard};
-use crate::engine::{
-    Engine, ExecutionOutcome, ExecutionRecord, ExecutionStatus, RedrivePoint, lock,
-};
+use crate::config::EngineConfig;
+use crate::data::choice::parse_timestamp;
 use crate::error::{StatesError, names};
 use crate::history::{self, Details, HistoryLog};
 use crate::model::{FailState, Graph, Io, State, StateKind, Transition, WaitState};
+use crate::outcome::{ExecutionOutcome, ExecutionStatus};
 use crate::resource::TaskMocks;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
+use record::{ExecutionRecord, RedrivePoint, lock};
 use serde_json::{Value, json};
+use shim::PathField;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +44,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Everything one run (start or redrive) of an execution shares.
 pub(crate) struct Run {
-    pub(crate) engine: Engine,
+    /// The engine running this execution (configuration, tokens, child executions).
+    pub(crate) host: Arc<dyn Host>,
     pub(crate) record: Arc<ExecutionRecord>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) mocks: Option<Arc<dyn TaskMocks>>,
@@ -144,27 +155,28 @@ pub(crate) fn iso(t: DateTime<Utc>) -> String {
 
 /// Starts (or redrives) `record` on `runtime`.
 pub(crate) fn launch(
-    engine: Engine,
+    host: Arc<dyn Host>,
     record: Arc<ExecutionRecord>,
     runtime: &tokio::runtime::Handle,
     redrive: Option<RedrivePoint>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     *lock(&record.stop) = Some(stop_tx);
-    let clock = engine.inner.config.clock.clone();
+    let config = host.config();
+    let clock = config.clock.clone();
     let redrive_count = *lock(&record.redrive_count);
-    let machine_arn = engine.state_machine_arn(&record.machine.name);
+    let machine_arn = config.state_machine_arn(&record.machine.name);
     let run = Arc::new(Run {
         ctx_execution: OnceLock::new(),
         ctx_execution_light: json!({
             "Id": record.arn,
             "Name": record.name,
-            "RoleArn": engine.inner.config.role_arn,
+            "RoleArn": config.role_arn,
             "StartTime": iso(record.start_date),
             "RedriveCount": redrive_count,
         }),
         ctx_machine: json!({ "Id": machine_arn, "Name": record.machine.name }),
-        engine,
+        host,
         mocks: record.mocks.clone(),
         record,
         clock,
@@ -195,7 +207,7 @@ async fn execute(
                     json!({
                         "input": history::payload(&record.input),
                         "inputDetails": history::not_truncated(),
-                        "roleArn": run.engine.inner.config.role_arn,
+                        "roleArn": run.config().role_arn,
                     }),
                 ))
             });
@@ -218,7 +230,7 @@ async fn execute(
         }
     };
     let machine = record.machine.clone();
-    if let Some(sink) = &run.engine.inner.config.checkpoint_sink {
+    if let Some(sink) = &run.config().checkpoint_sink {
         sink.execution_started(&ExecutionCheckpoint {
             execution_arn: &record.arn,
             name: &record.name,
@@ -330,7 +342,7 @@ async fn execute(
     let stop_date = run.clock.now();
     *lock(&record.stop_date) = Some(stop_date);
     lock(&record.stop).take();
-    if let Some(sink) = &run.engine.inner.config.checkpoint_sink {
+    if let Some(sink) = &run.config().checkpoint_sink {
         sink.execution_closed(&record.arn, &outcome, stop_date);
     }
     record.outcome.send_replace(Some(outcome));
@@ -364,6 +376,10 @@ pub(crate) enum Step {
 }
 
 impl Run {
+    pub(crate) fn config(&self) -> &EngineConfig {
+        self.host.config()
+    }
+
     /// The context object for a state.
     pub(crate) fn context(
         &self,
@@ -378,25 +394,54 @@ impl Run {
         }
         let execution = match &branch.execution_ctx {
             Some(child) => child,
-            None if state.reads_execution_input => self.ctx_execution.get_or_init(|| {
-                let mut full = serde_json::Map::new();
-                if let Value::Object(light) = &self.ctx_execution_light {
-                    for (k, v) in light {
-                        full.insert(k.clone(), v.clone());
-                        if k == "Id" {
-                            full.insert("Input".into(), self.record.input.clone());
-                        }
-                    }
-                }
-                Value::Object(full)
-            }),
+            None if state.reads_execution_input => self.full_execution_ctx(),
             None => &self.ctx_execution_light,
+        };
+        // AWS's `$$.State` has `RetryCount` only in the states that can retry.
+        let state_ctx = if matches!(
+            state.kind,
+            StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_)
+        ) {
+            json!({ "EnteredTime": iso(entered), "Name": state.name, "RetryCount": retry_count })
+        } else {
+            json!({ "EnteredTime": iso(entered), "Name": state.name })
         };
         json!({
             "Execution": execution,
-            "State": { "EnteredTime": iso(entered), "Name": state.name, "RetryCount": retry_count },
+            "State": state_ctx,
             "StateMachine": self.ctx_machine,
         })
+    }
+
+    /// `$$.Execution` with the execution input.
+    fn full_execution_ctx(&self) -> &Value {
+        self.ctx_execution.get_or_init(|| {
+            let mut full = serde_json::Map::new();
+            if let Value::Object(light) = &self.ctx_execution_light {
+                for (k, v) in light {
+                    full.insert(k.clone(), v.clone());
+                    if k == "Id" {
+                        full.insert("Input".into(), self.record.input.clone());
+                    }
+                }
+            }
+            Value::Object(full)
+        })
+    }
+
+    /// A cause that prints the context object (a `$$` path that matched nothing) shows it as
+    /// AWS does, with `$$.Execution.Input`, which the state's own context object left out.
+    fn with_full_context(&self, branch: &Branch, mut e: StatesError) -> StatesError {
+        if e.error != names::RUNTIME || branch.execution_ctx.is_some() {
+            return e;
+        }
+        let light = shim::compact(&self.ctx_execution_light);
+        if e.cause.contains(&light) {
+            e.cause = e
+                .cause
+                .replace(&light, &shim::compact(self.full_execution_ctx()));
+        }
+        e
     }
 
     /// Runs a graph from its start (or from `start`) until it ends; returns its output.
@@ -423,11 +468,11 @@ impl Run {
                 };
                 let (entered_event, exited_event, aborted_event) = state.event_types();
                 let entered = self.clock.now();
-                branch.record(self, entered_event, || {
+                let entered_event = branch.record(self, entered_event, || {
                     Some(history::state_entered(&state.name, &input))
                 });
                 if branch.top_level
-                    && let Some(sink) = &self.engine.inner.config.checkpoint_sink
+                    && let Some(sink) = &self.config().checkpoint_sink
                 {
                     sink.state_entered(&self.record.arn, &state.name, &input, resumed);
                 }
@@ -455,6 +500,13 @@ impl Run {
                     self.run_state(state, owned, branch, entered).await
                 };
                 abort.disarm();
+                let result = result.map_err(|e| {
+                    shim::in_state(
+                        self.with_full_context(branch, e),
+                        &state.name,
+                        entered_event,
+                    )
+                });
                 let step = match result {
                     Ok(step) => Ok(step),
                     Err(err) => match retry::find_catcher(&state.catch, &err) {
@@ -479,6 +531,7 @@ impl Run {
                 let step = match step {
                     Ok(step) => step,
                     Err(e) => {
+                        let e = shim::in_state(e, &state.name, entered_event);
                         if branch.top_level {
                             // A redrive restarts here, with this state's input.
                             lock(&self.record.redrive).state =
@@ -579,7 +632,7 @@ impl Run {
     /// `States.DataLimitExceeded`; checking here keeps local runs honest about what would fail
     /// on AWS.
     fn check_payload(&self, state: &str, output: &Value) -> Result<(), StatesError> {
-        let Some(limit) = self.engine.inner.config.payload_limit_bytes else {
+        let Some(limit) = self.config().payload_limit_bytes else {
             return Ok(());
         };
         let size = serde_json::to_vec(output).map(|v| v.len()).unwrap_or(0);
@@ -587,7 +640,7 @@ impl Run {
             return Err(StatesError::new(
                 names::DATA_LIMIT_EXCEEDED,
                 format!(
-                    "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({size} > {limit} bytes)"
+                    "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."
                 ),
             ));
         }
@@ -626,26 +679,14 @@ impl Run {
     }
 
     fn fail_error(&self, f: &FailState, input: &Value, ctx: &Value) -> StatesError {
-        let dynamic =
-            |path: &Option<String>, fixed: &Option<String>| -> Result<String, StatesError> {
-                match (path, fixed) {
-                    (Some(p), _) => {
-                        let v = shim::render(&json!({ "v.$": p }), input, ctx)?;
-                        match v.get("v") {
-                            Some(Value::String(s)) => Ok(s.clone()),
-                            other => Err(StatesError::runtime(format!(
-                                "The ErrorPath/CausePath '{p}' must resolve to a string, got {}",
-                                other.map(shim::compact).unwrap_or_default()
-                            ))),
-                        }
-                    }
-                    (None, Some(s)) => Ok(s.clone()),
-                    (None, None) => Ok(String::new()),
-                }
-            };
+        let resolve = |path: &Option<String>, fixed: &Option<String>, field| match (path, fixed) {
+            (Some(p), _) => shim::dynamic_string(p, input, ctx, field),
+            (None, Some(s)) => Ok(s.clone()),
+            (None, None) => Ok(String::new()),
+        };
         match (
-            dynamic(&f.error_path, &f.error),
-            dynamic(&f.cause_path, &f.cause),
+            resolve(&f.error_path, &f.error, PathField::ErrorPath),
+            resolve(&f.cause_path, &f.cause, PathField::CausePath),
         ) {
             (Ok(error), Ok(cause)) => StatesError::new(error, cause),
             (Err(e), _) | (_, Err(e)) => e,
@@ -663,7 +704,7 @@ pub(crate) fn input_path<'v>(
     match &io.input_path {
         None => Ok(Cow::Owned(json!({}))),
         Some(p) if p == "$" => Ok(input),
-        Some(p) => shim::select(p, &input, ctx, "InputPath").map(Cow::Owned),
+        Some(p) => shim::select(p, &input, ctx, PathField::InputPath).map(Cow::Owned),
     }
 }
 
@@ -676,48 +717,60 @@ pub(crate) fn output_path<'v>(
     match &io.output_path {
         None => Ok(json!({})),
         Some(p) if p == "$" => Ok(output.into_owned()),
-        Some(p) => shim::select(p, &output, ctx, "OutputPath"),
+        Some(p) => shim::select(p, &output, ctx, PathField::OutputPath),
     }
 }
 
+/// AWS's largest wait, in seconds (the bound of the `Seconds` field).
+const MAX_WAIT_SECONDS: u64 = 99_999_999;
+
+/// When a Wait state ends. A SecondsPath or TimestampPath value AWS cannot use fails the state
+/// with `States.Runtime` and AWS's cause: not an integer, negative, beyond the largest wait, or
+/// not an ISO-8601 extended offset date-time (`2016-03-14T01:59:00Z`; a timestamp without a
+/// zone or without the `T` is refused).
 fn wait_deadline(
     w: &WaitState,
     input: &Value,
     ctx: &Value,
     entered: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, StatesError> {
-    let seconds = |n: u64| entered + chrono::Duration::seconds(n.min(99_999_999) as i64);
-    let timestamp = |s: &str, field: &str| {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                StatesError::runtime(format!(
-                    "The {field} value '{s}' is not an RFC3339 timestamp (e.g. 2016-03-14T01:59:00Z)"
-                ))
-            })
+    let seconds = |n: u64| entered + chrono::Duration::seconds(n.min(MAX_WAIT_SECONDS) as i64);
+    let bad_timestamp = |field: &str, p: &str, v: &Value| {
+        StatesError::runtime(format!(
+            "The {field} parameter does not reference a valid ISO-8601 extended offset date-time format string: {p} == {}",
+            shim::quoted_value(v)
+        ))
     };
     match w {
         WaitState::Seconds(n) => Ok(seconds(*n)),
-        WaitState::Timestamp(s) => timestamp(s, "Timestamp"),
+        WaitState::Timestamp(s) => parse_timestamp(s)
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| bad_timestamp("Timestamp", s, &Value::String(s.clone()))),
         WaitState::SecondsPath(p) => {
-            let v = shim::select(p, input, ctx, "SecondsPath")?;
-            match v.as_u64() {
-                Some(n) => Ok(seconds(n)),
-                None => Err(StatesError::runtime(format!(
-                    "The SecondsPath '{p}' must point to a non-negative integer, got {}",
-                    shim::compact(&v)
+            let v = shim::select(p, input, ctx, PathField::SecondsPath)?;
+            let described = || format!("{p} == {}", shim::quoted_value(&v));
+            match (v.as_i64(), v.as_u64()) {
+                (Some(n), _) if n < 0 => Err(StatesError::runtime(format!(
+                    "The SecondsPath parameter references a negative value: {}",
+                    described()
+                ))),
+                (_, Some(n)) if n > MAX_WAIT_SECONDS => Err(StatesError::runtime(format!(
+                    "The SecondsPath parameter references a value greater than the maximum wait of {MAX_WAIT_SECONDS} seconds: {}",
+                    described()
+                ))),
+                (_, Some(n)) => Ok(seconds(n)),
+                _ => Err(StatesError::runtime(format!(
+                    "The SecondsPath parameter cannot be parsed as a long value: {}",
+                    described()
                 ))),
             }
         }
         WaitState::TimestampPath(p) => {
-            let v = shim::select(p, input, ctx, "TimestampPath")?;
-            match v.as_str() {
-                Some(s) => timestamp(s, "TimestampPath"),
-                None => Err(StatesError::runtime(format!(
-                    "The TimestampPath '{p}' must point to a string, got {}",
-                    shim::compact(&v)
-                ))),
-            }
+            let v = shim::select(p, input, ctx, PathField::TimestampPath)?;
+            v.as_str()
+                .and_then(parse_timestamp)
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| bad_timestamp("TimestampPath", p, &v))
         }
     }
 }

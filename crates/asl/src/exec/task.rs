@@ -10,12 +10,14 @@
 //! A Lambda function error becomes a task error named by the function's error type, with the
 //! cause `{"errorMessage": ..., "errorType": ..., "stackTrace": []}` as AWS reports it.
 
+use super::record::{TokenMessage, lock};
+use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
-use crate::engine::{ExecutionStatus, StartOptions, TokenMessage};
 use crate::error::{StatesError, names};
 use crate::history;
 use crate::model::{Seconds, State, TaskState};
+use crate::outcome::ExecutionStatus;
 use crate::resource::{FunctionError, IntegrationPattern, MockedResult, ServiceCall, TaskResource};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -25,13 +27,13 @@ use tokio::sync::mpsc;
 
 /// Stops a `.sync` child execution if the parent task is abandoned before the child ends.
 struct StopChildOnDrop<'a> {
-    engine: &'a crate::Engine,
+    run: &'a Run,
     arn: String,
 }
 
 impl Drop for StopChildOnDrop<'_> {
     fn drop(&mut self) {
-        let _ = self.engine.stop_execution(
+        self.run.host.stop_execution(
             &self.arn,
             Some("States.Aborted".into()),
             Some("The parent execution's task was stopped".into()),
@@ -47,7 +49,7 @@ struct TokenGuard<'a> {
 
 impl Drop for TokenGuard<'_> {
     fn drop(&mut self) {
-        self.run.engine.close_token(&self.token);
+        self.run.host.close_token(&self.token);
     }
 }
 
@@ -55,7 +57,7 @@ fn resolve_seconds(
     s: &Option<Seconds>,
     input: &Value,
     ctx: &Value,
-    field: &str,
+    field: PathField,
 ) -> Result<Option<u64>, StatesError> {
     match s {
         None => Ok(None),
@@ -65,7 +67,8 @@ fn resolve_seconds(
             match v.as_u64() {
                 Some(n) if n > 0 => Ok(Some(n)),
                 _ => Err(StatesError::runtime(format!(
-                    "The {field} '{p}' must point to a positive integer, got {}",
+                    "The {} '{p}' must point to a positive integer, got {}",
+                    field.as_str(),
                     shim::compact(&v)
                 ))),
             }
@@ -109,14 +112,19 @@ pub(crate) async fn run_task(
     branch: &mut Branch,
 ) -> Result<Value, StatesError> {
     let selected = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
-    let timeout = resolve_seconds(&task.timeout, &selected, ctx, "TimeoutSecondsPath")?;
-    let heartbeat = resolve_seconds(&task.heartbeat, &selected, ctx, "HeartbeatSecondsPath")?;
+    let timeout = resolve_seconds(&task.timeout, &selected, ctx, PathField::TimeoutSecondsPath)?;
+    let heartbeat = resolve_seconds(
+        &task.heartbeat,
+        &selected,
+        ctx,
+        PathField::HeartbeatSecondsPath,
+    )?;
     let pattern = task.target.pattern();
     let mut token_rx = None;
     let mut _token_guard = None;
     let mut ctx = ctx.clone();
     if pattern == IntegrationPattern::WaitForTaskToken {
-        let (token, rx) = run.engine.issue_token();
+        let (token, rx) = run.host.issue_token();
         ctx["Task"] = json!({ "Token": token });
         token_rx = Some(rx);
         _token_guard = Some(TokenGuard {
@@ -130,7 +138,7 @@ pub(crate) async fn run_task(
         None => selected.into_owned(),
     };
     let invocation = {
-        let mut inv = crate::engine::lock(&run.invocations);
+        let mut inv = lock(&run.invocations);
         let n: &mut u32 = inv.entry(state.name.clone()).or_insert(0);
         let i = *n;
         *n = n.saturating_add(1);
@@ -144,7 +152,7 @@ pub(crate) async fn run_task(
     let bare_lambda = matches!(task.target, TaskResource::LambdaFunction { .. });
     let resource_type = task.target.resource_type().to_string();
     let resource = task.target.resource_name();
-    let region = run.engine.inner.config.region.clone();
+    let region = run.config().region.clone();
     let scheduled_at = run.clock.now();
     if bare_lambda {
         let mut d = json!({
@@ -346,7 +354,7 @@ async fn invoke(
     token: Option<String>,
     guard: &mut WorkGuard,
 ) -> Result<Value, StatesError> {
-    let resources = &run.engine.inner.config.resources;
+    let resources = &run.config().resources;
     match &task.target {
         TaskResource::LambdaFunction { arn } => {
             let lambda = resources
@@ -419,7 +427,7 @@ async fn start_child(
             state.name
         )));
     };
-    let machine = run.engine.state_machine(machine_arn).ok_or_else(|| {
+    let machine = run.host.state_machine(machine_arn).ok_or_else(|| {
         StatesError::new(
             "StepFunctions.StateMachineDoesNotExistException",
             format!("State Machine Does Not Exist: '{machine_arn}' (register it with Engine::register_state_machine)"),
@@ -437,44 +445,22 @@ async fn start_child(
         .get("Name")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let child = run
-        .engine
-        .start_execution_with(
-            Arc::clone(&machine),
-            input.clone(),
-            StartOptions {
-                name,
-                mocks: run.mocks.clone(),
-            },
-        )
-        .map_err(|e| {
-            StatesError::new(
-                "StepFunctions.ExecutionAlreadyExistsException",
-                e.to_string(),
-            )
-        })?;
-    let start = run
-        .engine
-        .describe_execution(child.arn())
-        .map(|d| d.start_date)
-        .unwrap_or_else(|_| run.clock.now());
+    let child =
+        run.host
+            .start_execution(Arc::clone(&machine), input.clone(), name, run.mocks.clone())?;
+    let start = child.start_date;
     if pattern != IntegrationPattern::Sync {
-        return Ok(json!({ "ExecutionArn": child.arn(), "StartDate": epoch_millis(start) }));
+        return Ok(json!({ "ExecutionArn": child.arn, "StartDate": epoch_millis(start) }));
     }
     // Stopping the parent (or a parent timeout) stops the child, as AWS does for `.sync`.
     let stop_child = StopChildOnDrop {
-        engine: &run.engine,
-        arn: child.arn().to_string(),
+        run,
+        arn: child.arn.clone(),
     };
     let outcome = guard.idle(child.wait()).await;
     // The child has ended, so this stop is a no-op (StopExecution on a closed execution).
     drop(stop_child);
-    let stop = run
-        .engine
-        .describe_execution(child.arn())
-        .ok()
-        .and_then(|d| d.stop_date)
-        .unwrap_or_else(|| run.clock.now());
+    let stop = lock(&child.stop_date).unwrap_or_else(|| run.clock.now());
     let as_payload = |v: &Value| {
         if json_output {
             v.clone()
@@ -483,13 +469,13 @@ async fn start_child(
         }
     };
     let mut out = json!({
-        "ExecutionArn": child.arn(),
+        "ExecutionArn": child.arn,
         "Input": as_payload(&input),
         "InputDetails": { "Included": true },
-        "Name": child.name(),
+        "Name": child.name,
         "RedriveCount": 0,
         "StartDate": epoch_millis(start),
-        "StateMachineArn": run.engine.state_machine_arn(&machine.name),
+        "StateMachineArn": run.config().state_machine_arn(&machine.name),
         "Status": outcome.status.as_str(),
         "StopDate": epoch_millis(stop),
     });

@@ -1,16 +1,10 @@
 //! The typed model of a state machine definition.
 //!
-//! A definition is validated first ([`crate::validate`]); this module then turns the JSON into
-//! typed states ([`State`], [`StateKind`]) so the executor never re-parses JSON or meets a
-//! missing field at run time. Nested state machines (Parallel branches, Map item processors)
-//! are [`Graph`]s of their own.
-//!
-//! Parsing never panics: anything the validator let through that the model still cannot
-//! represent becomes a [`Diagnostic`] with the JSON-pointer-like location of the field.
+//! [`crate::validate`] checks a definition and builds this model in one walk of its JSON, so
+//! the executor never re-parses JSON or meets a missing field at run time. Nested state
+//! machines (Parallel branches, Map item processors) are [`Graph`]s of their own.
 
-mod parse;
-
-pub use parse::Diagnostic;
+pub use crate::validate::Diagnostic;
 
 use crate::resource::TaskResource;
 use serde_json::Value;
@@ -33,29 +27,26 @@ impl StateMachine {
     /// Validates and parses a definition (JSON text). The name defaults to `"StateMachine"`;
     /// set it with [`StateMachine::named`].
     pub fn from_json(text: &str) -> Result<Self, Vec<Diagnostic>> {
-        let value = parse::validate_text(text)?;
-        Self::from_value(value)
+        let (value, graph) = crate::validate::build_str(text)?;
+        Ok(Self::new(value, graph))
     }
 
     /// Validates and parses an already-parsed definition.
     pub fn from_value(value: Value) -> Result<Self, Vec<Diagnostic>> {
-        parse::validate_value(&value)?;
-        let mut p = parse::Parser::default();
-        let graph = p.graph(&value, "");
-        let timeout_seconds = p.opt_u64(&value, "", "TimeoutSeconds");
-        let comment = value
-            .get("Comment")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        match graph {
-            Some(graph) if p.diagnostics.is_empty() => Ok(Self {
-                name: "StateMachine".into(),
-                comment,
-                graph,
-                timeout_seconds,
-                definition: value,
-            }),
-            _ => Err(p.into_diagnostics()),
+        let graph = crate::validate::build(&value)?;
+        Ok(Self::new(value, graph))
+    }
+
+    fn new(definition: Value, graph: Graph) -> Self {
+        Self {
+            name: "StateMachine".into(),
+            comment: definition
+                .get("Comment")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            graph,
+            timeout_seconds: definition.get("TimeoutSeconds").and_then(Value::as_u64),
+            definition,
         }
     }
 
@@ -236,7 +227,6 @@ pub(crate) fn reads_execution_input(raw: &str) -> bool {
 }
 
 impl State {
-    /// `"Pass"`, `"Task"`, ... as written in the definition.
     /// The history event types of entering, leaving and aborting this state, e.g.
     /// `("PassStateEntered", "PassStateExited", "PassStateAborted")`.
     pub fn event_types(&self) -> (&'static str, &'static str, &'static str) {
@@ -264,6 +254,7 @@ impl State {
         }
     }
 
+    /// `"Pass"`, `"Task"`, ... as written in the definition.
     pub fn type_name(&self) -> &'static str {
         match &self.kind {
             StateKind::Pass { .. } => "Pass",

@@ -1,7 +1,8 @@
 //! State machine scopes: the top-level definition, Parallel branches and Map processors all have
 //! `StartAt` + `States`, and transitions never leave the scope they are declared in. This module
 //! checks a scope's own fields, runs the per-state checks, then checks the transition graph
-//! (targets exist, every state reachable, some terminal state reachable).
+//! (targets exist, every state reachable, some terminal state reachable). Each scope also
+//! comes back as the typed [`Graph`] of its states, built in the same walk.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -10,6 +11,7 @@ use serde_json::{Map, Value};
 use super::rules::{self, MAX_SECONDS, type_name};
 use super::states::StateInfo;
 use super::{Diagnostic, child};
+use crate::model::Graph;
 
 /// AWS's limit on state name length (in characters).
 pub const MAX_STATE_NAME_LEN: usize = 80;
@@ -135,12 +137,12 @@ impl Validator {
         }
     }
 
-    pub fn top_level(&mut self, def: &Value) {
-        self.machine(def, "", Scope::Top);
+    pub fn top_level(&mut self, def: &Value) -> Option<Graph> {
+        self.machine(def, "", Scope::Top)
     }
 
-    /// Validate one scope (top level, branch or processor) at `ptr`.
-    pub fn machine(&mut self, v: &Value, ptr: &str, scope: Scope) {
+    /// Validate one scope (top level, branch or processor) at `ptr` and build its graph.
+    pub fn machine(&mut self, v: &Value, ptr: &str, scope: Scope) -> Option<Graph> {
         let Some(obj) = v.as_object() else {
             self.err(
                 ptr,
@@ -150,7 +152,7 @@ impl Validator {
                     type_name(v)
                 ),
             );
-            return;
+            return None;
         };
         self.check_fields(obj, ptr, scope.allowed(), scope.describe());
         self.opt_string(obj, ptr, "Comment");
@@ -180,11 +182,11 @@ impl Validator {
         let states = match obj.get("States") {
             None => {
                 self.err(&states_ptr, "Missing required field 'States'");
-                return;
+                return None;
             }
             Some(Value::Object(m)) if m.is_empty() => {
                 self.err(&states_ptr, "'States' must contain at least one state");
-                return;
+                return None;
             }
             Some(Value::Object(m)) => m,
             Some(other) => {
@@ -192,11 +194,12 @@ impl Validator {
                     &states_ptr,
                     format!("'States' must be an object, got {}", type_name(other)),
                 );
-                return;
+                return None;
             }
         };
 
         let mut infos: Vec<(&str, String, StateInfo)> = Vec::with_capacity(states.len());
+        let mut built = std::collections::HashMap::with_capacity(states.len());
         for (name, state) in states {
             let sptr = child(&states_ptr, name);
             let len = name.chars().count();
@@ -220,7 +223,10 @@ impl Validator {
             } else {
                 self.names.insert(name.clone(), sptr.clone());
             }
-            let info = self.state(state, &sptr);
+            let (info, model) = self.state(name, state, &sptr);
+            if let Some(model) = model {
+                built.insert(name.clone(), model);
+            }
             infos.push((name.as_str(), sptr, info));
         }
 
@@ -253,6 +259,10 @@ impl Validator {
         if let (true, Some(start)) = (start_ok, start_at) {
             self.graph(start, &infos, &states_ptr);
         }
+        Some(Graph {
+            start_at: start_at?.to_string(),
+            states: built,
+        })
     }
 
     fn graph(&mut self, start: &str, infos: &[(&str, String, StateInfo)], states_ptr: &str) {

@@ -1,6 +1,8 @@
-//! Static validation of a state machine definition, the checks AWS runs before creating one.
+//! Static validation of a state machine definition, the checks AWS runs before creating one,
+//! and the construction of its typed model ([`crate::model`]) in the same walk.
 //!
-//! [`validate_definition`] walks the raw JSON (not a typed model) so every problem can be reported
+//! [`validate_definition`] walks the raw JSON once: every field is checked where it is read
+//! into the model, so validation and the model cannot disagree, and every problem is reported
 //! with the exact JSON pointer of the offending value, e.g.
 //! `/States/Fan/ItemProcessor/States/Launch/Retry/0/ErrorEquals`. It collects every problem
 //! instead of stopping at the first, like `CreateStateMachine`/`ValidateStateMachineDefinition`
@@ -33,6 +35,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::model::Graph;
+
 /// One validation problem: where it is (a JSON pointer into the definition, `""` for the whole
 /// document) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,15 +68,43 @@ impl fmt::Display for Diagnostic {
 
 /// Validate a parsed definition. An empty vector means the definition is valid.
 pub fn validate_definition(def: &Value) -> Vec<Diagnostic> {
+    match build(def) {
+        Ok(_) => Vec::new(),
+        Err(diagnostics) => diagnostics,
+    }
+}
+
+/// Validates a definition and returns its top-level graph, or every problem found.
+pub(crate) fn build(def: &Value) -> Result<Graph, Vec<Diagnostic>> {
     let mut v = machine::Validator::default();
-    v.top_level(def);
-    v.into_diagnostics()
+    let graph = v.top_level(def);
+    let diagnostics = v.into_diagnostics();
+    match graph {
+        Some(graph) if diagnostics.is_empty() => Ok(graph),
+        // Every path that yields no graph reports why, but never return an empty error list.
+        _ if diagnostics.is_empty() => Err(vec![Diagnostic::new(
+            "",
+            "the definition could not be parsed",
+        )]),
+        _ => Err(diagnostics),
+    }
 }
 
 /// Parse `json` and validate it. A JSON syntax error is reported as a single diagnostic at the
 /// root whose message carries the line and column.
 pub fn validate_str(json: &str) -> Result<Value, Vec<Diagnostic>> {
-    let def: Value = serde_json::from_str(json).map_err(|e| {
+    let def = parse_json(json)?;
+    let diags = validate_definition(&def);
+    if diags.is_empty() {
+        Ok(def)
+    } else {
+        Err(diags)
+    }
+}
+
+/// JSON text to a value; a syntax error is one diagnostic at the root.
+fn parse_json(json: &str) -> Result<Value, Vec<Diagnostic>> {
+    serde_json::from_str(json).map_err(|e| {
         vec![Diagnostic::new(
             "",
             format!(
@@ -82,13 +114,14 @@ pub fn validate_str(json: &str) -> Result<Value, Vec<Diagnostic>> {
                 e
             ),
         )]
-    })?;
-    let diags = validate_definition(&def);
-    if diags.is_empty() {
-        Ok(def)
-    } else {
-        Err(diags)
-    }
+    })
+}
+
+/// Parses `json`, validates it and builds its top-level graph.
+pub(crate) fn build_str(json: &str) -> Result<(Value, Graph), Vec<Diagnostic>> {
+    let def = parse_json(json)?;
+    let graph = build(&def)?;
+    Ok((def, graph))
 }
 
 /// Append `key` to a JSON pointer, escaping `~` and `/` as RFC 6901 requires (state names may

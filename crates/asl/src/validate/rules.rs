@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::data::{choice, intrinsics, path, template};
+use crate::data::{intrinsics, path, template};
 
 /// AWS's upper bound for `TimeoutSeconds`, `HeartbeatSeconds`, `Seconds`, retry intervals.
 pub const MAX_SECONDS: u64 = 99_999_999;
@@ -34,17 +34,7 @@ pub const KNOWN_STATES_ERRORS: &[&str] = &[
     "States.BranchFailed",
 ];
 
-/// A JSON type name for messages.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub use crate::data::type_name;
 
 /// An integer in `min..=max`.
 pub fn int_in(v: &Value, min: u64, max: u64) -> Result<u64, String> {
@@ -109,11 +99,6 @@ pub fn check_path_or_intrinsic(v: &Value) -> Result<(), String> {
 /// `ItemReader.Parameters`, ...). Returns `(pointer suffix, message)` for every problem.
 pub fn validate_template(t: &Value) -> Vec<(String, String)> {
     template::validate_template(t)
-}
-
-/// Checks one top-level Choice rule and returns its `Next`.
-pub fn check_choice_rule(rule: &Value) -> Result<Option<String>, String> {
-    choice::parse_choice(rule).map(|(_, next)| next)
 }
 
 /// Label of a Distributed Map: ≤ 40 characters, none of AWS's reserved characters.

@@ -2,14 +2,24 @@
 //! Wait and Fail exclusivity, Choice rules, Parallel branches and Map (inline and distributed).
 //!
 //! Each check returns the state's outgoing transitions and whether it can end the execution, so
-//! the scope validator can check targets and reachability afterwards.
+//! the scope validator can check targets and reachability afterwards, and the typed
+//! [`State`] built from the same fields in the same pass (the definition's JSON is walked once:
+//! a field is checked where it is read into the model). A state with problems still yields a
+//! best-effort model; the caller discards the model when any diagnostic was reported.
 
 use serde_json::{Map, Value};
 
 use super::machine::{Scope, Validator};
 use super::rules::{self, KNOWN_STATES_ERRORS, MAX_SECONDS, type_name};
 use super::{child, index};
+use crate::data::choice::parse_timestamp;
 use crate::items::{MAX_INPUT_BYTES_PER_BATCH_LIMIT, ReaderConfig};
+use crate::model::{
+    Catcher, ChoiceBranch, ChoiceState, FailState, Io, ItemReaderSpec, Jitter, MapMode, MapState,
+    NumberOrPath, ParallelState, ResultWriterSpec, Retrier, Seconds, State, StateKind, TaskState,
+    Transition, WaitState, reads_execution_input,
+};
+use crate::resource::TaskResource;
 
 /// What the graph check needs from a state.
 #[derive(Debug, Default)]
@@ -149,8 +159,8 @@ const DISTRIBUTED_ONLY: &[&str] = &[
 const MAX_DISTRIBUTED_CONCURRENCY: u64 = 10_000;
 
 impl Validator {
-    /// Validate the state at `ptr` and return its transitions.
-    pub fn state(&mut self, v: &Value, ptr: &str) -> StateInfo {
+    /// Validate the state `name` at `ptr`; return its transitions and its typed model.
+    pub fn state(&mut self, name: &str, v: &Value, ptr: &str) -> (StateInfo, Option<State>) {
         let unknown = StateInfo {
             edges: Vec::new(),
             terminal: true,
@@ -160,12 +170,12 @@ impl Validator {
                 ptr,
                 format!("A state must be a JSON object, got {}", type_name(v)),
             );
-            return unknown;
+            return (unknown, None);
         };
         let ty = match obj.get("Type") {
             None => {
                 self.err(child(ptr, "Type"), "Missing required field 'Type'");
-                return unknown;
+                return (unknown, None);
             }
             Some(Value::String(s)) => s.as_str(),
             Some(other) => {
@@ -173,7 +183,7 @@ impl Validator {
                     child(ptr, "Type"),
                     format!("'Type' must be a string, got {}", type_name(other)),
                 );
-                return unknown;
+                return (unknown, None);
             }
         };
         let allowed = match ty {
@@ -193,7 +203,7 @@ impl Validator {
                          Succeed, Fail, Parallel or Map)"
                     ),
                 );
-                return unknown;
+                return (unknown, None);
             }
         };
         self.check_fields(obj, ptr, allowed, &format!("state type {ty}"));
@@ -211,27 +221,55 @@ impl Validator {
         }
 
         let mut info = StateInfo::default();
-        if allowed.contains(&"Next") {
-            self.next_or_end(obj, ptr, &mut info);
-        }
-        if allowed.contains(&"Retry") {
-            self.retry(obj, ptr);
-            self.catch(obj, ptr, &mut info);
-        }
-        match ty {
-            "Task" => self.task(obj, ptr),
-            "Choice" => self.choice(obj, ptr, &mut info),
-            "Wait" => self.wait(obj, ptr),
-            "Succeed" => info.terminal = true,
+        let transition = if allowed.contains(&"Next") {
+            self.next_or_end(obj, ptr, &mut info)
+        } else {
+            None
+        };
+        let (retry, catch) = if allowed.contains(&"Retry") {
+            (self.retry(obj, ptr), self.catch(obj, ptr, &mut info))
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let kind = match ty {
+            "Pass" => Some(StateKind::Pass {
+                result: obj.get("Result").cloned(),
+            }),
+            "Task" => self.task(obj, ptr).map(StateKind::Task),
+            "Choice" => Some(StateKind::Choice(self.choice(obj, ptr, &mut info))),
+            "Wait" => self.wait(obj, ptr).map(StateKind::Wait),
+            "Succeed" => {
+                info.terminal = true;
+                Some(StateKind::Succeed)
+            }
             "Fail" => {
                 info.terminal = true;
-                self.fail(obj, ptr);
+                Some(StateKind::Fail(self.fail(obj, ptr)))
             }
-            "Parallel" => self.parallel(obj, ptr),
-            "Map" => self.map(obj, ptr),
-            _ => {}
-        }
-        info
+            "Parallel" => Some(StateKind::Parallel(self.parallel(obj, ptr))),
+            _ => self.map(obj, ptr).map(|m| StateKind::Map(Box::new(m))),
+        };
+        // Which parts of the context object the state may read, decided once here so the
+        // executor builds no context (or one without the execution input) for most states.
+        let raw = v.to_string();
+        let state = kind.map(|kind| State {
+            name: name.to_string(),
+            comment: opt_str(obj, "Comment"),
+            kind,
+            transition,
+            io: Io {
+                input_path: nullable_path(obj, "InputPath"),
+                output_path: nullable_path(obj, "OutputPath"),
+                result_path: nullable_path(obj, "ResultPath"),
+                parameters: obj.get("Parameters").cloned(),
+                result_selector: obj.get("ResultSelector").cloned(),
+            },
+            retry,
+            catch,
+            reads_execution_input: reads_execution_input(&raw),
+            reads_context: raw.contains("$$"),
+        });
+        (info, state)
     }
 
     /// A payload template field: must be an object whose `.$` entries are valid.
@@ -251,7 +289,12 @@ impl Validator {
     }
 
     /// Exactly one of `Next` (a string) and `End: true`.
-    fn next_or_end(&mut self, obj: &Map<String, Value>, ptr: &str, info: &mut StateInfo) {
+    fn next_or_end(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        info: &mut StateInfo,
+    ) -> Option<Transition> {
         let end = match obj.get("End") {
             None => false,
             Some(Value::Bool(b)) => *b,
@@ -264,35 +307,56 @@ impl Validator {
             }
         };
         match (obj.get("Next"), end) {
-            (Some(_), true) => self.err(ptr, "A state cannot have both 'Next' and \"End\": true"),
-            (Some(Value::String(s)), false) => info.edges.push((s.clone(), child(ptr, "Next"))),
-            (Some(other), false) => self.err(
-                child(ptr, "Next"),
-                format!("'Next' must be a string, got {}", type_name(other)),
-            ),
-            (None, true) => info.terminal = true,
-            (None, false) => self.err(
-                ptr,
-                "A state of this type must have either 'Next' or \"End\": true",
-            ),
+            (Some(_), true) => {
+                self.err(ptr, "A state cannot have both 'Next' and \"End\": true");
+                None
+            }
+            (Some(Value::String(s)), false) => {
+                info.edges.push((s.clone(), child(ptr, "Next")));
+                Some(Transition::Next(s.clone()))
+            }
+            (Some(other), false) => {
+                self.err(
+                    child(ptr, "Next"),
+                    format!("'Next' must be a string, got {}", type_name(other)),
+                );
+                None
+            }
+            (None, true) => {
+                info.terminal = true;
+                Some(Transition::End)
+            }
+            (None, false) => {
+                self.err(
+                    ptr,
+                    "A state of this type must have either 'Next' or \"End\": true",
+                );
+                None
+            }
         }
     }
 
     /// `ErrorEquals` of a retrier or catcher at `eptr` (the entry); `last` says whether the
     /// entry is the last of its array, where `States.ALL` must be.
-    fn error_equals(&mut self, entry: &Map<String, Value>, eptr: &str, last: bool, what: &str) {
+    fn error_equals(
+        &mut self,
+        entry: &Map<String, Value>,
+        eptr: &str,
+        last: bool,
+        what: &str,
+    ) -> Vec<String> {
         let fptr = child(eptr, "ErrorEquals");
         let list = match entry.get("ErrorEquals") {
             None => {
                 self.err(fptr, "Missing required field 'ErrorEquals'");
-                return;
+                return Vec::new();
             }
             Some(Value::Array(a)) if a.is_empty() => {
                 self.err(
                     fptr,
                     "'ErrorEquals' must be a non-empty array of error names",
                 );
-                return;
+                return Vec::new();
             }
             Some(Value::Array(a)) => a,
             Some(other) => {
@@ -300,9 +364,10 @@ impl Validator {
                     fptr,
                     format!("'ErrorEquals' must be an array, got {}", type_name(other)),
                 );
-                return;
+                return Vec::new();
             }
         };
+        let mut names = Vec::with_capacity(list.len());
         let mut has_all = false;
         for (j, name) in list.iter().enumerate() {
             let Some(name) = name.as_str() else {
@@ -312,6 +377,7 @@ impl Validator {
                 );
                 continue;
             };
+            names.push(name.to_string());
             if name == "States.ALL" {
                 has_all = true;
             } else if name.starts_with("States.") && !KNOWN_STATES_ERRORS.contains(&name) {
@@ -333,6 +399,7 @@ impl Validator {
                 format!("'States.ALL' must appear only in the last {what}"),
             );
         }
+        names
     }
 
     fn entries<'v>(
@@ -353,11 +420,12 @@ impl Validator {
         }
     }
 
-    fn retry(&mut self, obj: &Map<String, Value>, ptr: &str) {
+    fn retry(&mut self, obj: &Map<String, Value>, ptr: &str) -> Vec<Retrier> {
         let Some(list) = self.entries(obj, ptr, "Retry") else {
-            return;
+            return Vec::new();
         };
         let rptr = child(ptr, "Retry");
+        let mut out = Vec::with_capacity(list.len());
         for (i, r) in list.iter().enumerate() {
             let eptr = index(&rptr, i);
             let Some(r) = r.as_object() else {
@@ -381,7 +449,7 @@ impl Validator {
                 ],
                 "a Retrier",
             );
-            self.error_equals(r, &eptr, i + 1 == list.len(), "retrier");
+            let error_equals = self.error_equals(r, &eptr, i + 1 == list.len(), "retrier");
             self.opt_string(r, &eptr, "Comment");
             self.opt_check(r, &eptr, "IntervalSeconds", |v| {
                 rules::int_in(v, 1, MAX_SECONDS).map(|_| ())
@@ -402,14 +470,28 @@ impl Validator {
                 Some("FULL" | "NONE") => Ok(()),
                 _ => Err(format!("must be FULL or NONE, got {v}")),
             });
+            let number = |key: &str| r.get(key).and_then(Value::as_f64);
+            out.push(Retrier {
+                error_equals,
+                interval_seconds: number("IntervalSeconds").unwrap_or(1.0),
+                max_attempts: r.get("MaxAttempts").and_then(Value::as_u64).unwrap_or(3),
+                backoff_rate: number("BackoffRate").unwrap_or(2.0),
+                max_delay_seconds: number("MaxDelaySeconds"),
+                jitter: match r.get("JitterStrategy").and_then(Value::as_str) {
+                    Some("FULL") => Jitter::Full,
+                    _ => Jitter::None,
+                },
+            });
         }
+        out
     }
 
-    fn catch(&mut self, obj: &Map<String, Value>, ptr: &str, info: &mut StateInfo) {
+    fn catch(&mut self, obj: &Map<String, Value>, ptr: &str, info: &mut StateInfo) -> Vec<Catcher> {
         let Some(list) = self.entries(obj, ptr, "Catch") else {
-            return;
+            return Vec::new();
         };
         let cptr = child(ptr, "Catch");
+        let mut out = Vec::with_capacity(list.len());
         for (i, c) in list.iter().enumerate() {
             let eptr = index(&cptr, i);
             let Some(c) = c.as_object() else {
@@ -425,18 +507,26 @@ impl Validator {
                 &["ErrorEquals", "Next", "ResultPath", "Comment"],
                 "a Catcher",
             );
-            self.error_equals(c, &eptr, i + 1 == list.len(), "catcher");
+            let error_equals = self.error_equals(c, &eptr, i + 1 == list.len(), "catcher");
             self.opt_string(c, &eptr, "Comment");
             self.opt_check(c, &eptr, "ResultPath", rules::check_result_path);
             match c.get("Next") {
                 None => self.err(child(&eptr, "Next"), "Missing required field 'Next'"),
-                Some(Value::String(s)) => info.edges.push((s.clone(), child(&eptr, "Next"))),
+                Some(Value::String(s)) => {
+                    info.edges.push((s.clone(), child(&eptr, "Next")));
+                    out.push(Catcher {
+                        error_equals,
+                        next: s.clone(),
+                        result_path: nullable_path(c, "ResultPath"),
+                    });
+                }
                 Some(other) => self.err(
                     child(&eptr, "Next"),
                     format!("'Next' must be a string, got {}", type_name(other)),
                 ),
             }
         }
+        out
     }
 
     /// A `X` / `XPath` pair: at most one of them; `X` passes `literal`, `XPath` is a reference
@@ -466,12 +556,18 @@ impl Validator {
         }
     }
 
-    fn task(&mut self, obj: &Map<String, Value>, ptr: &str) {
+    fn task(&mut self, obj: &Map<String, Value>, ptr: &str) -> Option<TaskState> {
+        let mut target = None;
         match obj.get("Resource") {
             None => self.err(child(ptr, "Resource"), "Missing required field 'Resource'"),
             Some(v) => {
                 if let Err(e) = rules::check_arn(v) {
                     self.err(child(ptr, "Resource"), format!("'Resource' {e}"));
+                } else if let Some(resource) = v.as_str() {
+                    match TaskResource::parse(resource) {
+                        Ok(t) => target = Some((resource.to_string(), t)),
+                        Err(m) => self.err(child(ptr, "Resource"), m),
+                    }
                 }
                 let pattern = v.as_str().and_then(|r| {
                     [".sync", ".sync:2", ".waitForTaskToken"]
@@ -519,9 +615,17 @@ impl Validator {
                 ),
             }
         }
+        let (resource, target) = target?;
+        Some(TaskState {
+            resource,
+            target,
+            timeout: seconds_or_path(obj, "TimeoutSeconds"),
+            heartbeat: seconds_or_path(obj, "HeartbeatSeconds"),
+        })
     }
 
-    fn choice(&mut self, obj: &Map<String, Value>, ptr: &str, info: &mut StateInfo) {
+    fn choice(&mut self, obj: &Map<String, Value>, ptr: &str, info: &mut StateInfo) -> ChoiceState {
+        let mut choices = Vec::new();
         let cptr = child(ptr, "Choices");
         match obj.get("Choices") {
             None => self.err(&cptr, "Missing required field 'Choices'"),
@@ -531,9 +635,12 @@ impl Validator {
             Some(Value::Array(rules_list)) => {
                 for (i, rule) in rules_list.iter().enumerate() {
                     let rptr = index(&cptr, i);
-                    match rules::check_choice_rule(rule) {
-                        Ok(Some(next)) => info.edges.push((next, child(&rptr, "Next"))),
-                        Ok(None) => self.err(
+                    match crate::data::choice::parse_choice(rule) {
+                        Ok((rule, Some(next))) => {
+                            info.edges.push((next.clone(), child(&rptr, "Next")));
+                            choices.push(ChoiceBranch { rule, next });
+                        }
+                        Ok((_, None)) => self.err(
                             child(&rptr, "Next"),
                             "A top-level Choice rule must have 'Next'",
                         ),
@@ -554,9 +661,13 @@ impl Validator {
                 format!("'Default' must be a string, got {}", type_name(other)),
             ),
         }
+        ChoiceState {
+            choices,
+            default: opt_str(obj, "Default"),
+        }
     }
 
-    fn wait(&mut self, obj: &Map<String, Value>, ptr: &str) {
+    fn wait(&mut self, obj: &Map<String, Value>, ptr: &str) -> Option<WaitState> {
         let present: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
             .into_iter()
             .filter(|k| obj.contains_key(*k))
@@ -578,15 +689,25 @@ impl Validator {
         self.opt_check(obj, ptr, "Seconds", |v| {
             rules::int_in(v, 0, MAX_SECONDS).map(|_| ())
         });
+        // AWS's form: RFC 3339 with an uppercase T and Z (or a numeric offset).
         self.opt_check(obj, ptr, "Timestamp", |v| match v.as_str() {
-            Some(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => Ok(()),
-            _ => Err(format!("must be an RFC 3339 timestamp string, got {v}")),
+            Some(s) if parse_timestamp(s).is_some() => Ok(()),
+            _ => Err(format!("must be an RFC 3339 timestamp string with an uppercase T and Z (or a numeric offset), e.g. 2016-03-14T01:59:00Z, got {v}")),
         });
         self.opt_check(obj, ptr, "SecondsPath", rules::check_reference_path);
         self.opt_check(obj, ptr, "TimestampPath", rules::check_reference_path);
+        if let Some(n) = obj.get("Seconds").and_then(Value::as_u64) {
+            Some(WaitState::Seconds(n))
+        } else if let Some(s) = opt_str(obj, "Timestamp") {
+            Some(WaitState::Timestamp(s))
+        } else if let Some(p) = opt_str(obj, "SecondsPath") {
+            Some(WaitState::SecondsPath(p))
+        } else {
+            opt_str(obj, "TimestampPath").map(WaitState::TimestampPath)
+        }
     }
 
-    fn fail(&mut self, obj: &Map<String, Value>, ptr: &str) {
+    fn fail(&mut self, obj: &Map<String, Value>, ptr: &str) -> FailState {
         for (lit, path) in [("Error", "ErrorPath"), ("Cause", "CausePath")] {
             if obj.contains_key(lit) && obj.contains_key(path) {
                 self.err(ptr, format!("'{lit}' and '{path}' are mutually exclusive"));
@@ -594,9 +715,16 @@ impl Validator {
             self.opt_string(obj, ptr, lit);
             self.opt_check(obj, ptr, path, rules::check_path_or_intrinsic);
         }
+        FailState {
+            error: opt_str(obj, "Error"),
+            error_path: opt_str(obj, "ErrorPath"),
+            cause: opt_str(obj, "Cause"),
+            cause_path: opt_str(obj, "CausePath"),
+        }
     }
 
-    fn parallel(&mut self, obj: &Map<String, Value>, ptr: &str) {
+    fn parallel(&mut self, obj: &Map<String, Value>, ptr: &str) -> ParallelState {
+        let mut graphs = Vec::new();
         let bptr = child(ptr, "Branches");
         match obj.get("Branches") {
             None => self.err(&bptr, "Missing required field 'Branches'"),
@@ -605,7 +733,9 @@ impl Validator {
             }
             Some(Value::Array(branches)) => {
                 for (i, b) in branches.iter().enumerate() {
-                    self.machine(b, &index(&bptr, i), Scope::Branch);
+                    if let Some(g) = self.machine(b, &index(&bptr, i), Scope::Branch) {
+                        graphs.push(g);
+                    }
                 }
             }
             Some(other) => self.err(
@@ -613,9 +743,10 @@ impl Validator {
                 format!("'Branches' must be an array, got {}", type_name(other)),
             ),
         }
+        ParallelState { branches: graphs }
     }
 
-    fn map(&mut self, obj: &Map<String, Value>, ptr: &str) {
+    fn map(&mut self, obj: &Map<String, Value>, ptr: &str) -> Option<MapState> {
         let processor_key = match (obj.get("ItemProcessor"), obj.get("Iterator")) {
             (Some(_), Some(_)) => {
                 self.err(
@@ -642,19 +773,25 @@ impl Validator {
                  deprecated name of ItemSelector)",
             );
         }
+        let mut graph = None;
+        let mut mode = MapMode::Inline;
         let distributed = match processor_key {
             Some(key) => {
                 let pptr = child(ptr, key);
                 let processor = obj.get(key).unwrap_or(&Value::Null);
                 let distributed = self.processor_config(processor, &pptr);
-                let express = distributed
-                    && processor
-                        .pointer("/ProcessorConfig/ExecutionType")
-                        .and_then(Value::as_str)
-                        == Some("EXPRESS");
+                let execution_type = processor
+                    .pointer("/ProcessorConfig/ExecutionType")
+                    .and_then(Value::as_str);
+                let express = distributed && execution_type == Some("EXPRESS");
+                if distributed {
+                    mode = MapMode::Distributed {
+                        execution_type: execution_type.unwrap_or("STANDARD").to_string(),
+                    };
+                }
                 let outer = self.in_express;
                 self.in_express = outer || express;
-                self.machine(processor, &pptr, Scope::Processor);
+                graph = self.machine(processor, &pptr, Scope::Processor);
                 self.in_express = outer;
                 distributed
             }
@@ -682,9 +819,45 @@ impl Validator {
         self.exclusive_pair(obj, ptr, "MaxConcurrency", |v| {
             rules::int_in(v, 0, max_concurrency)
         });
-        if !distributed {
-            return;
+        if distributed {
+            self.distributed_map(obj, ptr);
         }
+        let item_reader = obj.get("ItemReader").and_then(|r| {
+            Some(ItemReaderSpec {
+                resource: opt_str(r.as_object()?, "Resource")?,
+                parameters: r.get("Parameters").cloned(),
+                reader_config: r.get("ReaderConfig").cloned(),
+            })
+        });
+        let result_writer = obj.get("ResultWriter").map(|w| ResultWriterSpec {
+            resource: w
+                .get("Resource")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            parameters: w.get("Parameters").cloned(),
+            writer_config: w.get("WriterConfig").cloned(),
+        });
+        Some(MapState {
+            items_path: opt_str(obj, "ItemsPath").unwrap_or_else(|| "$".into()),
+            item_selector: obj
+                .get("ItemSelector")
+                .or_else(|| obj.get("Parameters"))
+                .cloned(),
+            max_concurrency: number_or_path(obj, "MaxConcurrency")
+                .unwrap_or(NumberOrPath::Fixed(0.0)),
+            processor: graph?,
+            mode,
+            item_reader,
+            item_batcher: obj.get("ItemBatcher").cloned(),
+            result_writer,
+            tolerated_failure_percentage: number_or_path(obj, "ToleratedFailurePercentage"),
+            tolerated_failure_count: number_or_path(obj, "ToleratedFailureCount"),
+            label: opt_str(obj, "Label"),
+        })
+    }
+
+    /// The fields only a Distributed Map has.
+    fn distributed_map(&mut self, obj: &Map<String, Value>, ptr: &str) {
         self.exclusive_pair(obj, ptr, "ToleratedFailureCount", |v| {
             rules::int_in(v, 0, u64::from(u32::MAX))
         });
@@ -895,5 +1068,35 @@ impl Validator {
                 _ => Err(format!("must be NONE, COMPACT or FLATTEN, got {v}")),
             });
         }
+    }
+}
+
+/// An optional string field (its type was checked where it was validated).
+fn opt_str(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    obj.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// `InputPath`, `OutputPath`, `ResultPath`: absent is `$`, null is `None`.
+fn nullable_path(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    match obj.get(key) {
+        None => Some("$".into()),
+        Some(Value::Null) => None,
+        Some(v) => Some(v.as_str().unwrap_or("$").to_string()),
+    }
+}
+
+/// `X` (a number of seconds) or `XPath`.
+fn seconds_or_path(obj: &Map<String, Value>, key: &str) -> Option<Seconds> {
+    match obj.get(key).and_then(Value::as_u64) {
+        Some(n) => Some(Seconds::Fixed(n)),
+        None => opt_str(obj, &format!("{key}Path")).map(Seconds::Path),
+    }
+}
+
+/// `X` (a number) or `XPath`.
+fn number_or_path(obj: &Map<String, Value>, key: &str) -> Option<NumberOrPath> {
+    match obj.get(key).and_then(Value::as_f64) {
+        Some(n) => Some(NumberOrPath::Fixed(n)),
+        None => opt_str(obj, &format!("{key}Path")).map(NumberOrPath::Path),
     }
 }

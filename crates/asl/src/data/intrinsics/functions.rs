@@ -6,6 +6,7 @@
 //! steps, the 1000-element ArrayRange limit, the 10,000-character Base64/Hash limits).
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::parser::Function;
 use crate::data::path::compact;
+use crate::data::type_name;
 
 /// Largest array `States.ArrayRange` may build.
 pub const MAX_RANGE_ITEMS: i128 = 1000;
@@ -41,6 +43,10 @@ pub(crate) fn apply(
         Function::Format => format(args, template),
         Function::StringToJson => {
             let text = string_arg(name, args, 0)?;
+            // AWS answers null for an empty or blank string rather than failing to parse it.
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
             serde_json::from_str(text)
                 .map_err(|e| format!("{name}: the argument is not valid JSON text: {e}"))
         }
@@ -48,7 +54,8 @@ pub(crate) fn apply(
         Function::Array => Ok(Value::Array(args.to_vec())),
         Function::ArrayPartition => {
             let items = array_arg(name, args, 0)?;
-            let size = int_arg(name, args, 1)?;
+            // As in MathAdd, AWS rounds a non-integer size rather than refusing it.
+            let size = rounded_arg(name, args, 1)?;
             if size <= 0 {
                 return Err(format!(
                     "{name}: the chunk size must be a positive integer, got {size}"
@@ -143,8 +150,9 @@ pub(crate) fn apply(
         }
         Function::MathRandom => math_random(args),
         Function::MathAdd => {
-            let a = int_arg(name, args, 0)?;
-            let b = int_arg(name, args, 1)?;
+            // AWS rounds non-integers to the nearest integer, the Java way (see `java_round`).
+            let a = rounded_arg(name, args, 0)?;
+            let b = rounded_arg(name, args, 1)?;
             a.checked_add(b)
                 .map(Value::from)
                 .ok_or_else(|| format!("{name}: {a} + {b} overflows a 64-bit integer"))
@@ -167,75 +175,161 @@ pub(crate) fn apply(
 
 fn format(args: &[Value], template: FormatTemplate<'_>) -> Result<Value, String> {
     let name = Function::Format.name();
-    let pieces: Vec<String> = match template {
-        FormatTemplate::Raw(raw) => split_raw_template(raw),
-        FormatTemplate::Value => string_arg(name, args, 0)?
-            .split("{}")
-            .map(str::to_owned)
-            .collect(),
-    };
     let values = args.get(1..).unwrap_or_default();
-    let placeholders = pieces.len().saturating_sub(1);
+    // Written straight into the output, piece by piece: this runs once per item of a Map.
+    let (placeholders, text) = match template {
+        FormatTemplate::Raw(raw) => (raw_pieces(raw, |_| {}), raw),
+        FormatTemplate::Value => {
+            let t = string_arg(name, args, 0)?;
+            (t.matches("{}").count(), t)
+        }
+    };
     if placeholders != values.len() {
         return Err(format!(
             "{name}: the template has {placeholders} placeholder(s) '{{}}' but {} argument(s) follow it",
             values.len()
         ));
     }
-    let mut out = String::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        out.push_str(piece);
-        match values.get(i) {
-            // Strings go in without quotes; numbers, booleans and null as their JSON text.
-            Some(Value::String(s)) => out.push_str(s),
-            // The spec: a substituted Value "MUST NOT be a JSON array or object".
-            Some(v @ (Value::Array(_) | Value::Object(_))) => {
-                return Err(wrong_type(
-                    name,
-                    i + 1,
-                    "a string, number, boolean or null",
-                    v,
-                ));
+    let mut out = String::with_capacity(text.len() + 16 * values.len());
+    let mut next = values.iter();
+    let mut placeholder = |out: &mut String| {
+        if let Some(v) = next.next() {
+            java_text(v, out);
+        }
+    };
+    match template {
+        FormatTemplate::Raw(raw) => {
+            raw_pieces(raw, |piece| match piece {
+                Piece::Char(c) => out.push(c),
+                Piece::Placeholder => placeholder(&mut out),
+            });
+        }
+        FormatTemplate::Value => {
+            for (i, piece) in text.split("{}").enumerate() {
+                if i > 0 {
+                    placeholder(&mut out);
+                }
+                out.push_str(piece);
             }
-            Some(other) => out.push_str(&compact(other)),
-            None => {}
         }
     }
     Ok(Value::String(out))
 }
 
-/// Splits a literal template (escapes still in place) at its unescaped `{}` placeholders and
-/// resolves the escapes of each piece.
-fn split_raw_template(raw: &str) -> Vec<String> {
-    let mut pieces = vec![String::new()];
+/// One step of a literal `States.Format` template.
+enum Piece {
+    /// A character of text (escapes resolved).
+    Char(char),
+    /// An unescaped `{}`.
+    Placeholder,
+}
+
+/// Walks a literal template (escapes still in place: `\{}` is text), handing each piece to
+/// `each`; returns the number of placeholders.
+fn raw_pieces(raw: &str, mut each: impl FnMut(Piece)) -> usize {
+    let mut placeholders = 0;
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
-        let current = pieces.last_mut();
         match c {
             '\\' => {
-                if let (Some(p), Some(next)) = (current, chars.next()) {
-                    p.push(next);
+                if let Some(next) = chars.next() {
+                    each(Piece::Char(next));
                 }
             }
             '{' if chars.peek() == Some(&'}') => {
                 chars.next();
-                pieces.push(String::new());
+                placeholders += 1;
+                each(Piece::Placeholder);
             }
-            _ => {
-                if let Some(p) = current {
-                    p.push(c);
-                }
-            }
+            _ => each(Piece::Char(c)),
         }
     }
-    pieces
+    placeholders
+}
+
+/// How AWS's executor (Java) prints a value substituted into `States.Format`: strings without
+/// quotes, numbers as Java prints them, and — although the spec says a substituted value "MUST
+/// NOT be a JSON array or object" — arrays and objects the way Java prints lists and maps:
+/// `[a, 1]`, `{k=v, n=[]}`, with nested strings unquoted too.
+fn java_text(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            // Integers print as they are, written without an intermediate string.
+            let _ = write!(out, "{n}");
+        }
+        Value::Number(n) => out.push_str(&java_number(n)),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                java_text(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (i, (k, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(k);
+                out.push('=');
+                java_text(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&compact(other)),
+    }
+}
+
+/// A JSON number as AWS prints it: integers as they are; other numbers as Java's
+/// `Double.toString` does — plain decimal with at least one fractional digit between 10^-3 and
+/// 10^7 (`100.0`, `0.5`), otherwise `d.dddE±n` (`1.0E21`, `1.5E-7`) — except a negative zero,
+/// which is `-0`.
+pub(crate) fn java_number(n: &serde_json::Number) -> String {
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    let Some(f) = n.as_f64() else {
+        return n.to_string();
+    };
+    if !f.is_finite() {
+        return n.to_string();
+    }
+    if f == 0.0 {
+        // A negative zero only comes from the JSON text `-0` (or `-0.0`), which serde_json
+        // reads as a float; AWS prints it as `-0`.
+        return if f.is_sign_negative() { "-0" } else { "0.0" }.into();
+    }
+    let magnitude = f.abs();
+    if (1e-3..1e7).contains(&magnitude) {
+        let text = format!("{f}");
+        return if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits, e.g. `1.5e-7` or `1e21`.
+    let sci = format!("{f:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_string()
+    } else {
+        format!("{mantissa}.0")
+    };
+    format!("{mantissa}E{exponent}")
 }
 
 fn array_range(args: &[Value]) -> Result<Value, String> {
     let name = Function::ArrayRange.name();
-    let first = i128::from(int_arg(name, args, 0)?);
-    let last = i128::from(int_arg(name, args, 1)?);
-    let step = i128::from(int_arg(name, args, 2)?);
+    // Non-integers are rounded the Java way, as AWS does.
+    let first = i128::from(rounded_arg(name, args, 0)?);
+    let last = i128::from(rounded_arg(name, args, 1)?);
+    let step = i128::from(rounded_arg(name, args, 2)?);
     if step == 0 {
         return Err(format!(
             "{name}: the step (third argument) must not be zero"
@@ -337,6 +431,12 @@ fn object_arg<'a>(
     }
 }
 
+/// Java's `Math.round`: the nearest integer, halves rounded up (towards positive infinity), so
+/// `2.5` is `3` and `-2.5` is `-2` (Rust's `round` gives `-3`).
+fn java_round(f: f64) -> f64 {
+    (f + 0.5).floor()
+}
+
 /// An integer argument: a JSON number without fraction or exponent that fits in 64 bits.
 fn int_arg(name: &str, args: &[Value], i: usize) -> Result<i64, String> {
     let v = arg(name, args, i)?;
@@ -352,7 +452,7 @@ fn rounded_arg(name: &str, args: &[Value], i: usize) -> Result<i64, String> {
     }
     match v.as_f64() {
         // `as` saturates, which is the best a 64-bit range can do for huge numbers.
-        Some(f) if f.is_finite() => Ok(f.round() as i64),
+        Some(f) if f.is_finite() => Ok(java_round(f) as i64),
         _ => Err(wrong_type(name, i, "a number", v)),
     }
 }
@@ -374,17 +474,6 @@ fn wrong_type(name: &str, i: usize, expected: &str, got: &Value) -> String {
         type_name(got),
         compact(got)
     )
-}
-
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// A text form in which equal JSON values are equal strings: object members sorted by key, so

@@ -130,16 +130,25 @@ mod tests {
             ),
             Ok(json!("1.5 true null -3"))
         );
-        // ... but an array or object value is an error: the spec says it MUST NOT be one.
-        fails(
-            "States.Format('{}', $.o)",
-            json!({"o": {"k": "v"}}),
-            "argument 2 must be a string, number, boolean or null",
+        // Arrays and objects print the way AWS's Java executor prints lists and maps.
+        assert_eq!(
+            eval(
+                "States.Format('{}', $.o)",
+                json!({"o": {"k": "v", "n": [1, "two", null], "e": {}}})
+            ),
+            Ok(json!("{k=v, n=[1, two, null], e={}}"))
         );
-        fails(
-            "States.Format('{}', States.Array(1))",
-            json!({}),
-            "got array [1]",
+        assert_eq!(
+            eval("States.Format('{}', States.Array(1, 'a'))", json!({})),
+            Ok(json!("[1, a]"))
+        );
+        // Non-integer numbers as Java's Double.toString prints them.
+        assert_eq!(
+            eval(
+                "States.Format('{} {} {} {}', $.a, $.b, $.c, $.d)",
+                json!({"a": 100.0, "b": 1e21, "c": 0.00000015, "d": -0.0})
+            ),
+            Ok(json!("100.0 1.0E21 1.5E-7 -0"))
         );
         // Escaped braces are text, not placeholders.
         assert_eq!(
@@ -179,6 +188,12 @@ mod tests {
             Ok(json!([1, {"a": null}]))
         );
         fails("States.StringToJson('{nope')", json!({}), "not valid JSON");
+        // An empty or blank string is null, not a parse error.
+        assert_eq!(eval("States.StringToJson('')", json!({})), Ok(Value::Null));
+        assert_eq!(
+            eval("States.StringToJson($.s)", json!({"s": " \n\t "})),
+            Ok(Value::Null)
+        );
         fails(
             "States.StringToJson($.n)",
             json!({"n": 1}),
@@ -270,10 +285,10 @@ mod tests {
             input.clone(),
             "positive integer",
         );
-        fails(
-            "States.ArrayPartition($.a, 1.5)",
-            input.clone(),
-            "must be an integer",
+        // Non-integer sizes and range bounds are rounded (Java's Math.round), as AWS does.
+        assert_eq!(
+            eval("States.ArrayPartition($.a, 1.5)", input.clone()),
+            Ok(json!([[1, 2], [3]]))
         );
         fails(
             "States.ArrayPartition('x', 1)",
@@ -282,10 +297,14 @@ mod tests {
         );
         fails("States.ArrayRange(1, 9, 0)", json!({}), "must not be zero");
         fails("States.ArrayRange(1, 1001, 1)", json!({}), "1001 elements");
+        assert_eq!(
+            eval("States.ArrayRange(1.5, 4.4, 1)", json!({})),
+            Ok(json!([2, 3, 4]))
+        );
         fails(
-            "States.ArrayRange(1.5, 9, 1)",
+            "States.ArrayRange('1', 9, 1)",
             json!({}),
-            "must be an integer",
+            "must be a number",
         );
         assert_eq!(
             eval(
@@ -446,8 +465,11 @@ mod tests {
             ),
             Ok(json!(110))
         );
-        fails("States.MathAdd(1.5, 1)", json!({}), "must be an integer");
-        fails("States.MathAdd('1', 1)", json!({}), "must be an integer");
+        // Non-integers are rounded the Java way (Math.round: halves towards +infinity).
+        assert_eq!(eval("States.MathAdd(1.5, 1)", json!({})), Ok(json!(3)));
+        assert_eq!(eval("States.MathAdd(-2.5, 0)", json!({})), Ok(json!(-2)));
+        assert_eq!(eval("States.MathAdd(-2.6, 0.4)", json!({})), Ok(json!(-3)));
+        fails("States.MathAdd('1', 1)", json!({}), "must be a number");
         fails(
             "States.MathAdd(9223372036854775807, 1)",
             json!({}),

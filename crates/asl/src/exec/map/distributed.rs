@@ -11,14 +11,17 @@
 //! Child executions do not write into the parent's history — AWS keeps them as separate
 //! executions too; the parent records `MapRunStarted` and `MapRunSucceeded`/`MapRunFailed`.
 
+use super::super::shim::PathField;
 use super::super::{Branch, Run, input_path, iso, shim};
-use super::{item_input, resolve_number};
+use super::{
+    FieldError, item_input, items_array, max_concurrency, tolerated_count, tolerated_percentage,
+};
 use crate::clock::WorkGuard;
-use crate::engine::{MapResults, lock};
 use crate::error::{StatesError, names};
+use crate::exec::record::{MapResults, lock};
 use crate::history::{self, HistoryLog};
 use crate::items::{BatcherConfig, InputType, ReaderConfig, read_items};
-use crate::model::{MapState, NumberOrPath, State};
+use crate::model::{MapState, State};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -73,24 +76,15 @@ async fn load_source(
     ctx: &Value,
 ) -> Result<Source, StatesError> {
     let Some(reader) = &m.item_reader else {
-        return match shim::select(&m.items_path, effective, ctx, "ItemsPath")? {
-            Value::Array(a) => Ok(Source::Items(a)),
-            other => Err(StatesError::runtime(format!(
-                "The ItemsPath '{}' of Map state '{}' must point to a JSON array, got {}",
-                m.items_path,
-                state.name,
-                shim::compact(&other)
-            ))),
-        };
+        return items_array(m, effective, ctx)
+            .map(Source::Items)
+            .map_err(FieldError::into_error);
     };
     let params = match &reader.parameters {
         Some(t) => shim::render(t, effective, ctx)?,
         None => json!({}),
     };
-    let store = run
-        .engine
-        .inner
-        .config
+    let store = run.config()
         .resources
         .object_store()
         .cloned()
@@ -114,7 +108,7 @@ async fn load_source(
                 None => ReaderConfig::new(InputType::Json),
             };
             if let Some(p) = cfg.max_items_path.clone() {
-                let v = shim::select(&p, effective, ctx, "MaxItemsPath")?;
+                let v = shim::select(&p, effective, ctx, PathField::MaxItemsPath)?;
                 let n = v.as_u64().ok_or_else(|| {
                     StatesError::runtime(format!(
                         "The MaxItemsPath '{p}' must point to a positive integer, got {}",
@@ -196,7 +190,7 @@ pub(crate) async fn run_distributed(
     branch: &mut Branch,
 ) -> Result<Value, StatesError> {
     let effective = input_path(&state.io, Cow::Borrowed(raw_input), ctx)?;
-    let config = &run.engine.inner.config;
+    let config = &run.config();
     let label = m.label.clone().unwrap_or_else(|| state.name.clone());
     let run_id = uuid::Uuid::new_v4().to_string();
     let machine_name = &run.record.machine.name;
@@ -204,22 +198,40 @@ pub(crate) async fn run_distributed(
         "arn:aws:states:{}:{}:mapRun:{machine_name}/{label}:{run_id}",
         config.region, config.account
     );
-    let concurrency = resolve_number(&m.max_concurrency, &effective, ctx, "MaxConcurrencyPath")?;
-    let concurrency = if concurrency < 1.0 {
-        config.distributed_map_default_concurrency.max(1)
-    } else {
-        concurrency as usize
+    // AWS's order: MaxConcurrencyPath and ItemsPath before MapStateStarted (whose length is 0
+    // for an ItemReader, read later), the tolerances after it, so a bad tolerance value fails
+    // the state with MapStateStarted already recorded.
+    let concurrency =
+        max_concurrency(&m.max_concurrency, &effective, ctx).map_err(|e| e.fail(run, branch))?;
+    let concurrency = match usize::try_from(concurrency) {
+        Ok(0) => config.distributed_map_default_concurrency.max(1),
+        Ok(n) => n,
+        Err(_) => usize::MAX,
     };
-    let tolerance = |n: &Option<NumberOrPath>, field: &str| -> Result<Option<f64>, StatesError> {
-        n.as_ref()
-            .map(|n| resolve_number(n, &effective, ctx, field))
-            .transpose()
+    let items = match &m.item_reader {
+        None => Some(items_array(m, &effective, ctx).map_err(|e| e.fail(run, branch))?),
+        Some(_) => None,
     };
-    let tolerated_count = tolerance(&m.tolerated_failure_count, "ToleratedFailureCountPath")?;
-    let tolerated_pct = tolerance(
-        &m.tolerated_failure_percentage,
-        "ToleratedFailurePercentagePath",
-    )?;
+    branch.record(
+        run,
+        "MapStateStarted",
+        Some((
+            "mapStateStartedEventDetails",
+            json!({ "length": items.as_ref().map_or(0, Vec::len) }),
+        )),
+    );
+    let tolerated_count = m
+        .tolerated_failure_count
+        .as_ref()
+        .map(|n| tolerated_count(n, &effective, ctx))
+        .transpose()
+        .map_err(|e| e.fail(run, branch))?;
+    let tolerated_pct = m
+        .tolerated_failure_percentage
+        .as_ref()
+        .map(|n| tolerated_percentage(n, &effective, ctx))
+        .transpose()
+        .map_err(|e| e.fail(run, branch))?;
     let batcher = m
         .item_batcher
         .as_ref()
@@ -248,11 +260,13 @@ pub(crate) async fn run_distributed(
         tolerated_count,
         tolerated_pct,
         batcher,
+        items,
     )
     .await;
     match result {
         Ok(output) => {
             branch.record(run, "MapRunSucceeded", None);
+            branch.record(run, "MapStateSucceeded", None);
             run.finish_output(&state.io, Cow::Borrowed(raw_input), output, ctx, true)
         }
         Err(e) => {
@@ -261,6 +275,10 @@ pub(crate) async fn run_distributed(
                 "MapRunFailed",
                 Some(("mapRunFailedEventDetails", super::super::error_json(&e))),
             );
+            // A runtime error fails the execution at once; other errors fail the state first.
+            if e.error != names::RUNTIME {
+                branch.record(run, "MapStateFailed", None);
+            }
             Err(e)
         }
     }
@@ -281,8 +299,12 @@ async fn map_run(
     tolerated_count: Option<f64>,
     tolerated_pct: Option<f64>,
     batcher: Option<BatcherConfig>,
+    items: Option<Vec<Value>>,
 ) -> Result<Value, StatesError> {
-    let source = load_source(run, state, m, effective, ctx).await?;
+    let source = match items {
+        Some(items) => Source::Items(items),
+        None => load_source(run, state, m, effective, ctx).await?,
+    };
     let (tx, rx) = mpsc::channel::<Result<Value, StatesError>>(READ_AHEAD);
     {
         let m = m.clone();
@@ -302,7 +324,7 @@ async fn map_run(
             ),
         });
     }
-    let config = &run.engine.inner.config;
+    let config = &run.config();
     let machine_name = run.record.machine.name.clone();
     let child_arn_prefix = format!(
         "arn:aws:states:{}:{}:execution:{machine_name}/{label}:",
@@ -399,9 +421,7 @@ async fn map_run(
             }
             if let (Some(cp), Ok(v)) = (&checkpoint, &child.output) {
                 if let Some(sink) = run
-                    .engine
-                    .inner
-                    .config
+                    .config()
                     .checkpoint_sink
                     .as_ref()
                     .filter(|_| !child.carried_over)
@@ -449,7 +469,7 @@ async fn run_child(
     input: &Value,
     start: DateTime<Utc>,
 ) -> Result<Value, StatesError> {
-    let config = &run.engine.inner.config;
+    let config = &run.config();
     let execution_ctx = json!({
         "Id": arn,
         "Input": input,
@@ -559,9 +579,7 @@ impl ResultWriter {
                     format!("{}/{run_id}/", prefix.trim_end_matches('/'))
                 };
                 let store = run
-                    .engine
-                    .inner
-                    .config
+                    .config()
                     .resources
                     .object_store()
                     .cloned()
@@ -579,7 +597,7 @@ impl ResultWriter {
             bucket,
             base,
             map_run_arn: map_run_arn.to_string(),
-            machine_arn: run.engine.state_machine_arn(&run.record.machine.name),
+            machine_arn: run.config().state_machine_arn(&run.record.machine.name),
             transformation,
             jsonl,
             succeeded: Vec::new(),
