@@ -49,6 +49,33 @@ pub fn stage_of<'a>(cfg: &'a PipelineConfig, task: &Task) -> Option<(usize, &'a 
     }
 }
 
+/// [`stage_of`], or the error a step raises when the pipeline no longer has the task's stage
+/// (the file was changed under a running job).
+pub fn require_stage_of<'a>(
+    cfg: &'a PipelineConfig,
+    task: &Task,
+) -> Result<&'a StageSpec, crate::error::StepError> {
+    stage_of(cfg, task).map(|(_, s)| s).ok_or_else(|| {
+        crate::error::StepError::invalid_input(format!(
+            "task {} belongs to stage '{}', which pipeline '{}' does not have",
+            task.id, task.stage, cfg.name
+        ))
+    })
+}
+
+/// The stage at `index`, or the error a step raises for a position the pipeline lacks.
+pub fn require_stage_at(
+    cfg: &PipelineConfig,
+    index: usize,
+) -> Result<&StageSpec, crate::error::StepError> {
+    cfg.stages.get(index).ok_or_else(|| {
+        crate::error::StepError::invalid_input(format!(
+            "pipeline '{}' has no stage {index}",
+            cfg.name
+        ))
+    })
+}
+
 /// Whether `task` belongs to the stage at `index`.
 pub fn belongs_to(cfg: &PipelineConfig, task: &Task, index: usize) -> bool {
     stage_of(cfg, task).is_some_and(|(i, _)| i == index)

@@ -12,7 +12,7 @@ use sluice_core::error::StepError;
 use sluice_core::model::ObjectRef;
 use sluice_core::pipeline::{AggregateSpec, PlotSpec, StageKind};
 use sluice_core::ports::layout;
-use sluice_core::stage::{belongs_to, item_of, output_location};
+use sluice_core::stage::{belongs_to, item_of, output_location, require_stage_at};
 use sluice_core::{JobId, Services, TaskState};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -37,12 +37,7 @@ pub async fn handle(
 ) -> Result<AggregateOutput, StepError> {
     let job = services.job(&input.job_id).await?;
     let pipeline = services.pipeline(&job.pipeline).await?;
-    let stage = pipeline.stages.get(input.stage).ok_or_else(|| {
-        StepError::invalid_input(format!(
-            "pipeline '{}' has no stage {}",
-            pipeline.name, input.stage
-        ))
-    })?;
+    let stage = require_stage_at(&pipeline, input.stage)?;
     let StageKind::Aggregate(spec) = stage.kind() else {
         return Err(StepError::invalid_input(format!(
             "stage '{}' is not an aggregate stage",

@@ -16,7 +16,7 @@ use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_OUTPUT, ENV_RESULT_URI, E
 use sluice_core::interrupt::interrupt;
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate};
 use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition};
-use sluice_core::stage::{item_of, output_location, render_command, stage_of};
+use sluice_core::stage::{item_of, output_location, render_command, require_stage_of};
 use sluice_core::{Capacity, Interruption, JobId, Services, TaskId, TaskState};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -49,12 +49,7 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         .ok_or_else(|| {
             StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id))
         })?;
-    let (_, stage) = stage_of(&pipeline, &task).ok_or_else(|| {
-        StepError::invalid_input(format!(
-            "task {} belongs to stage '{}', which pipeline '{}' does not have",
-            task.id, task.stage, pipeline.name
-        ))
-    })?;
+    let stage = require_stage_of(&pipeline, &task)?;
     let data = services.buckets.data.clone();
 
     // A task that already succeeded (a redriven Map re-running an iteration) is reported

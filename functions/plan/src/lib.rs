@@ -21,7 +21,7 @@ use sluice_core::error::{ErrorName, StepError};
 use sluice_core::model::{JobUpdate, ObjectRef};
 use sluice_core::pipeline::{PipelineConfig, RowSource, StageKind};
 use sluice_core::ports::{Location, TaskUpdate, layout};
-use sluice_core::stage::{belongs_to, plan_stage, stage_done, stage_output};
+use sluice_core::stage::{belongs_to, plan_stage, require_stage_at, stage_done, stage_output};
 use sluice_core::{JobId, JobState, Services, StoreError, Task, TaskState};
 
 /// Default per-attempt timeout when the pipeline sets none: a day.
@@ -339,12 +339,7 @@ async fn close_stage(
 ) -> Result<StageClosed, StepError> {
     let job = services.job(&input.job_id).await?;
     let pipeline = services.pipeline(&job.pipeline).await?;
-    let stage = pipeline.stages.get(input.stage).ok_or_else(|| {
-        StepError::invalid_input(format!(
-            "pipeline '{}' has no stage {}",
-            pipeline.name, input.stage
-        ))
-    })?;
+    let stage = require_stage_at(&pipeline, input.stage)?;
     let tasks = services.jobs.list_tasks(&job.id).await?;
     let mine: Vec<&Task> = tasks
         .iter()

@@ -19,7 +19,7 @@ use sluice_core::events::{
 };
 use sluice_core::model::{AttemptKey, AttemptState, AttemptUpdate};
 use sluice_core::ports::{Location, TaskUpdate, Transition, WorkflowError};
-use sluice_core::stage::{item_of, output_location, stage_of};
+use sluice_core::stage::{item_of, output_location, require_stage_of};
 use sluice_core::{Services, TaskState};
 
 /// What the handler concluded and did; `sluice invoke task-events` prints it.
@@ -130,12 +130,7 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         .ok_or_else(|| {
             StepError::internal(format!("attempt {} has no task record", attempt.key))
         })?;
-    let (_, stage) = stage_of(&pipeline, &task).ok_or_else(|| {
-        StepError::invalid_input(format!(
-            "task {} belongs to stage '{}', which pipeline '{}' does not have",
-            task.id, task.stage, pipeline.name
-        ))
-    })?;
+    let stage = require_stage_of(&pipeline, &task)?;
     let output = output_location(&services.buckets.data, &job.id, stage, item_of(&task));
 
     // "Exited 0" is not success unless the output file is where it must be. A stage that
