@@ -202,14 +202,14 @@ impl Workflows for SfnWorkflows {
     async fn send_task_failure(
         &self,
         token: &str,
-        error: &str,
+        error: sluice_core::ErrorName,
         cause: &str,
     ) -> Result<(), WorkflowError> {
         match self
             .client
             .send_task_failure()
             .task_token(token)
-            .error(truncate_chars(error, MAX_ERROR_CHARS))
+            .error(truncate_chars(error.as_str(), MAX_ERROR_CHARS))
             .cause(truncate_chars(cause, MAX_CAUSE_CHARS))
             .send()
             .await

@@ -59,6 +59,19 @@ impl ErrorName {
     pub fn parse(name: &str) -> Option<ErrorName> {
         Self::ALL.into_iter().find(|e| e.as_str() == name)
     }
+
+    /// Whether the state machine's RunTask state retries a task that failed with this name
+    /// (statemachines/pipeline.asl.json's Retry; checked by a test on that file). The others
+    /// are final for the task: caught into TaskLost, or failing the step that raised them.
+    pub fn is_retried(self) -> bool {
+        matches!(
+            self,
+            ErrorName::SpotInterrupted
+                | ErrorName::LaunchFailed
+                | ErrorName::TaskFailed
+                | ErrorName::Internal
+        )
+    }
 }
 
 impl std::fmt::Display for ErrorName {

@@ -244,10 +244,11 @@ pub trait Workflows: Send + Sync {
         token: &str,
         output: &serde_json::Value,
     ) -> Result<(), WorkflowError>;
+    /// SendTaskFailure with one of the typed errors the state machine retries or catches on.
     async fn send_task_failure(
         &self,
         token: &str,
-        error: &str,
+        error: crate::error::ErrorName,
         cause: &str,
     ) -> Result<(), WorkflowError>;
     /// StopExecution: the execution ends ABORTED with `error` and `cause`; its status-change

@@ -620,11 +620,11 @@ impl Workflows for LocalWorkflows {
     async fn send_task_failure(
         &self,
         token: &str,
-        error: &str,
+        error: sluice_core::ErrorName,
         cause: &str,
     ) -> Result<(), WorkflowError> {
         self.engine
-            .send_task_failure(token, error, cause)
+            .send_task_failure(token, error.as_str(), cause)
             .map_err(token_error)
     }
 

@@ -27,12 +27,23 @@ pub struct LaunchInput {
     pub task_token: String,
 }
 
+/// What a launch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LaunchStatus {
+    /// A new attempt was started on compute.
+    Launched,
+    /// The same invocation was delivered again: nothing was launched twice.
+    AlreadyLaunched,
+    /// The task had already succeeded (a redriven Map): reported back, not run.
+    AlreadySucceeded,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LaunchOutput {
     pub attempt: u32,
-    /// `launched`, `already-launched` (a retried invocation) or `already-succeeded`.
-    pub status: String,
+    pub status: LaunchStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compute_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,7 +77,7 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
             .or_else(ignore_closed_token)?;
         return Ok(LaunchOutput {
             attempt: task.attempts,
-            status: "already-succeeded".into(),
+            status: LaunchStatus::AlreadySucceeded,
             compute_id: None,
             capacity: None,
         });
@@ -84,7 +95,7 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         Some(p) => {
             return Ok(LaunchOutput {
                 attempt: p.key.number,
-                status: "already-launched".into(),
+                status: LaunchStatus::AlreadyLaunched,
                 compute_id: p.compute_id.clone(),
                 capacity: Some(p.capacity),
             });
@@ -226,7 +237,7 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
             tracing::info!(attempt = %key, compute = %launched.compute_id, capacity = capacity.as_str(), "launched");
             Ok(LaunchOutput {
                 attempt: number,
-                status: "launched".into(),
+                status: LaunchStatus::Launched,
                 compute_id: Some(launched.compute_id),
                 capacity: Some(capacity),
             })

@@ -6,7 +6,7 @@ use sluice_core::model::{AttemptKey, AttemptState};
 use sluice_core::ports::{JobStore, TaskUpdate};
 use sluice_core::testing::{ScriptedCompute, WorkflowCall, World, launching_attempt};
 use sluice_core::{ErrorName, JobId, TaskId, TaskState};
-use sluice_fn_launch::{LaunchInput, handle};
+use sluice_fn_launch::{LaunchInput, LaunchStatus, handle};
 
 const PIPELINE: &str = r#"
 name = "p"
@@ -48,10 +48,10 @@ async fn the_same_invocation_delivered_twice_launches_once() {
     let second = handle(&w.services, input(&job, "t-0", "tok-a"))
         .await
         .unwrap();
-    assert_eq!((first.status.as_str(), first.attempt), ("launched", 1));
+    assert_eq!((first.status, first.attempt), (LaunchStatus::Launched, 1));
     assert_eq!(
-        (second.status.as_str(), second.attempt),
-        ("already-launched", 1)
+        (second.status, second.attempt),
+        (LaunchStatus::AlreadyLaunched, 1)
     );
     assert_eq!(w.compute.launches(), [key(&job, "t-0", 1)]);
     let a = w
@@ -74,7 +74,10 @@ async fn a_launch_that_died_after_recording_its_attempt_is_completed_by_the_retr
     let retried = handle(&w.services, input(&job, "t-1", "tok-b"))
         .await
         .unwrap();
-    assert_eq!((retried.status.as_str(), retried.attempt), ("launched", 1));
+    assert_eq!(
+        (retried.status, retried.attempt),
+        (LaunchStatus::Launched, 1)
+    );
     assert_eq!(
         w.compute.launches(),
         [key(&job, "t-1", 1)],
@@ -83,7 +86,7 @@ async fn a_launch_that_died_after_recording_its_attempt_is_completed_by_the_retr
     let again = handle(&w.services, input(&job, "t-1", "tok-b"))
         .await
         .unwrap();
-    assert_eq!(again.status, "already-launched");
+    assert_eq!(again.status, LaunchStatus::AlreadyLaunched);
     assert_eq!(w.compute.launches().len(), 1);
     let t = w
         .jobs
@@ -140,7 +143,7 @@ async fn a_task_that_already_succeeded_is_reported_back_not_run() {
     let out = handle(&w.services, input(&job, "t-0", "tok-redrive"))
         .await
         .unwrap();
-    assert_eq!(out.status, "already-succeeded");
+    assert_eq!(out.status, LaunchStatus::AlreadySucceeded);
     assert_eq!(w.compute.launches().len(), 1, "not launched again");
     assert!(matches!(
         w.workflows.calls().last(),

@@ -250,7 +250,7 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         report.error = Some(name.as_str().to_string());
         services
             .workflows
-            .send_task_failure(&attempt.task_token, name.as_str(), &cause)
+            .send_task_failure(&attempt.task_token, name, &cause)
             .await
     };
     report.action = match outcome {

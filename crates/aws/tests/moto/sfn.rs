@@ -197,7 +197,7 @@ async fn sfn_task_tokens_success_failure_and_closed() {
         .unwrap();
     let token = wait_for_token(&client, &bad).await;
     let cause = "c".repeat(40_000);
-    wf.send_task_failure(&token, "Sluice.SpotInterrupted", &cause)
+    wf.send_task_failure(&token, sluice_core::ErrorName::SpotInterrupted, &cause)
         .await
         .unwrap();
     let out = wait_for_status(&client, &bad, ExecutionStatus::Failed).await;
@@ -218,7 +218,7 @@ async fn sfn_task_tokens_success_failure_and_closed() {
         Err(WorkflowError::TokenClosed(_))
     ));
     assert!(matches!(
-        wf.send_task_failure("bogus-token", "Sluice.Internal", "x")
+        wf.send_task_failure("bogus-token", sluice_core::ErrorName::Internal, "x")
             .await,
         Err(WorkflowError::TokenClosed(_))
     ));

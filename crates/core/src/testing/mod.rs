@@ -435,13 +435,13 @@ impl Workflows for RecordingWorkflows {
     async fn send_task_failure(
         &self,
         token: &str,
-        error: &str,
+        error: crate::error::ErrorName,
         cause: &str,
     ) -> Result<(), WorkflowError> {
         self.check(Some(token))?;
         lock(&self.calls).push(WorkflowCall::Failure {
             token: token.to_string(),
-            error: error.to_string(),
+            error: error.as_str().to_string(),
             cause: cause.to_string(),
         });
         Ok(())
