@@ -1,7 +1,7 @@
 //! The product's own state machine (`statemachines/pipeline.asl.json`) on the engine with fake
-//! functions: plan → scale up → distributed fan-out with callback tasks (a Spot reclaim that is
-//! retried, a task that keeps failing and is caught as lost) → aggregate → finish → scale down
-//! → notify. It runs on the virtual clock; the fake launcher marks its callback as work on the
+//! functions: plan → the stage loop (a distributed fan-out with callback tasks — a Spot reclaim
+//! that is retried, a task that keeps failing and is caught as lost — then the aggregate stage)
+//! → finish → scale down → notify. It runs on the virtual clock; the fake launcher marks its callback as work on the
 //! clock (`Clock::work_started`/`work_stopped`), as a host that answers asynchronously must.
 
 use async_trait::async_trait;
@@ -25,12 +25,31 @@ struct Functions {
 impl LambdaInvoker for Functions {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
         match function {
-            "plan" => Ok(json!({
-                "taskCount": 3, "maxConcurrency": 2, "taskTimeoutSeconds": 600,
-                "manifest": {"bucket": "jobs", "key": "J1/manifest.json"}
-            })),
+            // Two stages: a fan-out over the manifest, then the built-in aggregate.
+            "plan" => {
+                let stage = |index: i64, kind: &str| {
+                    json!({
+                        "index": index, "name": format!("s{index}"), "kind": kind,
+                        "taskCount": 3, "maxConcurrency": 2, "taskTimeoutSeconds": 600,
+                        "manifest": {"bucket": "jobs", "key": "J1/manifest.json"}
+                    })
+                };
+                match (payload["action"].as_str(), payload["after"].as_i64()) {
+                    (Some("start"), _) => Ok(json!({"stages": 2})),
+                    (Some("next-stage"), Some(-1)) => Ok(stage(0, "tasks")),
+                    (Some("next-stage"), Some(0)) => Ok(stage(1, "aggregate")),
+                    (Some("next-stage"), _) => Ok(stage(2, "done")),
+                    (Some("close-stage"), _) => {
+                        Ok(json!({"index": payload["stage"], "succeeded": 2}))
+                    }
+                    _ => Err(FunctionError::new(
+                        "Sluice.InvalidInput",
+                        format!("{payload}"),
+                    )),
+                }
+            }
             "scale" => Ok(json!({"desiredSlots": 2})),
-            "aggregate" => Ok(json!({"succeeded": 2, "failed": 1, "results": []})),
+            "aggregate" => Ok(json!({"tasks": 2, "groups": 1, "results": []})),
             "finish" => Ok(
                 json!({"status": "SUCCEEDED", "error": null, "reason": null, "summary": {"tasks": 3}}),
             ),
