@@ -40,6 +40,9 @@ pub struct PlannedRows {
     pub records: Vec<String>,
 }
 
+/// Longest id a row may give its task (a task's id is `<stage>_<row id>`, at most 100).
+pub const MAX_ROW_ID: usize = 64;
+
 /// How many bad rows an error lists before "and N more".
 pub const REPORTED_BAD_ROWS: usize = 20;
 
@@ -281,11 +284,23 @@ fn plan_row(
         },
         None => format!("t-{index:05}"),
     };
-    let id = TaskId::new(id_text).map_err(|e| PlanError::Line {
-        file: file.into(),
-        line,
-        message: e.to_string(),
-    })?;
+    let id = TaskId::new(id_text)
+        .map_err(|e| e.to_string())
+        .and_then(|id| {
+            // Room for the stage's name in the task's id (`<stage>_<row id>`).
+            if id.as_str().len() > MAX_ROW_ID {
+                Err(format!(
+                    "task id '{id}' is longer than {MAX_ROW_ID} characters"
+                ))
+            } else {
+                Ok(id)
+            }
+        })
+        .map_err(|message| PlanError::Line {
+            file: file.into(),
+            line,
+            message,
+        })?;
     if !ids.insert(id.clone()) {
         return Err(PlanError::Line {
             file: file.into(),
@@ -547,6 +562,9 @@ mod tests {
         assert!(rows[0].starts_with("in.csv:2: invalid task id"), "{rows:?}");
         let err = plan_tasks("in.csv", b"id\na\na\n", &s).unwrap_err();
         assert_eq!(bad_rows(err), ["in.csv:3: duplicate task id 'a'"]);
+        let long = format!("id\n{}\n", "x".repeat(65));
+        let err = plan_tasks("in.csv", long.as_bytes(), &s).unwrap_err();
+        assert!(bad_rows(err)[0].contains("longer than 64 characters"));
     }
 
     #[test]

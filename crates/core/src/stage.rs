@@ -284,6 +284,15 @@ pub fn render_command(
             }
         }
     };
+    // Only declared columns are placeholders (the check at load knows no others), so an
+    // undeclared column of the CSV can never shadow a parameter.
+    let columns: std::collections::BTreeSet<String> = match stage.kind() {
+        StageKind::Rows(_) => stage
+            .row_schema(cfg)
+            .map(|s| s.columns.into_keys().chain(s.task_id).collect())
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
     let mut command = Vec::with_capacity(stage.command.len());
     for arg in &stage.command {
         let rendered = template::render(arg, |name| {
@@ -306,7 +315,8 @@ pub fn render_command(
                     if let Some(other) = name.strip_prefix(STAGES_PREFIX) {
                         let (_, earlier) = cfg.stage(other)?;
                         stage_input(stage_output(data, &job.id, earlier)?)?
-                    } else if let Some(v) = task.params.get(name) {
+                    } else if let Some(v) = task.params.get(name).filter(|_| columns.contains(name))
+                    {
                         match v {
                             serde_json::Value::String(s) => s.clone(),
                             other => other.to_string(),
@@ -534,6 +544,36 @@ writes = "nothing"
         )
         .unwrap();
         assert_eq!(r.command[1], "{output}");
+    }
+
+    #[test]
+    fn an_undeclared_column_never_shadows_a_parameter() {
+        let cfg = PipelineConfig::from_toml(
+            "p.toml",
+            "name = \"p\"\n[params]\nthreshold = 5\n[input]\ncolumns = { x = \"string\" }\n[[stage]]\nname = \"s\"\nfor_each = \"input\"\ncommand = [\"echo\", \"{x}\", \"{threshold}\"]\nwrites = \"nothing\"\n",
+        )
+        .unwrap();
+        let job = job();
+        let planned = plan_stage(
+            &cfg,
+            &cfg.stages[0],
+            &job.id,
+            "data",
+            Some(("in.csv", b"x,threshold\na,99\n")),
+            Utc::now(),
+        )
+        .unwrap();
+        let r = render_command(
+            &cfg,
+            &cfg.stages[0],
+            &job,
+            &planned.tasks[0],
+            1,
+            "data",
+            &paths,
+        )
+        .unwrap();
+        assert_eq!(r.command, ["echo", "a", "5"]);
     }
 
     #[test]

@@ -221,8 +221,16 @@ impl Compute for ProcessCompute {
                     std::fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
                 }
                 std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
-            } else if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            } else {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                }
+                // An earlier attempt that wrote the file and then failed must not make this
+                // one look successful (on ECS nothing is uploaded unless the command exits 0).
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path, e)),
+                    _ => {}
+                }
             }
         }
         let argv = request.command.clone();

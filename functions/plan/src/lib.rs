@@ -403,12 +403,27 @@ async fn reject(
         execution_arn,
         ..Default::default()
     };
-    if let Err(e) = services
+    match services
         .jobs
         .transition_job(job, JobState::Failed, update)
         .await
     {
-        tracing::error!(job = %job, error = %e, "could not record the job as failed");
+        // This write records the outcome, so it announces it (finish will find the job final).
+        Ok(sluice_core::ports::Transition::Applied(failed)) => {
+            let tasks = services.jobs.list_tasks(job).await.unwrap_or_default();
+            let succeeded = tasks
+                .iter()
+                .filter(|t| t.state == TaskState::Succeeded)
+                .count() as u32;
+            let delivered =
+                sluice_core::notify::announce(services, &failed, tasks.len() as u32, succeeded)
+                    .await;
+            for failure in &delivered.failed {
+                tracing::warn!(job = %job, %failure, "notification not delivered");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(job = %job, error = %e, "could not record the job as failed"),
     }
     tracing::warn!(job = %job, reason = %error.cause, "input rejected");
     error

@@ -176,6 +176,7 @@ pub fn check(cfg: &PipelineConfig) -> Vec<Problem> {
 
 fn is_reserved(name: &str) -> bool {
     BUILTIN_PLACEHOLDERS.iter().any(|(b, _)| *b == name)
+        || NOTIFY_PLACEHOLDERS.contains(&name)
         || CHUNK_PLACEHOLDERS.contains(&name)
         || name == OUTPUT_PLACEHOLDER
         || name.starts_with(STAGES_PREFIX)
@@ -455,6 +456,20 @@ fn check_stage(cfg: &PipelineConfig, i: usize, stage: &StageSpec, p: &mut Vec<Pr
         known.extend(CHUNK_PLACEHOLDERS.iter().map(|s| s.to_string()));
     }
     if let Some(cols) = &columns {
+        // A column must not hide a built-in or a parameter of the same name.
+        for col in cols {
+            if is_reserved(col) {
+                p.push(Problem::new(
+                    key("for_each"),
+                    format!("column '{col}' has the name of a built-in placeholder, so {{{col}}} could not mean the column; rename it (in the CSV and the schema)"),
+                ));
+            } else if cfg.params.contains_key(col) {
+                p.push(Problem::new(
+                    key("for_each"),
+                    format!("'{col}' is both a column and a [params] key; rename one"),
+                ));
+            }
+        }
         known.extend(cols.iter().cloned());
     }
     for s in earlier.iter().filter(|s| s.writes() != Writes::Nothing) {
@@ -687,6 +702,31 @@ reference = "ber_theory"
         assert!(p[0].contains("aggregate.theory: removed"), "{p:#?}");
         assert!(p[1].contains("aggregate.ratio.numerator: 'errs'"), "{p:#?}");
         assert!(p[2].contains("plot.reference: 'ber_theory'"), "{p:#?}");
+    }
+
+    #[test]
+    fn a_column_cannot_hide_a_built_in_or_a_parameter() {
+        let text = r#"
+name = "c"
+[params]
+limit = 3
+[input]
+columns = { input = "string", limit = "integer" }
+[[stage]]
+name = "s"
+for_each = "input"
+command = ["x", "{limit}"]
+writes = "nothing"
+"#;
+        let p = problems(text).join("\n");
+        assert!(
+            p.contains("stage.s.for_each: column 'input' has the name of a built-in placeholder"),
+            "{p}"
+        );
+        assert!(
+            p.contains("'limit' is both a column and a [params] key"),
+            "{p}"
+        );
     }
 
     #[test]

@@ -1,0 +1,58 @@
+//! What the plan step records, against in-memory ports: a job rejected at planning is FAILED
+//! with the reason and announced once, though finish runs after it.
+
+use sluice_core::JobState;
+use sluice_core::ports::JobStore;
+use sluice_core::testing::{Notification, World};
+use sluice_fn_finish::{CaughtError, FinishInput};
+use sluice_fn_plan::{PlanRequest, StartInput, handle};
+
+const PIPELINE: &str = r#"
+name = "p"
+[[stage]]
+name = "clean"
+command = ["clean.py", "{input}", "{output}"]
+[notify]
+command = ["notify.sh", "{status}"]
+"#;
+
+#[tokio::test]
+async fn a_job_rejected_at_planning_is_announced_once() {
+    let w = World::new();
+    w.pipeline(PIPELINE);
+    let job = w.running_job("p-1", "p", 0).await.id;
+    // Its input object does not exist.
+    let err = handle(
+        &w.services,
+        PlanRequest::Start(StartInput {
+            job_id: job.clone(),
+            execution_arn: None,
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.cause.contains("does not exist"), "{err}");
+    let recorded = w.jobs.get_job(&job).await.unwrap().unwrap();
+    assert_eq!(recorded.state, JobState::Failed);
+    // The state machine's Catch then runs finish with the error: the outcome stands, and it
+    // is not announced again.
+    sluice_fn_finish::handle(
+        &w.services,
+        FinishInput {
+            job_id: job.clone(),
+            execution_arn: None,
+            failure: Some(CaughtError {
+                error: err.name.as_str().into(),
+                cause: Some(err.cause.clone()),
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    let sent = w.notifier.sent();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(
+        matches!(&sent[0], Notification::Command { argv, .. } if argv == &["notify.sh", "FAILED"]),
+        "{sent:#?}"
+    );
+}
