@@ -123,7 +123,7 @@ pub async fn announce(
     let Some(on) = NotifyOn::of(job.state) else {
         return Delivered::default();
     };
-    let Ok(pipeline) = services.pipeline(&job.pipeline).await else {
+    let Ok(pipeline) = services.job_pipeline(job).await else {
         return Delivered::default();
     };
     let summary = JobSummary::new(job, tasks, succeeded, &job.results);

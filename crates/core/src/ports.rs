@@ -332,6 +332,7 @@ pub struct Buckets {
 /// Object layout of a job in the data bucket. One place, so every handler and adapter agrees.
 ///
 /// ```text
+/// jobs/<job>/pipeline.toml                    the pipeline as the execution started with it
 /// jobs/<job>/stages/<stage>/manifest.json      the stage's task ids (the Map's items)
 /// jobs/<job>/stages/<stage>/chunks/<item>.csv  a chunk task's rows
 /// jobs/<job>/stages/<stage>/rejects.csv        rows skipped under bad_rows = "skip"
@@ -340,6 +341,10 @@ pub struct Buckets {
 pub mod layout {
     use crate::ids::JobId;
 
+    /// The pipeline as the job's current execution started with it.
+    pub fn job_pipeline(job: &JobId) -> String {
+        format!("jobs/{job}/pipeline.toml")
+    }
     pub fn stage_dir(job: &JobId, stage: &str) -> String {
         format!("jobs/{job}/stages/{stage}/")
     }
@@ -381,6 +386,27 @@ impl Services {
             .get_job(id)
             .await?
             .ok_or_else(|| crate::error::StepError::invalid_input(format!("unknown job '{id}'")))
+    }
+
+    /// The pipeline a job runs: the copy its execution took when it started
+    /// ([`layout::job_pipeline`], written by the plan step), so that a pipeline file changed
+    /// while the job runs cannot change the stages under it; the pipeline by name for a job
+    /// that has no copy (recorded before copies, or not yet started).
+    pub async fn job_pipeline(&self, job: &Job) -> Result<PipelineConfig, crate::error::StepError> {
+        let copy = ObjectRef::new(&self.buckets.data, layout::job_pipeline(&job.id));
+        match self.objects.get(&copy).await {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                PipelineConfig::from_toml(&copy.to_string(), &text).map_err(|e| {
+                    crate::error::StepError::invalid_input(format!(
+                        "the job's copy of pipeline '{}' is invalid: {e}",
+                        job.pipeline
+                    ))
+                })
+            }
+            Err(StoreError::NotFound(_)) => self.pipeline(&job.pipeline).await,
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The pipeline's configuration, or an error naming the pipeline.

@@ -36,7 +36,7 @@ pub async fn handle(
     input: AggregateInput,
 ) -> Result<AggregateOutput, StepError> {
     let job = services.job(&input.job_id).await?;
-    let pipeline = services.pipeline(&job.pipeline).await?;
+    let pipeline = services.job_pipeline(&job).await?;
     let stage = require_stage_at(&pipeline, input.stage)?;
     let StageKind::Aggregate(spec) = stage.kind() else {
         return Err(StepError::invalid_input(format!(

@@ -121,7 +121,7 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
             // A redrive that continues after ScaleUp needs the capacity the job had; its lease
             // may have been released when the execution stopped. Acquiring is idempotent.
             if t.applied() && job.task_count > 0 {
-                let pipeline = services.pipeline(&job.pipeline).await?;
+                let pipeline = services.job_pipeline(&job).await?;
                 let lease = Lease {
                     job_id: job.id.clone(),
                     slots: pipeline.parallelism.max.min(job.task_count).max(1),

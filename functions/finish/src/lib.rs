@@ -173,7 +173,7 @@ fn cause_text(caught: &CaughtError) -> String {
 /// What a succeeded job produced: the output of its last stage that writes something (for the
 /// built-in aggregate, results.csv and results.png) and the rejects.csv of any stage.
 async fn job_results(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, StepError> {
-    let pipeline = services.pipeline(&job.pipeline).await?;
+    let pipeline = services.job_pipeline(job).await?;
     let data = &services.buckets.data;
     let mut results = Vec::new();
     if let Some(last) = pipeline
@@ -201,7 +201,7 @@ async fn job_results(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, S
 
 /// The rejects.csv files of the job's stages.
 async fn rejects(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, StepError> {
-    let Ok(pipeline) = services.pipeline(&job.pipeline).await else {
+    let Ok(pipeline) = services.job_pipeline(job).await else {
         return Ok(Vec::new());
     };
     let mut found = Vec::new();

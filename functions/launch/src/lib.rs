@@ -52,7 +52,7 @@ pub struct LaunchOutput {
 
 pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOutput, StepError> {
     let job = services.job(&input.job_id).await?;
-    let pipeline = services.pipeline(&job.pipeline).await?;
+    let pipeline = services.job_pipeline(&job).await?;
     let task = services
         .jobs
         .get_task(&job.id, &input.task_id)

@@ -2,8 +2,9 @@
 //!
 //! One Lambda, three actions, each a state of `statemachines/pipeline.asl.json`:
 //!
-//! - `start` (state Plan): the job's pipeline is loaded and checked, its input must exist, the
-//!   job is recorded RUNNING with its execution. Bad input marks the job FAILED with the reason
+//! - `start` (state Plan): the job's pipeline is loaded and checked and copied beside the job
+//!   (every later step of the execution reads that copy), its input must exist, the job is
+//!   recorded RUNNING with its execution. Bad input marks the job FAILED with the reason
 //!   and raises `Sluice.InvalidInput`, which is not retried.
 //! - `next-stage` (state NextStage): the first stage after `after` that still has work. A stage
 //!   that fans out is planned from its rows (the job's input, or the CSV an earlier stage wrote):
@@ -119,6 +120,9 @@ pub async fn handle(services: &Services, request: PlanRequest) -> Result<PlanRes
 
 async fn start(services: &Services, input: StartInput) -> Result<Started, StepError> {
     let job = services.job(&input.job_id).await?;
+    // The pipeline as it is now; the execution keeps this copy to its end, so the file can
+    // change under a running job without changing its stages. A new execution (a re-run, a
+    // redrive from the start) takes the pipeline as it is then: that is how a fix gets in.
     let pipeline = match services.pipeline(&job.pipeline).await {
         Ok(p) => p,
         Err(e) => return Err(reject(services, &job.id, input.execution_arn.clone(), e).await),
@@ -127,6 +131,12 @@ async fn start(services: &Services, input: StartInput) -> Result<Started, StepEr
         let e = StepError::invalid_input(format!("input {} does not exist", job.input));
         return Err(reject(services, &job.id, input.execution_arn.clone(), e).await);
     }
+    let copy = ObjectRef::new(&services.buckets.data, layout::job_pipeline(&job.id));
+    let text = pipeline.to_toml().map_err(StepError::internal)?;
+    services
+        .objects
+        .put(&copy, text.into_bytes(), "application/toml")
+        .await?;
     services
         .jobs
         .transition_job(
@@ -146,7 +156,7 @@ async fn start(services: &Services, input: StartInput) -> Result<Started, StepEr
 
 async fn next_stage(services: &Services, input: NextStageInput) -> Result<StagePlan, StepError> {
     let job = services.job(&input.job_id).await?;
-    let pipeline = services.pipeline(&job.pipeline).await?;
+    let pipeline = services.job_pipeline(&job).await?;
     let first = usize::try_from(input.after + 1).unwrap_or(0);
     let mut tasks: Option<Vec<Task>> = None;
     for (index, stage) in pipeline.stages.iter().enumerate().skip(first) {
@@ -338,7 +348,7 @@ async fn close_stage(
     input: CloseStageInput,
 ) -> Result<StageClosed, StepError> {
     let job = services.job(&input.job_id).await?;
-    let pipeline = services.pipeline(&job.pipeline).await?;
+    let pipeline = services.job_pipeline(&job).await?;
     let stage = require_stage_at(&pipeline, input.stage)?;
     let tasks = services.jobs.list_tasks(&job.id).await?;
     let mine: Vec<&Task> = tasks

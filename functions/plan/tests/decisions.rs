@@ -56,3 +56,61 @@ async fn a_job_rejected_at_planning_is_announced_once() {
         "{sent:#?}"
     );
 }
+
+#[tokio::test]
+async fn an_execution_keeps_the_pipeline_it_started_with() {
+    use sluice_fn_plan::{NextKind, NextStageInput, PlanResponse};
+    let w = World::new();
+    w.pipeline(PIPELINE);
+    let job = w.running_job("p-1", "p", 0).await;
+    w.objects.insert(&job.input, b"a\n1\n".to_vec());
+    handle(
+        &w.services,
+        PlanRequest::Start(StartInput {
+            job_id: job.id.clone(),
+            execution_arn: None,
+        }),
+    )
+    .await
+    .unwrap();
+    // The file is replaced while the job runs: its first stage renamed, a stage added.
+    w.pipeline(
+        &PIPELINE
+            .replace("name = \"clean\"", "name = \"tidy\"")
+            .replace(
+                "[notify]",
+                "[[stage]]\nname = \"extra\"\ncommand = [\"x\"]\nwrites = \"nothing\"\n[notify]",
+            ),
+    );
+    let copy = w.services.job_pipeline(&job).await.unwrap();
+    let names: Vec<&str> = copy.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["clean"]);
+    let PlanResponse::Stage(next) = handle(
+        &w.services,
+        PlanRequest::NextStage(NextStageInput {
+            job_id: job.id.clone(),
+            after: -1,
+        }),
+    )
+    .await
+    .unwrap() else {
+        panic!("a stage plan")
+    };
+    assert_eq!(
+        (next.kind, next.name.as_deref()),
+        (NextKind::Tasks, Some("clean"))
+    );
+    // A new execution (a re-run) takes the pipeline as it is then.
+    handle(
+        &w.services,
+        PlanRequest::Start(StartInput {
+            job_id: job.id.clone(),
+            execution_arn: None,
+        }),
+    )
+    .await
+    .unwrap();
+    let copy = w.services.job_pipeline(&job).await.unwrap();
+    let names: Vec<&str> = copy.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["tidy", "extra"]);
+}

@@ -122,7 +122,7 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         return Ok(report);
     }
     let job = services.job(&attempt.key.job_id).await?;
-    let pipeline = services.pipeline(&job.pipeline).await?;
+    let pipeline = services.job_pipeline(&job).await?;
     let task = services
         .jobs
         .get_task(&job.id, &attempt.key.task_id)
