@@ -57,6 +57,18 @@ async fn a_job_rejected_at_planning_is_announced_once() {
     );
 }
 
+async fn start(w: &World, job: &sluice_core::JobId) {
+    handle(
+        &w.services,
+        PlanRequest::Start(StartInput {
+            job_id: job.clone(),
+            execution_arn: None,
+        }),
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn an_execution_keeps_the_pipeline_it_started_with() {
     use sluice_fn_plan::{NextKind, NextStageInput, PlanResponse};
@@ -64,15 +76,7 @@ async fn an_execution_keeps_the_pipeline_it_started_with() {
     w.pipeline(PIPELINE);
     let job = w.running_job("p-1", "p", 0).await;
     w.objects.insert(&job.input, b"a\n1\n".to_vec());
-    handle(
-        &w.services,
-        PlanRequest::Start(StartInput {
-            job_id: job.id.clone(),
-            execution_arn: None,
-        }),
-    )
-    .await
-    .unwrap();
+    start(&w, &job.id).await;
     // The file is replaced while the job runs: its first stage renamed, a stage added.
     w.pipeline(
         &PIPELINE
@@ -101,15 +105,7 @@ async fn an_execution_keeps_the_pipeline_it_started_with() {
         (NextKind::Tasks, Some("clean"))
     );
     // A new execution (a re-run) takes the pipeline as it is then.
-    handle(
-        &w.services,
-        PlanRequest::Start(StartInput {
-            job_id: job.id.clone(),
-            execution_arn: None,
-        }),
-    )
-    .await
-    .unwrap();
+    start(&w, &job.id).await;
     let copy = w.services.job_pipeline(&job).await.unwrap();
     let names: Vec<&str> = copy.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["tidy", "extra"]);
