@@ -141,6 +141,26 @@ pub struct Staged {
     pub path: String,
 }
 
+/// Record `task` FAILED for good with `reason` (a task the state machine gave up on, or one
+/// that cannot run at all). Like every transition, a no-op on a task that already succeeded.
+pub async fn fail_task(
+    jobs: &dyn JobStore,
+    job: &JobId,
+    task: &TaskId,
+    reason: &str,
+) -> Result<Transition<Task>, StoreError> {
+    jobs.transition_task(
+        job,
+        task,
+        TaskState::Failed,
+        TaskUpdate {
+            last_error: Some(Some(reason.to_string())),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// What to launch for one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchRequest {

@@ -19,7 +19,7 @@
 
 use crate::ids::{IdError, JobId, TaskId};
 use crate::model::{Job, ObjectRef, Task, TaskState};
-use crate::pipeline::check::{CHUNK_PLACEHOLDERS, OUTPUT_PLACEHOLDER, STAGES_PREFIX};
+use crate::pipeline::check::{OUTPUT_PLACEHOLDER, STAGES_PREFIX};
 use crate::pipeline::{PipelineConfig, StageKind, StageSpec, Writes, template};
 use crate::plan::{PlanError, plan_rows, rejects_csv};
 use crate::ports::{Location, Staged, layout};
@@ -307,7 +307,7 @@ pub fn render_command(
                 "task_index" => task.index.to_string(),
                 "attempt" => attempt.to_string(),
                 OUTPUT_PLACEHOLDER => output.as_ref()?.path.clone(),
-                "rows" if CHUNK_PLACEHOLDERS.contains(&name) => stage_input(Location::File {
+                "rows" => stage_input(Location::File {
                     object: ObjectRef::new(data, layout::chunk(&job.id, &stage.name, item)),
                 })?,
                 "chunk" => task.index.to_string(),

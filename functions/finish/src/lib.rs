@@ -12,7 +12,7 @@ use sluice_core::error::ErrorName;
 use sluice_core::error::StepError;
 use sluice_core::model::{Job, JobUpdate, ObjectRef};
 use sluice_core::notify::announce;
-use sluice_core::pipeline::{StageKind, Writes};
+use sluice_core::pipeline::{PipelineConfig, StageKind, Writes};
 use sluice_core::ports::{Location, Transition, layout};
 use sluice_core::stage::stage_output;
 use sluice_core::{JobId, JobState, Services, TaskState};
@@ -102,10 +102,14 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
             )
         }
     };
-    let results = match to {
-        JobState::Succeeded => job_results(services, &job).await?,
-        // A failed job's results are whatever a redrive will complete; list its rejects.
-        _ => rejects(services, &job).await?,
+    let results = match services.job_pipeline(&job).await {
+        Ok(pipeline) => match to {
+            JobState::Succeeded => job_results(services, &pipeline, &job).await?,
+            // A failed job's results are whatever a redrive will complete; list its rejects.
+            _ => rejects(services, &pipeline, &job).await?,
+        },
+        // A job whose pipeline cannot be read (unknown, invalid) has produced nothing.
+        Err(_) => Vec::new(),
     };
     let update = JobUpdate {
         reason: reason.clone(),
@@ -172,8 +176,11 @@ fn cause_text(caught: &CaughtError) -> String {
 
 /// What a succeeded job produced: the output of its last stage that writes something (for the
 /// built-in aggregate, results.csv and results.png) and the rejects.csv of any stage.
-async fn job_results(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, StepError> {
-    let pipeline = services.job_pipeline(job).await?;
+async fn job_results(
+    services: &Services,
+    pipeline: &PipelineConfig,
+    job: &Job,
+) -> Result<Vec<ObjectRef>, StepError> {
     let data = &services.buckets.data;
     let mut results = Vec::new();
     if let Some(last) = pipeline
@@ -195,15 +202,16 @@ async fn job_results(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, S
             (_, None) => {}
         }
     }
-    results.extend(rejects(services, job).await?);
+    results.extend(rejects(services, pipeline, job).await?);
     Ok(results)
 }
 
 /// The rejects.csv files of the job's stages.
-async fn rejects(services: &Services, job: &Job) -> Result<Vec<ObjectRef>, StepError> {
-    let Ok(pipeline) = services.job_pipeline(job).await else {
-        return Ok(Vec::new());
-    };
+async fn rejects(
+    services: &Services,
+    pipeline: &PipelineConfig,
+    job: &Job,
+) -> Result<Vec<ObjectRef>, StepError> {
     let mut found = Vec::new();
     for stage in &pipeline.stages {
         let object = ObjectRef::new(

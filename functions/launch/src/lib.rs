@@ -15,7 +15,7 @@ use sluice_core::error::{ErrorName, StepError};
 use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_OUTPUT, ENV_RESULT_URI, ENV_TASK_ID};
 use sluice_core::interrupt::interrupt;
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate};
-use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition};
+use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition, fail_task};
 use sluice_core::stage::{item_of, output_location, render_command, require_stage_of};
 use sluice_core::{Capacity, Interruption, JobId, Services, TaskId, TaskState};
 
@@ -146,18 +146,7 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         Ok(r) => r,
         Err(e) => {
             let reason = format!("pipeline '{}': {e}", pipeline.name);
-            services
-                .jobs
-                .transition_task(
-                    &job.id,
-                    &task.id,
-                    TaskState::Failed,
-                    TaskUpdate {
-                        last_error: Some(Some(reason.clone())),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+            fail_task(services.jobs.as_ref(), &job.id, &task.id, &reason).await?;
             return Err(StepError::invalid_input(reason));
         }
     };

@@ -21,9 +21,9 @@ use serde_json::json;
 use sluice_core::error::{ErrorName, StepError};
 use sluice_core::model::{JobUpdate, ObjectRef};
 use sluice_core::pipeline::{PipelineConfig, RowSource, StageKind};
-use sluice_core::ports::{Location, TaskUpdate, layout};
+use sluice_core::ports::{Location, fail_task, layout};
 use sluice_core::stage::{belongs_to, plan_stage, require_stage_at, stage_done, stage_output};
-use sluice_core::{JobId, JobState, Services, StoreError, Task, TaskState};
+use sluice_core::{Job, JobId, JobState, Services, StoreError, Task, TaskState};
 
 /// Default per-attempt timeout when the pipeline sets none: a day.
 pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 86_400;
@@ -178,7 +178,7 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
         );
         let planned = match read_manifest(services, &manifest).await? {
             Some(count) => count,
-            None => plan(services, &pipeline, &job.id, index, &manifest).await?,
+            None => plan(services, &pipeline, &job, index, &manifest).await?,
         };
         let all = match &mut tasks {
             Some(t) => t,
@@ -237,11 +237,10 @@ async fn read_manifest(
 async fn plan(
     services: &Services,
     pipeline: &PipelineConfig,
-    job_id: &JobId,
+    job: &Job,
     index: usize,
     manifest: &ObjectRef,
 ) -> Result<usize, StepError> {
-    let job = services.job(job_id).await?;
     let stage = &pipeline.stages[index];
     let data = &services.buckets.data;
     let source = match stage.kind() {
@@ -298,15 +297,11 @@ async fn plan(
             return Err(reject(services, &job.id, None, e).await);
         }
     };
+    // Chunk files and rejects.csv.
     for (object, body) in &planned.objects {
-        let content_type = if object.key.ends_with(".csv") {
-            "text/csv"
-        } else {
-            "application/octet-stream"
-        };
         services
             .objects
-            .put(object, body.clone(), content_type)
+            .put(object, body.clone(), "text/csv")
             .await?;
     }
     services.jobs.put_tasks(&planned.tasks).await?;
@@ -361,18 +356,7 @@ async fn close_stage(
             .last_error
             .clone()
             .unwrap_or_else(|| format!("task ended {} without a result", task.state.as_str()));
-        services
-            .jobs
-            .transition_task(
-                &job.id,
-                &task.id,
-                TaskState::Failed,
-                TaskUpdate {
-                    last_error: Some(Some(reason.clone())),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        fail_task(services.jobs.as_ref(), &job.id, &task.id, &reason).await?;
         failed.push(format!("{} ({reason})", task.id));
     }
     let succeeded = (mine.len() - failed.len()) as u32;
