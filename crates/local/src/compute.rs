@@ -478,8 +478,6 @@ fn die_with_parent(cmd: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut tokio::process::Command) {}
 
-/// A bare program name is looked up in the pool's bin directories first (where `ber-sim`
-/// sits beside `sluice`), then on PATH.
 /// The program to run: a bare name is looked up beside `sluice` first (then on PATH, by the
 /// spawn); a relative path (`./merge.sh`, `scripts/merge.py`) resolves against the pipeline
 /// file's directory, not the directory sluice was started in.
@@ -490,15 +488,11 @@ fn resolve(program: &str, bin_dirs: &[PathBuf], working_dir: Option<&Path>) -> P
             _ => PathBuf::from(program),
         };
     }
-    {
-        for dir in bin_dirs {
-            let candidate = dir.join(program);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    PathBuf::from(program)
+    bin_dirs
+        .iter()
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from(program))
 }
 
 /// SIGTERM, like ECS stopping a task on a reclaimed instance; SIGKILL after a grace period.
