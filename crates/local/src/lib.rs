@@ -9,6 +9,7 @@
 //! - [`events`]: the local event bus.
 //! - [`journal`]: the engine's history and checkpoints, batched into the job table.
 //! - [`pipelines`]: loading a pipeline file with the checks that need the file system.
+//! - [`spawn`]: starting a task process without forking sluice, tied to its life.
 //! - [`runtime`]: the wiring — the sluice-asl engine running `statemachines/pipeline.asl.json`
 //!   with Lambda resources served by the in-process handlers (the Workflows port).
 
@@ -20,6 +21,7 @@ pub mod events;
 pub mod journal;
 pub mod pipelines;
 pub mod runtime;
+pub mod spawn;
 pub mod store;
 
 pub use driver::{Cancelled, Driver, RedriveError, RedriveStarted};
