@@ -104,6 +104,7 @@ pub fn services(sdk: &SdkConfig, config: &AwsConfig) -> Services {
             ingest: config.ingest_bucket.clone(),
             data: config.data_bucket.clone(),
         },
+        job_pipelines: Default::default(),
     }
 }
 

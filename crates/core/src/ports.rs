@@ -397,6 +397,57 @@ pub struct Services {
     pub pipelines: std::sync::Arc<dyn Pipelines>,
     pub notifier: std::sync::Arc<dyn Notifier>,
     pub buckets: Buckets,
+    /// Job pipelines already read by this process (see [`Services::job_pipeline`]).
+    pub job_pipelines: JobPipelineCache,
+}
+
+/// The pipelines of running jobs, parsed once per execution instead of once per task.
+///
+/// Every launch and every task event needs the job's pipeline; reading and parsing its copy
+/// each time was a fixed cost per task (a file or S3 GET, and a TOML parse). The copy is
+/// written once per execution, when the plan step starts it, so (job, execution, redrive
+/// count) names one content: a re-run is a new execution, and a redrive that starts again from
+/// the plan step counts up. A warm Lambda keeps the cache between invocations, as the local
+/// runtime does between tasks.
+#[derive(Clone, Default)]
+pub struct JobPipelineCache {
+    entries: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<(String, String, u32), std::sync::Arc<PipelineConfig>>,
+        >,
+    >,
+}
+
+impl JobPipelineCache {
+    /// Jobs remembered at most; a long-running `sluice serve` forgets the oldest together.
+    const CAPACITY: usize = 64;
+
+    fn key(job: &Job) -> Option<(String, String, u32)> {
+        let execution = job.execution_arn.clone()?;
+        Some((job.id.to_string(), execution, job.redrive_count))
+    }
+
+    fn get(&self, job: &Job) -> Option<std::sync::Arc<PipelineConfig>> {
+        let key = Self::key(job)?;
+        self.entries.lock().ok()?.get(&key).cloned()
+    }
+
+    /// Forgets what this process read for `job`: its copy was just written anew.
+    pub fn forget(&self, job: &JobId) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(id, _, _), _| id != job.as_str());
+        }
+    }
+
+    fn put(&self, job: &Job, pipeline: std::sync::Arc<PipelineConfig>) {
+        let (Some(key), Ok(mut entries)) = (Self::key(job), self.entries.lock()) else {
+            return;
+        };
+        if entries.len() >= Self::CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, pipeline);
+    }
 }
 
 impl Services {
@@ -411,20 +462,31 @@ impl Services {
     /// The pipeline a job runs: the copy its execution took when it started
     /// ([`layout::job_pipeline`], written by the plan step), so that a pipeline file changed
     /// while the job runs cannot change the stages under it; the pipeline by name for a job
-    /// that has no copy (recorded before copies, or not yet started).
-    pub async fn job_pipeline(&self, job: &Job) -> Result<PipelineConfig, crate::error::StepError> {
+    /// that has no copy (recorded before copies, or not yet started). Read once per execution
+    /// ([`JobPipelineCache`]).
+    pub async fn job_pipeline(
+        &self,
+        job: &Job,
+    ) -> Result<std::sync::Arc<PipelineConfig>, crate::error::StepError> {
+        if let Some(cached) = self.job_pipelines.get(job) {
+            return Ok(cached);
+        }
         let copy = ObjectRef::new(&self.buckets.data, layout::job_pipeline(&job.id));
         match self.objects.get(&copy).await {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
-                PipelineConfig::from_toml(&copy.to_string(), &text).map_err(|e| {
-                    crate::error::StepError::invalid_input(format!(
-                        "the job's copy of pipeline '{}' is invalid: {e}",
-                        job.pipeline
-                    ))
-                })
+                let pipeline =
+                    PipelineConfig::from_toml(&copy.to_string(), &text).map_err(|e| {
+                        crate::error::StepError::invalid_input(format!(
+                            "the job's copy of pipeline '{}' is invalid: {e}",
+                            job.pipeline
+                        ))
+                    })?;
+                let pipeline = std::sync::Arc::new(pipeline);
+                self.job_pipelines.put(job, pipeline.clone());
+                Ok(pipeline)
             }
-            Err(StoreError::NotFound(_)) => self.pipeline(&job.pipeline).await,
+            Err(StoreError::NotFound(_)) => self.pipeline(&job.pipeline).await.map(Into::into),
             Err(e) => Err(e.into()),
         }
     }
@@ -444,5 +506,63 @@ impl Services {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::World;
+
+    const PIPELINE: &str = r#"
+name = "p"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["work", "{n}"]
+[parallelism]
+max = 3
+"#;
+
+    #[tokio::test]
+    async fn a_job_pipeline_is_read_once_per_execution() {
+        let world = World::new();
+        let mut job = world.running_job("j", "p", 1).await;
+        let copy = super::ObjectRef::new("data", super::layout::job_pipeline(&job.id));
+        world.objects.insert(&copy, PIPELINE);
+        let first = world.services.job_pipeline(&job).await.unwrap();
+        assert_eq!(first.parallelism.max, 3);
+
+        // The copy changes (a new plan step wrote it): the same execution keeps what it read...
+        world
+            .objects
+            .insert(&copy, PIPELINE.replace("max = 3", "max = 5"));
+        let again = world.services.job_pipeline(&job).await.unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again), "parsed once");
+        // ...a redrive, or another execution, reads it anew.
+        job.redrive_count += 1;
+        assert_eq!(
+            world
+                .services
+                .job_pipeline(&job)
+                .await
+                .unwrap()
+                .parallelism
+                .max,
+            5
+        );
+        job.execution_arn = Some("arn:aws:states:local:0:execution:test:other".into());
+        world
+            .objects
+            .insert(&copy, PIPELINE.replace("max = 3", "max = 7"));
+        assert_eq!(
+            world
+                .services
+                .job_pipeline(&job)
+                .await
+                .unwrap()
+                .parallelism
+                .max,
+            7
+        );
     }
 }

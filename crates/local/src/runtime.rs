@@ -232,6 +232,7 @@ impl LocalRuntime {
                 ingest: INGEST_BUCKET.into(),
                 data: DATA_BUCKET.into(),
             },
+            job_pipelines: Default::default(),
         };
         let _ = handlers.services.set(services.clone());
         let _ = bus.services.set(services.clone());

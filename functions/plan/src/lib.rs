@@ -137,6 +137,7 @@ async fn start(services: &Services, input: StartInput) -> Result<Started, StepEr
         .objects
         .put(&copy, text.into_bytes(), "application/toml")
         .await?;
+    services.job_pipelines.forget(&job.id);
     services
         .jobs
         .transition_job(

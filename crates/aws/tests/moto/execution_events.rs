@@ -48,6 +48,7 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
             ingest: "ingest".into(),
             data: "data".into(),
         },
+        job_pipelines: Default::default(),
     };
 
     // A running job with one task whose attempt runs on ECS, holding a lease of 4 slots.

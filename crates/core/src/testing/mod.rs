@@ -595,6 +595,7 @@ impl World {
                 ingest: "ingest".into(),
                 data: "data".into(),
             },
+            job_pipelines: Default::default(),
         };
         Self {
             services,
