@@ -211,6 +211,14 @@ pub trait Compute: Send + Sync {
     /// a task that has already stopped, or that compute no longer knows, is not an error. The
     /// platform still emits the task's STOPPED event afterwards.
     async fn stop(&self, compute_id: &str, reason: &str) -> Result<(), ComputeError>;
+    /// How many attempts beyond its `slots` of capacity compute holds launched and waiting for
+    /// a slot, so that a slot freed by a finished task is taken at once instead of after the
+    /// round trip through the state machine (task event, callback, next Map iteration, launch).
+    /// The stage's Map runs `slots + launch_ahead(slots)` iterations at once while the lease
+    /// stays `slots`. A waiting attempt's Task timeout runs from its launch. Default: none.
+    fn launch_ahead(&self, _slots: u32) -> u32 {
+        0
+    }
 }
 
 /// Capacity after a lease change.

@@ -204,6 +204,13 @@ impl Compute for ProcessCompute {
         })
     }
 
+    /// One attempt per slot waits in the pool, ready to start the moment a slot frees: with
+    /// short tasks the round trip through the state machine between one task's end and the
+    /// next launch would otherwise leave the slot idle for about as long as the task ran.
+    fn launch_ahead(&self, slots: u32) -> u32 {
+        slots
+    }
+
     async fn stop(&self, compute_id: &str, reason: &str) -> Result<(), ComputeError> {
         if !compute_id.starts_with(LOCAL_TASK_ARN_PREFIX) {
             // Not a task of the local pool: nothing here can be running it.

@@ -18,7 +18,7 @@
 //! [`Journal::flush`] waits until everything queued before it is committed; the runtime calls
 //! it when an execution ends, before anyone reads the outcome.
 
-use crate::store::{SqliteJobStore, backend, corrupt, parse_ts, ts};
+use crate::store::{Cached, SqliteJobStore, backend, corrupt, parse_ts, ts};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -139,7 +139,7 @@ fn writer(store: SqliteJobStore, rx: mpsc::Receiver<Record>) {
 
 fn apply(tx: &rusqlite::Transaction<'_>, record: Record) -> Result<(), StoreError> {
     let r = match record {
-        Record::History { arn, id, event } => tx.execute(
+        Record::History { arn, id, event } => tx.exec_cached(
             "INSERT OR REPLACE INTO history(execution_arn, event_id, event) VALUES (?1, ?2, ?3)",
             params![arn, id as i64, event],
         ),
@@ -150,7 +150,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, record: Record) -> Result<(), StoreErro
             input,
             start,
             redrives,
-        } => tx.execute(
+        } => tx.exec_cached(
             "INSERT INTO executions(execution_arn, name, state_machine, input, status, start_date, redrive_count)
              VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, ?6)
              ON CONFLICT(execution_arn) DO UPDATE SET status = 'RUNNING', error = NULL, cause = NULL,
@@ -164,13 +164,13 @@ fn apply(tx: &rusqlite::Transaction<'_>, record: Record) -> Result<(), StoreErro
             resumed,
         } => {
             if !resumed {
-                tx.execute(
+                tx.exec_cached(
                     "DELETE FROM map_results WHERE execution_arn = ?1 AND state = ?2",
                     params![arn, state],
                 )
                 .map_err(backend)?;
             }
-            tx.execute(
+            tx.exec_cached(
                 "UPDATE executions SET state = ?2, state_input = ?3 WHERE execution_arn = ?1",
                 params![arn, state, input],
             )
@@ -180,7 +180,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, record: Record) -> Result<(), StoreErro
             state,
             index,
             output,
-        } => tx.execute(
+        } => tx.exec_cached(
             "INSERT OR REPLACE INTO map_results(execution_arn, state, idx, output) VALUES (?1, ?2, ?3, ?4)",
             params![arn, state, index as i64, output],
         ),
@@ -190,7 +190,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, record: Record) -> Result<(), StoreErro
             error,
             cause,
             stop,
-        } => tx.execute(
+        } => tx.exec_cached(
             "UPDATE executions SET status = ?2, error = ?3, cause = ?4, stop_date = ?5 WHERE execution_arn = ?1",
             params![arn, status.as_str(), error, cause, ts(&stop)],
         ),
@@ -278,7 +278,7 @@ impl SqliteJobStore {
                 Option<String>,
             );
             let row: Option<Row> = c
-                .query_row(
+                .row_cached(
                     "SELECT name, input, status, error, cause, start_date, stop_date, redrive_count, state, state_input
                      FROM executions WHERE execution_arn = ?1",
                     params![arn],
@@ -314,7 +314,7 @@ impl SqliteJobStore {
             let mut map_results = Vec::new();
             if let Some((s, _)) = &state {
                 let mut stmt = c
-                    .prepare(
+                    .prepare_cached(
                         "SELECT idx, output FROM map_results WHERE execution_arn = ?1 AND state = ?2",
                     )
                     .map_err(backend)?;
@@ -333,7 +333,7 @@ impl SqliteJobStore {
                 }
             }
             let last_event_id: i64 = c
-                .query_row(
+                .row_cached(
                     "SELECT COALESCE(MAX(event_id), 0) FROM history WHERE execution_arn = ?1",
                     params![arn],
                     |r| r.get(0),

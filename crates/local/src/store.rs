@@ -165,6 +165,33 @@ pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| corrupt("timestamp", e))
 }
 
+/// Statements compiled once per connection and kept (`prepare_cached`): compiling the SQL of
+/// every statement anew was a tenth of sluice's cost per task.
+pub(crate) trait Cached {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// Distinct statements a connection keeps compiled (the store has about forty).
+const STATEMENT_CACHE: usize = 128;
+
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
 }
@@ -182,6 +209,7 @@ impl SqliteJobStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -189,7 +217,7 @@ impl SqliteJobStore {
         conn.execute_batch(SCHEMA).map_err(backend)?;
         for (table, column, definition) in ADDED_COLUMNS {
             let present: bool = conn
-                .query_row(
+                .row_cached(
                     &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
                     params![column],
                     |r| r.get::<_, i64>(0),
@@ -223,7 +251,7 @@ impl SqliteJobStore {
 
     pub fn put_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            c.exec_cached(
                 "INSERT INTO leases(job_id, slots, acquired_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(job_id) DO UPDATE SET slots = excluded.slots",
                 params![lease.job_id.as_str(), lease.slots, ts(&lease.acquired_at)],
@@ -235,7 +263,7 @@ impl SqliteJobStore {
 
     pub fn delete_lease(&self, job: &JobId) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            c.exec_cached(
                 "DELETE FROM leases WHERE job_id = ?1",
                 params![job.as_str()],
             )
@@ -247,7 +275,7 @@ impl SqliteJobStore {
     /// (sum of slots, number of leases).
     pub fn lease_totals(&self) -> Result<(u64, u32), StoreError> {
         self.with(|c| {
-            c.query_row(
+            c.row_cached(
                 "SELECT COALESCE(SUM(slots), 0), COUNT(*) FROM leases",
                 [],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32)),
@@ -261,7 +289,7 @@ impl SqliteJobStore {
     /// Asks the process driving `job` to cancel it (it polls for requests).
     pub fn request_cancel(&self, job: &JobId, reason: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            c.exec_cached(
                 "INSERT OR REPLACE INTO cancel_requests(job_id, reason, requested_at) VALUES (?1, ?2, ?3)",
                 params![job.as_str(), reason, ts(&Utc::now())],
             )
@@ -285,7 +313,7 @@ impl SqliteJobStore {
                 placeholders(jobs.len())
             );
             let found: Vec<(String, String)> = {
-                let mut stmt = tx.prepare(&sql).map_err(backend)?;
+                let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
                 let rows = stmt
                     .query_map(rusqlite::params_from_iter(jobs.iter()), |r| {
                         Ok((r.get(0)?, r.get(1)?))
@@ -294,7 +322,7 @@ impl SqliteJobStore {
                 rows.collect::<Result<_, _>>().map_err(backend)?
             };
             for (id, _) in &found {
-                tx.execute("DELETE FROM cancel_requests WHERE job_id = ?1", params![id])
+                tx.exec_cached("DELETE FROM cancel_requests WHERE job_id = ?1", params![id])
                     .map_err(backend)?;
             }
             tx.commit().map_err(backend)?;
@@ -314,7 +342,7 @@ impl SqliteJobStore {
     /// The job a watched file with this path and content already became, if any.
     pub fn ingested_file(&self, path: &str, sha256: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
-            c.query_row(
+            c.row_cached(
                 "SELECT job_id FROM ingested_files WHERE path = ?1 AND sha256 = ?2",
                 params![path, sha256],
                 |r| r.get(0),
@@ -331,7 +359,7 @@ impl SqliteJobStore {
         job: &str,
     ) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            c.exec_cached(
                 "INSERT OR IGNORE INTO ingested_files(path, sha256, job_id, ingested_at) VALUES (?1, ?2, ?3, ?4)",
                 params![path, sha256, job, ts(&Utc::now())],
             )
@@ -376,7 +404,7 @@ impl SqliteJobStore {
                 "SELECT * FROM jobs WHERE state IN ({}) ORDER BY created_at, id",
                 placeholders(states.len())
             );
-            let mut stmt = c.prepare(&sql).map_err(backend)?;
+            let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
             let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(names.iter()), |r| Ok(job_row(r)))
@@ -394,7 +422,7 @@ impl SqliteJobStore {
         event: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            c.exec_cached(
                 "INSERT OR REPLACE INTO history(execution_arn, event_id, event) VALUES (?1, ?2, ?3)",
                 params![execution_arn, event_id as i64, event.to_string()],
             )
@@ -406,7 +434,9 @@ impl SqliteJobStore {
     pub fn history(&self, execution_arn: &str) -> Result<Vec<serde_json::Value>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare("SELECT event FROM history WHERE execution_arn = ?1 ORDER BY event_id")
+                .prepare_cached(
+                    "SELECT event FROM history WHERE execution_arn = ?1 ORDER BY event_id",
+                )
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![execution_arn], |r| r.get::<_, String>(0))
@@ -420,7 +450,7 @@ impl SqliteJobStore {
     }
 
     fn read_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
-        c.query_row("SELECT * FROM jobs WHERE id = ?1", params![id], |r| {
+        c.row_cached("SELECT * FROM jobs WHERE id = ?1", params![id], |r| {
             Ok(job_row(r))
         })
         .optional()
@@ -429,7 +459,7 @@ impl SqliteJobStore {
     }
 
     fn read_task(c: &Connection, job: &str, task: &str) -> Result<Option<Task>, StoreError> {
-        c.query_row(
+        c.row_cached(
             "SELECT * FROM tasks WHERE job_id = ?1 AND task_id = ?2",
             params![job, task],
             |r| Ok(task_row(r)),
@@ -440,7 +470,7 @@ impl SqliteJobStore {
     }
 
     fn read_attempt(c: &Connection, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
-        c.query_row(
+        c.row_cached(
             "SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 AND number = ?3",
             params![key.job_id.as_str(), key.task_id.as_str(), key.number],
             |r| Ok(attempt_row(r)),
@@ -549,7 +579,7 @@ impl JobStore for SqliteJobStore {
     async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1")
+                .prepare_cached("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1")
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![limit as i64], |r| Ok(job_row(r)))
@@ -581,7 +611,7 @@ impl JobStore for SqliteJobStore {
                 (None, Some(_)) => None,
                 (None, None) => current.reason.clone(),
             };
-            tx.execute(
+            tx.exec_cached(
                 "UPDATE jobs SET state = ?2, reason = ?3, execution_arn = COALESCE(?4, execution_arn),
                  task_count = COALESCE(?5, task_count), results = ?6, updated_at = ?7,
                  redrive_count = COALESCE(?8, redrive_count) WHERE id = ?1",
@@ -599,7 +629,7 @@ impl JobStore for SqliteJobStore {
             let tx = c.transaction().map_err(backend)?;
             {
                 let mut stmt = tx
-                    .prepare(
+                    .prepare_cached(
                         "INSERT OR IGNORE INTO tasks(job_id, task_id, idx, params, state, attempts, spot_interruptions, result, last_error, updated_at, stage)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     )
@@ -625,7 +655,7 @@ impl JobStore for SqliteJobStore {
     async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx")
+                .prepare_cached("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx")
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![job.as_str()], |r| Ok(task_row(r)))
@@ -666,7 +696,7 @@ impl JobStore for SqliteJobStore {
             for a in &allowed {
                 values.push(Box::new(a.to_string()));
             }
-            let n = c.execute(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
+            let n = c.exec_cached(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
             let current = Self::read_task(c, job.as_str(), task.as_str())?;
             Ok(match (n, current) {
                 (_, None) => Transition::Missing,
@@ -702,7 +732,7 @@ impl JobStore for SqliteJobStore {
         compute_id: &str,
     ) -> Result<Option<Attempt>, StoreError> {
         self.with(|c| {
-            c.query_row(
+            c.row_cached(
                 "SELECT * FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1",
                 params![compute_id],
                 |r| Ok(attempt_row(r)),
@@ -716,7 +746,7 @@ impl JobStore for SqliteJobStore {
     async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare(
+                .prepare_cached(
                     "SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number",
                 )
                 .map_err(backend)?;
@@ -758,7 +788,7 @@ impl JobStore for SqliteJobStore {
             for a in &allowed {
                 values.push(Box::new(a.to_string()));
             }
-            let n = c.execute(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
+            let n = c.exec_cached(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
             let current = Self::read_attempt(c, key)?;
             Ok(match (n, current) {
                 (_, None) => Transition::Missing,

@@ -96,6 +96,10 @@ pub struct StagePlan {
     pub name: Option<String>,
     pub kind: NextKind,
     pub task_count: u32,
+    /// Capacity to lease for the stage: most task processes at once.
+    pub slots: u32,
+    /// The Map's MaxConcurrency: `slots` plus what compute holds waiting
+    /// ([`sluice_core::ports::Compute::launch_ahead`]), at most the stage's tasks.
     pub max_concurrency: u32,
     pub task_timeout_seconds: u64,
     pub manifest: Option<ObjectRef>,
@@ -168,6 +172,7 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
                 name: Some(stage.name.clone()),
                 kind: NextKind::Aggregate,
                 task_count: 0,
+                slots: 1,
                 max_concurrency: 1,
                 task_timeout_seconds: DEFAULT_TASK_TIMEOUT_SECONDS,
                 manifest: None,
@@ -194,12 +199,15 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
             continue;
         }
         let count = planned as u32;
+        let slots = pipeline.stage_parallelism(stage).min(count).max(1);
+        let ahead = services.compute.launch_ahead(slots);
         return Ok(StagePlan {
             index: index as i64,
             name: Some(stage.name.clone()),
             kind: NextKind::Tasks,
             task_count: count,
-            max_concurrency: pipeline.stage_parallelism(stage).min(count).max(1),
+            slots,
+            max_concurrency: slots.saturating_add(ahead).min(count.max(slots)),
             task_timeout_seconds: stage
                 .timeout_seconds
                 .unwrap_or(DEFAULT_TASK_TIMEOUT_SECONDS),
@@ -211,6 +219,7 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
         name: None,
         kind: NextKind::Done,
         task_count: 0,
+        slots: 1,
         max_concurrency: 1,
         task_timeout_seconds: DEFAULT_TASK_TIMEOUT_SECONDS,
         manifest: None,

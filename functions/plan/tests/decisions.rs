@@ -110,3 +110,53 @@ async fn an_execution_keeps_the_pipeline_it_started_with() {
     let names: Vec<&str> = copy.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["tidy", "extra"]);
 }
+
+const FAN_OUT: &str = r#"
+name = "fan"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["work", "{n}"]
+[parallelism]
+max = 3
+"#;
+
+/// The stage's lease (`slots`) and its Map's concurrency for a job of `rows` rows when compute
+/// holds `ahead` attempts waiting.
+async fn stage_concurrency(rows: u32, ahead: u32) -> (u32, u32) {
+    use sluice_fn_plan::{NextStageInput, PlanResponse};
+    let w = World::new();
+    w.pipeline(FAN_OUT);
+    *w.compute.launch_ahead.lock().unwrap() = ahead;
+    let job = w.running_job("fan-1", "fan", 0).await;
+    let csv: String = std::iter::once("n".to_string())
+        .chain((0..rows).map(|i| i.to_string()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    w.objects.insert(&job.input, csv.into_bytes());
+    start(&w, &job.id).await;
+    let PlanResponse::Stage(plan) = handle(
+        &w.services,
+        PlanRequest::NextStage(NextStageInput {
+            job_id: job.id.clone(),
+            after: -1,
+        }),
+    )
+    .await
+    .unwrap() else {
+        panic!("a stage plan")
+    };
+    assert_eq!(plan.task_count, rows);
+    (plan.slots, plan.max_concurrency)
+}
+
+#[tokio::test]
+async fn the_map_runs_ahead_of_the_lease_by_what_compute_holds_waiting() {
+    // AWS compute holds nothing waiting: the Map runs exactly the leased slots.
+    assert_eq!(stage_concurrency(10, 0).await, (3, 3));
+    // The local pool holds one attempt per slot: six iterations, three processes.
+    assert_eq!(stage_concurrency(10, 3).await, (3, 6));
+    // Never more iterations than tasks, never fewer than the slots.
+    assert_eq!(stage_concurrency(4, 3).await, (3, 4));
+    assert_eq!(stage_concurrency(2, 3).await, (2, 2));
+}

@@ -275,6 +275,8 @@ pub struct ScriptedCompute {
     pub calls: Mutex<Vec<ComputeCall>>,
     pub fail_launches_after: Mutex<Option<usize>>,
     pub fail_stops: Mutex<bool>,
+    /// What [`Compute::launch_ahead`] answers.
+    pub launch_ahead: Mutex<u32>,
 }
 
 impl ScriptedCompute {
@@ -318,6 +320,9 @@ impl Compute for ScriptedCompute {
         Ok(Launched {
             compute_id: Self::id_of(&request.attempt),
         })
+    }
+    fn launch_ahead(&self, _slots: u32) -> u32 {
+        *lock(&self.launch_ahead)
     }
     async fn stop(&self, compute_id: &str, _reason: &str) -> Result<(), ComputeError> {
         lock(&self.calls).push(ComputeCall::Stop(compute_id.to_string()));
