@@ -118,15 +118,19 @@ fn writer(store: SqliteJobStore, rx: mpsc::Receiver<Record>) {
             }
         }
         let mut waiters = Vec::new();
-        let result = store.with(|c| {
-            let tx = c.transaction().map_err(backend)?;
-            for record in batch {
-                match record {
-                    Record::Flush(w) => waiters.push(w),
-                    other => apply(&tx, other)?,
-                }
+        let mut records = Vec::with_capacity(batch.len());
+        for record in batch {
+            match record {
+                Record::Flush(w) => waiters.push(w),
+                other => records.push(other),
             }
-            tx.commit().map_err(backend)
+        }
+        // One request to the store's thread: the batch is committed together (or not at all).
+        let result = store.with(move |c| {
+            for record in records {
+                apply(c, record)?;
+            }
+            Ok(())
         });
         if let Err(e) = result {
             tracing::error!(error = %e, "could not write the execution journal");
@@ -137,7 +141,7 @@ fn writer(store: SqliteJobStore, rx: mpsc::Receiver<Record>) {
     }
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, record: Record) -> Result<(), StoreError> {
+fn apply(tx: &rusqlite::Connection, record: Record) -> Result<(), StoreError> {
     let r = match record {
         Record::History { arn, id, event } => tx.exec_cached(
             "INSERT OR REPLACE INTO history(execution_arn, event_id, event) VALUES (?1, ?2, ?3)",
@@ -264,7 +268,8 @@ impl CheckpointSink for Journal {
 impl SqliteJobStore {
     /// An execution as its journal left it, ready for `Engine::restore`.
     pub fn persisted_execution(&self, arn: &str) -> Result<Option<PersistedExecution>, StoreError> {
-        self.with(|c| {
+        let arn = arn.to_string();
+        self.with(move |c| {
             type Row = (
                 String,
                 String,

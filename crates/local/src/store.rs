@@ -14,7 +14,8 @@ use sluice_core::model::{
 use sluice_core::ports::{JobStore, TaskUpdate, Transition};
 use sluice_core::{Capacity, Job, JobId, JobState, StoreError, Task, TaskId, TaskState};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS jobs (
@@ -138,10 +139,118 @@ impl TaskCounts {
     }
 }
 
-/// The job table in one SQLite file.
+/// The job table in one SQLite file, served by a thread of its own.
+///
+/// The thread owns the connection and runs every request: async handlers await the answer
+/// instead of blocking an executor thread on SQLite (or on a lock held by the journal's batch
+/// commit). It takes whatever has queued up while it was busy and runs it in one transaction,
+/// each request in a savepoint of its own (a failing request undoes only itself), and answers
+/// each request once the transaction holding it is committed: one commit for many transitions
+/// when the pool is busy, with the same durability per answer as a commit of its own.
 #[derive(Clone)]
 pub struct SqliteJobStore {
-    conn: Arc<Mutex<Connection>>,
+    requests: mpsc::Sender<Box<dyn Request>>,
+    commits: Arc<AtomicU64>,
+}
+
+/// Most requests in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A request to the store's thread: run on its connection, then answered after the commit.
+trait Request: Send {
+    fn run(&mut self, c: &mut Connection);
+    fn answer(self: Box<Self>, committed: Result<(), String>);
+}
+
+enum Reply<T> {
+    Blocking(mpsc::SyncSender<Result<T, StoreError>>),
+    Async(tokio::sync::oneshot::Sender<Result<T, StoreError>>),
+}
+
+struct Call<T, F> {
+    f: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: Reply<T>,
+}
+
+impl<T, F> Request for Call<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, c: &mut Connection) {
+        let Some(f) = self.f.take() else { return };
+        if let Err(e) = c.execute_batch("SAVEPOINT request") {
+            self.result = Some(Err(backend(e)));
+            return;
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+            .unwrap_or_else(|_| Err(backend("a job table request panicked")));
+        let end = if result.is_ok() {
+            "RELEASE request"
+        } else {
+            "ROLLBACK TO request; RELEASE request"
+        };
+        self.result = Some(match c.execute_batch(end) {
+            Ok(()) => result,
+            Err(e) => Err(backend(e)),
+        });
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), String>) {
+        let result = match committed {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(backend("the request was not run"))),
+            Err(e) => Err(backend(e)),
+        };
+        match self.reply {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+/// The store's thread: batches of requests, one transaction each.
+fn serve(
+    mut conn: Connection,
+    requests: mpsc::Receiver<Box<dyn Request>>,
+    commits: Arc<AtomicU64>,
+) {
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let committed = run_batch(&mut conn, &mut batch);
+        if committed.is_ok() {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+        for request in batch {
+            request.answer(committed.clone());
+        }
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Request>]) -> Result<(), String> {
+    // IMMEDIATE: the write lock from the start, so a batch that reads before it writes cannot
+    // find its snapshot outdated by another process's commit when it comes to write.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| e.to_string())?;
+    for request in batch.iter_mut() {
+        request.run(conn);
+    }
+    conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    })
 }
 
 pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -231,26 +340,66 @@ impl SqliteJobStore {
                 .map_err(backend)?;
             }
         }
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let (requests, queue) = mpsc::channel::<Box<dyn Request>>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
+        std::thread::Builder::new()
+            .name("sluice-store".into())
+            .spawn(move || serve(conn, queue, counted))
+            .map_err(backend)?;
+        Ok(Self { requests, commits })
     }
 
-    pub(crate) fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| backend("connection lock poisoned"))?;
-        f(&mut conn)
+    /// Transactions this store has committed (each holding one or more requests).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    fn send<T, F>(&self, f: F, reply: Reply<T>) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let call = Call {
+            f: Some(f),
+            result: None,
+            reply,
+        };
+        self.requests
+            .send(Box::new(call))
+            .map_err(|_| backend("the job table's thread has stopped"))
+    }
+
+    /// Runs `f` on the store's thread and waits for its committed answer (for threads that may
+    /// block: the CLI, the journal's writer).
+    pub(crate) fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(f, Reply::Blocking(tx))?;
+        rx.recv()
+            .map_err(|_| backend("the job table's thread has stopped"))?
+    }
+
+    /// [`SqliteJobStore::with`] for async code: awaits the answer without blocking.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(f, Reply::Async(tx))?;
+        rx.await
+            .map_err(|_| backend("the job table's thread has stopped"))?
     }
 
     // ---- leases (used by the local capacity pool) ----
 
     pub fn put_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.with(|c| {
+        let lease = lease.clone();
+        self.with(move |c| {
             c.exec_cached(
                 "INSERT INTO leases(job_id, slots, acquired_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(job_id) DO UPDATE SET slots = excluded.slots",
@@ -262,7 +411,8 @@ impl SqliteJobStore {
     }
 
     pub fn delete_lease(&self, job: &JobId) -> Result<(), StoreError> {
-        self.with(|c| {
+        let job = job.clone();
+        self.with(move |c| {
             c.exec_cached(
                 "DELETE FROM leases WHERE job_id = ?1",
                 params![job.as_str()],
@@ -274,7 +424,7 @@ impl SqliteJobStore {
 
     /// (sum of slots, number of leases).
     pub fn lease_totals(&self) -> Result<(u64, u32), StoreError> {
-        self.with(|c| {
+        self.with(move |c| {
             c.row_cached(
                 "SELECT COALESCE(SUM(slots), 0), COUNT(*) FROM leases",
                 [],
@@ -288,7 +438,8 @@ impl SqliteJobStore {
 
     /// Asks the process driving `job` to cancel it (it polls for requests).
     pub fn request_cancel(&self, job: &JobId, reason: &str) -> Result<(), StoreError> {
-        self.with(|c| {
+        let (job, reason) = (job.clone(), reason.to_string());
+        self.with(move |c| {
             c.exec_cached(
                 "INSERT OR REPLACE INTO cancel_requests(job_id, reason, requested_at) VALUES (?1, ?2, ?3)",
                 params![job.as_str(), reason, ts(&Utc::now())],
@@ -303,11 +454,12 @@ impl SqliteJobStore {
         &self,
         jobs: &[String],
     ) -> Result<Vec<(JobId, String)>, StoreError> {
+        let jobs = jobs.to_vec();
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        self.with(|c| {
-            let tx = c.transaction().map_err(backend)?;
+        self.with(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
             let sql = format!(
                 "SELECT job_id, reason FROM cancel_requests WHERE job_id IN ({})",
                 placeholders(jobs.len())
@@ -341,7 +493,8 @@ impl SqliteJobStore {
 
     /// The job a watched file with this path and content already became, if any.
     pub fn ingested_file(&self, path: &str, sha256: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
+        let (path, sha256) = (path.to_string(), sha256.to_string());
+        self.with(move |c| {
             c.row_cached(
                 "SELECT job_id FROM ingested_files WHERE path = ?1 AND sha256 = ?2",
                 params![path, sha256],
@@ -358,7 +511,8 @@ impl SqliteJobStore {
         sha256: &str,
         job: &str,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
+        let (path, sha256, job) = (path.to_string(), sha256.to_string(), job.to_string());
+        self.with(move |c| {
             c.exec_cached(
                 "INSERT OR IGNORE INTO ingested_files(path, sha256, job_id, ingested_at) VALUES (?1, ?2, ?3, ?4)",
                 params![path, sha256, job, ts(&Utc::now())],
@@ -371,7 +525,8 @@ impl SqliteJobStore {
     /// A job's tasks counted by state, and their retries in all: one indexed aggregate query
     /// instead of reading every task (progress is asked for several times a second).
     pub fn task_counts(&self, job: &JobId) -> Result<TaskCounts, StoreError> {
-        self.with(|c| {
+        let job = job.clone();
+        self.with(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT state, COUNT(*), COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM tasks WHERE job_id = ?1 GROUP BY state",
@@ -396,10 +551,11 @@ impl SqliteJobStore {
 
     /// Jobs whose state is one of `states`, oldest first.
     pub fn jobs_in(&self, states: &[JobState]) -> Result<Vec<Job>, StoreError> {
+        let states = states.to_vec();
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        self.with(|c| {
+        self.with(move |c| {
             let sql = format!(
                 "SELECT * FROM jobs WHERE state IN ({}) ORDER BY created_at, id",
                 placeholders(states.len())
@@ -421,10 +577,11 @@ impl SqliteJobStore {
         event_id: u64,
         event: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
+        let (execution_arn, event) = (execution_arn.to_string(), event.to_string());
+        self.with(move |c| {
             c.exec_cached(
                 "INSERT OR REPLACE INTO history(execution_arn, event_id, event) VALUES (?1, ?2, ?3)",
-                params![execution_arn, event_id as i64, event.to_string()],
+                params![execution_arn, event_id as i64, event],
             )
             .map_err(backend)?;
             Ok(())
@@ -432,7 +589,8 @@ impl SqliteJobStore {
     }
 
     pub fn history(&self, execution_arn: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-        self.with(|c| {
+        let execution_arn = execution_arn.to_string();
+        self.with(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT event FROM history WHERE execution_arn = ?1 ORDER BY event_id",
@@ -555,9 +713,10 @@ fn attempt_row(r: &Row) -> Result<Attempt, StoreError> {
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn create_job(&self, job: &Job) -> Result<bool, StoreError> {
-        self.with(|c| {
+        let job = job.clone();
+        self.call(move |c| {
             let n = c
-                .execute(
+                .exec_cached(
                     "INSERT OR IGNORE INTO jobs(id, pipeline, input_bucket, input_key, state, reason, execution_arn, task_count, results, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
@@ -570,14 +729,16 @@ impl JobStore for SqliteJobStore {
                 .map_err(backend)?;
             Ok(n == 1)
         })
+        .await
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
-        self.with(|c| Self::read_job(c, id.as_str()))
+        let id = id.clone();
+        self.call(move |c| Self::read_job(c, id.as_str())).await
     }
 
     async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
-        self.with(|c| {
+        self.call(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1")
                 .map_err(backend)?;
@@ -586,6 +747,7 @@ impl JobStore for SqliteJobStore {
                 .map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
+        .await
     }
 
     async fn transition_job(
@@ -594,8 +756,9 @@ impl JobStore for SqliteJobStore {
         to: JobState,
         update: JobUpdate,
     ) -> Result<Transition<Job>, StoreError> {
-        self.with(|c| {
-            let tx = c.transaction().map_err(backend)?;
+        let id = id.clone();
+        self.call(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
             let Some(current) = Self::read_job(&tx, id.as_str())? else { return Ok(Transition::Missing) };
             // The same condition as DynamoDB's conditional update (see `transition_sources`).
             if !to.transition_sources().contains(&current.state) {
@@ -622,11 +785,13 @@ impl JobStore for SqliteJobStore {
             tx.commit().map_err(backend)?;
             Ok(Transition::Applied(after))
         })
+        .await
     }
 
     async fn put_tasks(&self, tasks: &[Task]) -> Result<(), StoreError> {
-        self.with(|c| {
-            let tx = c.transaction().map_err(backend)?;
+        let tasks = tasks.to_vec();
+        self.call(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
             {
                 let mut stmt = tx
                     .prepare_cached(
@@ -634,7 +799,7 @@ impl JobStore for SqliteJobStore {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     )
                     .map_err(backend)?;
-                for t in tasks {
+                for t in &tasks {
                     stmt.execute(params![
                         t.job_id.as_str(), t.id.as_str(), t.index, serde_json::to_string(&t.params).map_err(backend)?,
                         t.state.as_str(), t.attempts, t.spot_interruptions,
@@ -646,14 +811,18 @@ impl JobStore for SqliteJobStore {
             }
             tx.commit().map_err(backend)
         })
+        .await
     }
 
     async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError> {
-        self.with(|c| Self::read_task(c, job.as_str(), task.as_str()))
+        let (job, task) = (job.clone(), task.clone());
+        self.call(move |c| Self::read_task(c, job.as_str(), task.as_str()))
+            .await
     }
 
     async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
-        self.with(|c| {
+        let job = job.clone();
+        self.call(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx")
                 .map_err(backend)?;
@@ -662,6 +831,7 @@ impl JobStore for SqliteJobStore {
                 .map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
+        .await
     }
 
     async fn transition_task(
@@ -671,7 +841,8 @@ impl JobStore for SqliteJobStore {
         to: TaskState,
         update: TaskUpdate,
     ) -> Result<Transition<Task>, StoreError> {
-        self.with(|c| {
+        let (job, task) = (job.clone(), task.clone());
+        self.call(move |c| {
             let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
             let sql = format!(
                 "UPDATE tasks SET state = ?, attempts = COALESCE(?, attempts), spot_interruptions = COALESCE(?, spot_interruptions),
@@ -704,12 +875,14 @@ impl JobStore for SqliteJobStore {
                 (_, Some(t)) => Transition::Applied(t),
             })
         })
+        .await
     }
 
     async fn create_attempt(&self, a: &Attempt) -> Result<bool, StoreError> {
-        self.with(|c| {
+        let a = a.clone();
+        self.call(move |c| {
             let n = c
-                .execute(
+                .exec_cached(
                     "INSERT OR IGNORE INTO attempts(job_id, task_id, number, state, capacity, task_token, compute_id, exit_code, stop_code, stopped_reason, event_version, started_at, stopped_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
@@ -721,30 +894,35 @@ impl JobStore for SqliteJobStore {
                 .map_err(backend)?;
             Ok(n == 1)
         })
+        .await
     }
 
     async fn get_attempt(&self, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
-        self.with(|c| Self::read_attempt(c, key))
+        let key = key.clone();
+        self.call(move |c| Self::read_attempt(c, &key)).await
     }
 
     async fn find_attempt_by_compute_id(
         &self,
         compute_id: &str,
     ) -> Result<Option<Attempt>, StoreError> {
-        self.with(|c| {
+        let compute_id = compute_id.to_string();
+        self.call(move |c| {
             c.row_cached(
                 "SELECT * FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1",
-                params![compute_id],
+                params![compute_id.as_str()],
                 |r| Ok(attempt_row(r)),
             )
             .optional()
             .map_err(backend)?
             .transpose()
         })
+        .await
     }
 
     async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
-        self.with(|c| {
+        let (job, task) = (job.clone(), task.clone());
+        self.call(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number",
@@ -755,6 +933,7 @@ impl JobStore for SqliteJobStore {
                 .map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
+        .await
     }
 
     async fn transition_attempt(
@@ -763,7 +942,8 @@ impl JobStore for SqliteJobStore {
         to: AttemptState,
         update: AttemptUpdate,
     ) -> Result<Transition<Attempt>, StoreError> {
-        self.with(|c| {
+        let key = key.clone();
+        self.call(move |c| {
             let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
             let sql = format!(
                 "UPDATE attempts SET state = ?, compute_id = COALESCE(?, compute_id), exit_code = COALESCE(?, exit_code),
@@ -789,13 +969,14 @@ impl JobStore for SqliteJobStore {
                 values.push(Box::new(a.to_string()));
             }
             let n = c.exec_cached(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
-            let current = Self::read_attempt(c, key)?;
+            let current = Self::read_attempt(c, &key)?;
             Ok(match (n, current) {
                 (_, None) => Transition::Missing,
                 (0, Some(a)) => Transition::Rejected(a),
                 (_, Some(a)) => Transition::Applied(a),
             })
         })
+        .await
     }
 }
 
@@ -809,6 +990,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteJobStore::open(&dir.path().join("sluice.db")).unwrap();
         sluice_core::testing::contract::job_store(&store, "sqlite").await;
+    }
+
+    #[tokio::test]
+    async fn requests_queued_together_commit_together_and_a_failing_one_undoes_only_itself() {
+        let store = SqliteJobStore::in_memory().unwrap();
+        // Hold the store's thread in a request until the others have queued behind it.
+        let (release, hold) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let (held, held_answer) = tokio::sync::oneshot::channel();
+        store
+            .send(
+                move |_| {
+                    started.send(()).map_err(backend)?;
+                    hold.recv().map_err(backend)
+                },
+                Reply::Async(held),
+            )
+            .unwrap();
+        running.recv().unwrap();
+        let insert = |job: &'static str, fail: bool| {
+            move |c: &mut Connection| {
+                c.exec_cached(
+                    "INSERT INTO leases(job_id, slots, acquired_at) VALUES (?1, 2, ?2)",
+                    params![job, ts(&Utc::now())],
+                )
+                .map_err(backend)?;
+                if fail {
+                    return Err(backend("refused after writing"));
+                }
+                Ok(())
+            }
+        };
+        let (good, good_answer) = tokio::sync::oneshot::channel();
+        let (bad, bad_answer) = tokio::sync::oneshot::channel();
+        store
+            .send(insert("good", false), Reply::Async(good))
+            .unwrap();
+        store.send(insert("bad", true), Reply::Async(bad)).unwrap();
+        let before = store.commits();
+        release.send(()).unwrap();
+        held_answer.await.unwrap().unwrap();
+        good_answer.await.unwrap().unwrap();
+        assert!(bad_answer.await.unwrap().is_err());
+        assert_eq!(
+            store.commits() - before,
+            2,
+            "the held request's transaction, then one for both queued requests"
+        );
+        // The failing request's write was undone; the other's stands.
+        assert_eq!(store.lease_totals().unwrap(), (2, 1));
     }
 
     #[tokio::test]
