@@ -419,12 +419,12 @@ pub struct Services {
 /// runtime does between tasks.
 #[derive(Clone, Default)]
 pub struct JobPipelineCache {
-    entries: std::sync::Arc<
-        std::sync::Mutex<
-            std::collections::HashMap<(String, String, u32), std::sync::Arc<PipelineConfig>>,
-        >,
-    >,
+    entries: std::sync::Arc<std::sync::Mutex<PipelinesByExecution>>,
 }
+
+/// (job id, execution ARN, redrive count) → the pipeline that execution runs.
+type PipelinesByExecution =
+    std::collections::HashMap<(String, String, u32), std::sync::Arc<PipelineConfig>>;
 
 impl JobPipelineCache {
     /// Jobs remembered at most; a long-running `sluice serve` forgets the oldest together.
