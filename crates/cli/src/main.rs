@@ -54,6 +54,12 @@ enum Command {
     Asl(asl::AslCommand),
 }
 
+/// mimalloc instead of glibc's malloc: the runtime allocates and frees many small JSON values
+/// and strings per task, and glibc's free lists (consolidation, trimming and the page faults
+/// that follow) were a tenth of sluice's own time per task (docs/benchmarks/orchestration.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // `sluice status | head` closes the pipe early: end quietly like other Unix tools instead
     // of failing on the next write (Rust ignores SIGPIPE by default). A `sluice run` ended

@@ -123,6 +123,7 @@ impl ProcessCompute {
                 versions: AtomicU64::new(0),
                 stopped: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
+                log_dirs: Mutex::new(Default::default()),
             }),
         }
     }
@@ -255,6 +256,8 @@ struct Pool {
     stopped: Mutex<HashMap<String, String>>,
     /// The attempts whose process runs (or is about to), by task ARN.
     running: Mutex<HashMap<String, Arc<RunControl>>>,
+    /// Log directories already made (one per job), so a spawn does not make them again.
+    log_dirs: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// How [`Compute::stop`] reaches the attempt that owns a process.
@@ -265,6 +268,21 @@ struct RunControl {
 }
 
 impl Pool {
+    fn ensure_dir(&self, dir: &Path) -> std::io::Result<()> {
+        if self.log_dirs.lock().is_ok_and(|d| d.contains(dir)) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir)?;
+        if let Ok(mut dirs) = self.log_dirs.lock() {
+            // Bounded: a long `sluice serve` makes one per job.
+            if dirs.len() > 1024 {
+                dirs.clear();
+            }
+            dirs.insert(dir.to_path_buf());
+        }
+        Ok(())
+    }
+
     fn stop_reason(&self, task_arn: &str) -> Option<String> {
         self.stopped.lock().ok()?.get(task_arn).cloned()
     }
@@ -423,7 +441,8 @@ enum SpawnError {
 
 fn spawn(run: &Run, log_path: &Path, pool: &Pool) -> Result<TaskProcess, String> {
     if let Some(parent) = log_path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        pool.ensure_dir(parent)
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     let log =
         std::fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;

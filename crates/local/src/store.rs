@@ -180,19 +180,20 @@ where
 {
     fn run(&mut self, c: &mut Connection) {
         let Some(f) = self.f.take() else { return };
-        if let Err(e) = c.execute_batch("SAVEPOINT request") {
+        if let Err(e) = c.exec_cached("SAVEPOINT request", []) {
             self.result = Some(Err(backend(e)));
             return;
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
             .unwrap_or_else(|_| Err(backend("a job table request panicked")));
         let end = if result.is_ok() {
-            "RELEASE request"
+            c.exec_cached("RELEASE request", [])
         } else {
-            "ROLLBACK TO request; RELEASE request"
+            c.exec_cached("ROLLBACK TO request", [])
+                .and_then(|_| c.exec_cached("RELEASE request", []))
         };
-        self.result = Some(match c.execute_batch(end) {
-            Ok(()) => result,
+        self.result = Some(match end {
+            Ok(_) => result,
             Err(e) => Err(backend(e)),
         });
     }
@@ -242,15 +243,18 @@ fn serve(
 fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Request>]) -> Result<(), String> {
     // IMMEDIATE: the write lock from the start, so a batch that reads before it writes cannot
     // find its snapshot outdated by another process's commit when it comes to write.
-    conn.execute_batch("BEGIN IMMEDIATE")
+    conn.exec_cached("BEGIN IMMEDIATE", [])
         .map_err(|e| e.to_string())?;
     for request in batch.iter_mut() {
         request.run(conn);
     }
-    conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        e.to_string()
-    })
+    match conn.exec_cached("COMMIT", []) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e.to_string())
+        }
+    }
 }
 
 pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
