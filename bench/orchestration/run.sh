@@ -4,22 +4,24 @@
 #
 # The task is `sh -c "printf '{...}' > OUTPUT"`: no work, so what is measured is what sluice
 # adds per task (plan, launch, process pool, events, job table, aggregate). For each N:
-#   sluice  wall time, CPU (user+sys) per task, peak RSS, size of sluice.db (+ WAL)
+#   sluice  wall time; its own CPU (user+sys of the sluice process, not of the tasks) per task;
+#           the tasks' CPU per task; peak RSS; size of sluice.db (+ WAL)
 #   xargs   wall time of the same N commands, SLOTS at a time
-# and the ratio of the two wall times.
+# and the ratio of the two wall times. The pipeline's parallelism is SLOTS and `sluice run`
+# gets --max-parallel SLOTS: at most SLOTS task processes at once, as for xargs.
 #
-# Usage: bench/orchestration/run.sh      knobs: NS="1000 10000" SLOTS=2 SKIP_BUILD=1
-#                                                TIMEOUT=1800 (s per sluice run)
-# Needs: /usr/bin/time (apt-get install -y time).
+# Usage: bench/orchestration/run.sh      knobs: NS="1000 10000 100000" SLOTS=2 SKIP_BUILD=1
+#                                                TIMEOUT=3600 (s per sluice run)
+# Needs: python3 (bench/orchestration/measure.py samples /proc).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/sluice-target}"
-NS="${NS:-1000 10000}"
+NS="${NS:-1000 10000 100000}"
 SLOTS="${SLOTS:-2}"
-TIMEOUT="${TIMEOUT:-1800}"
+TIMEOUT="${TIMEOUT:-3600}"
 SLUICE="$CARGO_TARGET_DIR/release/sluice"
-[ -x /usr/bin/time ] || { echo "/usr/bin/time missing: apt-get install -y time" >&2; exit 1; }
+MEASURE="$(pwd)/bench/orchestration/measure.py"
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -p sluice-cli >&2
 fi
@@ -43,26 +45,22 @@ group_by = "k"
 sum = ["n"]
 TOML
 
-echo "| tasks | slots | sluice wall | sluice CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | sluice / xargs |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| tasks | slots | sluice wall | sluice CPU/task | tasks' CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | sluice / xargs |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $NS; do
   dir="$work/n$n"
   mkdir -p "$dir/out"
   { echo n; seq 1 "$n"; } > "$dir/in.csv"
 
-  start=$(date +%s.%N)
-  if ! timeout "$TIMEOUT" /usr/bin/time -v -o "$dir/time.txt" \
+  m=$(timeout "$TIMEOUT" python3 "$MEASURE" "$dir/run.out" \
       "$SLUICE" run "$dir/in.csv" --pipeline "$work/pipeline.toml" --workdir "$dir/w" \
-      --max-parallel "$SLOTS" > "$dir/run.out" 2>&1; then
-    echo "| $n | $SLOTS | not finished in ${TIMEOUT}s (or failed: $(tail -1 "$dir/run.out")) | | | | | |"
+      --max-parallel "$SLOTS") || true
+  if [ -z "$m" ] || ! grep -q "state      SUCCEEDED" "$dir/run.out"; then
+    echo "| $n | $SLOTS | not finished in ${TIMEOUT}s (or failed: $(tail -1 "$dir/run.out")) | | | | | | |"
     continue
   fi
-  end=$(date +%s.%N)
-  grep -q "state      SUCCEEDED" "$dir/run.out" || { echo "sluice run failed:" >&2; cat "$dir/run.out" >&2; exit 1; }
-  wall=$(calc "$end - $start")
-  user=$(awk -F': ' '/User time/ {print $2}' "$dir/time.txt")
-  sys=$(awk -F': ' '/System time/ {print $2}' "$dir/time.txt")
-  rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$dir/time.txt")
+  field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$m" "$1"; }
+  wall=$(field wall); own=$(field own_cpu); tasks=$(field children_cpu); rss=$(field peak_rss)
   db=$(du -cb "$dir"/w/sluice.db* | tail -1 | cut -f1)
 
   start=$(date +%s.%N)
@@ -71,7 +69,8 @@ for n in $NS; do
   xwall=$(calc "$end - $start")
   [ "$(ls "$dir/out" | wc -l)" -eq "$n" ] || { echo "xargs wrote the wrong number of files" >&2; exit 1; }
 
-  printf '| %d | %d | %.1f s | %.2f ms | %.0f MiB | %.1f MiB | %.1f s | %.1fx |\n' \
-    "$n" "$SLOTS" "$wall" "$(calc "($user + $sys) * 1000 / $n")" \
-    "$(calc "$rss / 1024")" "$(calc "$db / 1048576")" "$xwall" "$(calc "$wall / $xwall")"
+  printf '| %d | %d | %.1f s | %.2f ms | %.2f ms | %.0f MiB | %.1f MiB | %.1f s | %.2fx |\n' \
+    "$n" "$SLOTS" "$wall" "$(calc "$own * 1000 / $n")" "$(calc "$tasks * 1000 / $n")" \
+    "$(calc "$rss / 1048576")" "$(calc "$db / 1048576")" "$xwall" "$(calc "$wall / $xwall")"
+  rm -rf "$dir"
 done
