@@ -385,6 +385,22 @@ impl SqliteJobStore {
         })
     }
 
+    /// Every attempt of every task of a job, by task and attempt number: one query for a
+    /// whole job's table (the web console shows them all).
+    pub fn job_attempts(&self, job: &JobId) -> Result<Vec<Attempt>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT * FROM attempts WHERE job_id = ?1 ORDER BY task_id, number",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![job.as_str()], |r| Ok(attempt_row(r)))
+                .map_err(backend)?;
+            rows.map(|r| r.map_err(backend)?).collect()
+        })
+    }
+
     // ---- execution history (from the engine's history sink) ----
 
     pub fn append_history(
