@@ -15,7 +15,7 @@
       else if (k === "hidden") e.hidden = true;
       else e.setAttribute(k, v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined) continue;
       e.append(c instanceof Node ? c : String(c));
     }
@@ -51,6 +51,7 @@
   const time = (t) => (t || "").replace("T", " ").slice(0, 19);
   const stateBadge = (s) => el("span", { class: "state " + s }, s);
   function progress(p) {
+    if (!p.total) return [el("span", { class: "muted" }, "no tasks")];
     return [
       el("progress", { max: p.total, value: p.succeeded + p.failed }),
       el("span", { class: "counts" },

@@ -28,6 +28,8 @@ type Shared = State<Arc<App>>;
 const LOG_TAIL: u64 = 1024 * 1024;
 /// Rows of a CSV shown as a table.
 const TABLE_ROWS: usize = 1000;
+/// Room in a multipart body for the fields besides the file, and the part headers.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
 /// How long a cancel request waits for the job to stop before answering 202.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
@@ -39,8 +41,10 @@ pub(crate) fn routes(upload_limit: usize) -> Router<Arc<App>> {
             "/api/jobs",
             get(jobs)
                 .post(create_job)
-                // The multipart body may be the limit plus its field headers.
-                .layer(DefaultBodyLimit::max(upload_limit.saturating_add(64 * 1024))),
+                // The multipart body may be the limit plus the other fields and part headers.
+                .layer(DefaultBodyLimit::max(
+                    upload_limit.saturating_add(MULTIPART_OVERHEAD),
+                )),
         )
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/tasks", get(tasks))
@@ -94,7 +98,10 @@ async fn jobs(
     Ok(Json(app.reader.jobs(limit).await?))
 }
 
-async fn job(State(app): Shared, Path(id): Path<String>) -> Result<Json<views::JobDetail>, ApiError> {
+async fn job(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<views::JobDetail>, ApiError> {
     let id = job_id(&id)?;
     Ok(Json(app.reader.job_detail(&id).await?))
 }
@@ -241,11 +248,7 @@ async fn attempt_log(
     } else {
         text
     };
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        text,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 /// The fields of `POST /api/jobs` (multipart/form-data).
@@ -275,7 +278,7 @@ async fn read_form(mut multipart: Multipart, limit: usize) -> Result<TriggerForm
             let bytes = field.bytes().await.map_err(multipart_error)?;
             if bytes.len() > limit {
                 return Err(ApiError::TooLarge(format!(
-                    "the file is {} bytes; this console accepts at most {limit}",
+                    "the file is {} bytes, larger than this console accepts ({limit} bytes; --upload-limit)",
                     bytes.len()
                 )));
             }
@@ -304,7 +307,9 @@ async fn read_form(mut multipart: Multipart, limit: usize) -> Result<TriggerForm
             }
             p if p.starts_with("param.") => {
                 if !text.is_empty() {
-                    form.overrides.params.insert(p["param.".len()..].to_string(), text);
+                    form.overrides
+                        .params
+                        .insert(p["param.".len()..].to_string(), text);
                 }
             }
             "schedule" | "scale" => {}
@@ -335,7 +340,23 @@ struct TriggerResult {
 }
 
 /// `POST /api/jobs`: start a job from an uploaded CSV or a schedule's input.
-async fn create_job(State(app): Shared, multipart: Multipart) -> Result<Response, ApiError> {
+async fn create_job(
+    State(app): Shared,
+    headers: axum::http::HeaderMap,
+    multipart: Multipart,
+) -> Result<Response, ApiError> {
+    // Refuse a body announced too large before reading any of it (a client that sent
+    // `Expect: 100-continue` then never sends it).
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > app.upload_limit.saturating_add(MULTIPART_OVERHEAD)) {
+        return Err(ApiError::TooLarge(format!(
+            "the upload is larger than this console accepts ({} bytes; --upload-limit)",
+            app.upload_limit
+        )));
+    }
     let form = read_form(multipart, app.upload_limit).await?;
     let base = form
         .pipeline
@@ -409,9 +430,15 @@ async fn create_job(State(app): Shared, multipart: Multipart) -> Result<Response
                 })?;
             let dir = pipeline.directory.clone().unwrap_or_else(|| ".".into());
             let input = std::path::Path::new(&dir).join(&s.input);
-            let result = fire_schedule(&app.runtime, &pipeline.name, &s.name, &input, chrono::Utc::now())
-                .await
-                .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+            let result = fire_schedule(
+                &app.runtime,
+                &pipeline.name,
+                &s.name,
+                &input,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
             (result, None)
         }
     };

@@ -326,7 +326,8 @@ type Layout = (HashMap<String, Placed>, f64, f64, HashSet<(String, String)>);
 
 /// Rows by longest forward distance from the start; back edges found by a depth-first walk.
 fn layout(graph: &Graph) -> Layout {
-    let out_edges = |n: &str| -> Vec<&Edge> { graph.edges.iter().filter(|e| e.from == n).collect() };
+    let out_edges =
+        |n: &str| -> Vec<&Edge> { graph.edges.iter().filter(|e| e.from == n).collect() };
     // Depth-first from StartAt: an edge to a state on the current path goes back up.
     let mut back = HashSet::new();
     let mut order = Vec::new();

@@ -153,7 +153,10 @@ fn router(app: Arc<App>, access: Arc<Access>) -> Router {
         .merge(pages::routes())
         .merge(api::routes(app.upload_limit))
         .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(access, security::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            security::guard,
+        ))
 }
 
 /// A bound console, not yet serving.

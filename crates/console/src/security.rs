@@ -66,8 +66,7 @@ pub fn random_token() -> String {
 /// right.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -208,8 +207,11 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
             // Log in: keep the token in a cookie and drop it from the address bar (and so
             // from history and bookmarks).
             let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-            let mut response =
-                (StatusCode::SEE_OTHER, [(header::LOCATION, req.uri().path())]).into_response();
+            let mut response = (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, req.uri().path())],
+            )
+                .into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }

@@ -325,12 +325,7 @@ mod tests {
     fn only_text_with_a_header_is_a_csv() {
         assert!(check_csv(b"a,b\n1,2\n").is_ok());
         assert!(check_csv("\u{feff}a\n".as_bytes()).is_ok());
-        for bad in [
-            &b""[..],
-            b"\n\n",
-            b"\x89PNG\r\n\x1a\n\0\0",
-            b"a,,b\n",
-        ] {
+        for bad in [&b""[..], b"\n\n", b"\x89PNG\r\n\x1a\n\0\0", b"a,,b\n"] {
             assert!(check_csv(bad).is_err(), "{bad:?}");
         }
         assert!(acceptable_content_type(Some("text/csv; charset=utf-8")));

@@ -309,7 +309,10 @@ impl Reader {
     pub async fn job_detail(&self, id: &JobId) -> Result<JobDetail, ApiError> {
         let job = self.job(id).await?;
         let tasks = self.runtime.services.jobs.list_tasks(id).await?;
-        let summary = self.summary(&job, progress_of(tasks.iter().map(|t| (t.state, t.attempts))));
+        let summary = self.summary(
+            &job,
+            progress_of(tasks.iter().map(|t| (t.state, t.attempts))),
+        );
         // The pipeline the job's execution runs (its copy), for its stages; a job rejected
         // before it started may have none.
         let pipeline = self.runtime.services.job_pipeline(&job).await.ok();
@@ -448,7 +451,10 @@ impl Reader {
                             stopped_at: a.stopped_at,
                             duration_seconds: seconds(a.started_at, a.stopped_at.unwrap_or(now)),
                             log_url: log.is_file().then(|| {
-                                format!("/api/jobs/{id}/tasks/{}/attempts/{}/log", t.id, a.key.number)
+                                format!(
+                                    "/api/jobs/{id}/tasks/{}/attempts/{}/log",
+                                    t.id, a.key.number
+                                )
                             }),
                         }
                     })
@@ -478,7 +484,10 @@ impl Reader {
             None => Vec::new(),
         };
         let total = events.len();
-        let events = events.into_iter().skip(total.saturating_sub(limit)).collect();
+        let events = events
+            .into_iter()
+            .skip(total.saturating_sub(limit))
+            .collect();
         Ok(HistoryView { total, events })
     }
 
@@ -530,7 +539,12 @@ impl Reader {
             .results
             .get(n)
             .ok_or_else(|| ApiError::NotFound(format!("job {id} has no result {n}")))?;
-        let name = object.key.rsplit('/').next().unwrap_or(&object.key).to_string();
+        let name = object
+            .key
+            .rsplit('/')
+            .next()
+            .unwrap_or(&object.key)
+            .to_string();
         Ok((name, self.object_path(object)?))
     }
 
@@ -564,7 +578,14 @@ impl Reader {
             task_id: task.clone(),
             number,
         };
-        if self.runtime.services.jobs.get_attempt(&key).await?.is_none() {
+        if self
+            .runtime
+            .services
+            .jobs
+            .get_attempt(&key)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::NotFound(format!("no attempt {key}")));
         }
         let path = self
