@@ -390,9 +390,7 @@ impl SqliteJobStore {
     pub fn job_attempts(&self, job: &JobId) -> Result<Vec<Attempt>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT * FROM attempts WHERE job_id = ?1 ORDER BY task_id, number",
-                )
+                .prepare_cached("SELECT * FROM attempts WHERE job_id = ?1 ORDER BY task_id, number")
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![job.as_str()], |r| Ok(attempt_row(r)))
