@@ -191,52 +191,13 @@ fn login_page() -> Response {
         .into_response()
 }
 
-/// The guard in front of every route.
+/// The guard in front of every route; its refusals get the same headers as any answer.
 pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
-    let headers = req.headers();
-    if let Err(e) = check_host(&access, headers) {
-        return e.into_response();
-    }
     let api = req.uri().path().starts_with("/api/");
-    if let Some(token) = &access.token {
-        let offered = query_token(req.uri().query());
-        if let Some(offered) = offered.filter(|_| req.method() == Method::GET) {
-            if !same(&offered, token) {
-                return ApiError::Unauthorized("wrong token".into()).into_response();
-            }
-            // Log in: keep the token in a cookie and drop it from the address bar (and so
-            // from history and bookmarks).
-            let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-            let mut response = (
-                StatusCode::SEE_OTHER,
-                [(header::LOCATION, req.uri().path())],
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            return response;
-        }
-        let ok = bearer(headers)
-            .or_else(|| cookie(headers, TOKEN_COOKIE))
-            .is_some_and(|t| same(t, token));
-        if !ok {
-            return if api {
-                ApiError::Unauthorized(
-                    "this console needs its token: send Authorization: Bearer TOKEN (printed when the console started)".into(),
-                )
-                .into_response()
-            } else {
-                login_page()
-            };
-        }
-    }
-    if !matches!(*req.method(), Method::GET | Method::HEAD)
-        && let Err(e) = check_csrf(&access, headers)
-    {
-        return e.into_response();
-    }
-    let mut response = next.run(req).await;
+    let mut response = match admit(&access, &req, api) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => refusal,
+    };
     let h = response.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -257,6 +218,46 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// `Ok` when the request may go on to its route; otherwise the answer to send instead.
+fn admit(access: &Access, req: &Request, api: bool) -> Result<(), Response> {
+    let headers = req.headers();
+    check_host(access, headers).map_err(IntoResponse::into_response)?;
+    if let Some(token) = &access.token {
+        let offered = query_token(req.uri().query());
+        if let Some(offered) = offered.filter(|_| req.method() == Method::GET) {
+            if !same(&offered, token) {
+                return Err(ApiError::Unauthorized("wrong token".into()).into_response());
+            }
+            // Log in: keep the token in a cookie and drop it from the address bar (and so
+            // from history and bookmarks).
+            let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            let mut response =
+                (StatusCode::SEE_OTHER, [(header::LOCATION, req.uri().path())]).into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            return Err(response);
+        }
+        let ok = bearer(headers)
+            .or_else(|| cookie(headers, TOKEN_COOKIE))
+            .is_some_and(|t| same(t, token));
+        if !ok {
+            return Err(if api {
+                ApiError::Unauthorized(
+                    "this console needs its token: send Authorization: Bearer TOKEN (printed when the console started)".into(),
+                )
+                .into_response()
+            } else {
+                login_page()
+            });
+        }
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        check_csrf(access, headers).map_err(IntoResponse::into_response)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

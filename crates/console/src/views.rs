@@ -146,6 +146,8 @@ pub struct FileView {
 pub struct JobDetail {
     #[serde(flatten)]
     pub summary: JobSummary,
+    /// The description of the pipeline the job runs (for a variant: what it overrides).
+    pub pipeline_description: Option<String>,
     pub input: String,
     pub execution_arn: Option<String>,
     pub stages: Vec<StageView>,
@@ -391,6 +393,7 @@ impl Reader {
         };
         Ok(JobDetail {
             summary,
+            pipeline_description: pipeline.as_ref().and_then(|p| p.description.clone()),
             input: job.input.to_string(),
             execution_arn: job.execution_arn.clone(),
             stages,

@@ -288,6 +288,11 @@ fn a_job_started_through_the_api_is_shown_with_its_tasks_logs_results_and_histor
     assert_eq!(detail["canRedrive"], true);
     // The override made a variant of the pipeline, not a change of `shell`.
     assert_ne!(detail["pipeline"], "shell");
+    assert_eq!(
+        detail["pipelineDescription"],
+        "variant of 'shell': fail = 3",
+        "{detail}"
+    );
     let (_, failed) = c.get(&format!("/api/jobs/{broken}/tasks?state=failed"));
     let failed = json(&failed);
     assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
@@ -554,6 +559,8 @@ fn cross_site_and_tokenless_state_changes_are_refused() {
         let r = c.post(&format!("/api/jobs/{job}/cancel"), &headers);
         assert_eq!(r.status, 403, "{headers:?}: {}", r.body);
         assert!(r.body.contains(says), "{headers:?}: {}", r.body);
+        // Refusals carry the same protective headers as any answer.
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     }
     // A state change is a POST: GET does not cancel.
     let (status, _) = c.get(&format!("/api/jobs/{job}/cancel"));
