@@ -233,8 +233,11 @@ fn admit(access: &Access, req: &Request, api: bool) -> Result<(), Response> {
             // Log in: keep the token in a cookie and drop it from the address bar (and so
             // from history and bookmarks).
             let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-            let mut response =
-                (StatusCode::SEE_OTHER, [(header::LOCATION, req.uri().path())]).into_response();
+            let mut response = (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, req.uri().path())],
+            )
+                .into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }

@@ -289,8 +289,7 @@ fn a_job_started_through_the_api_is_shown_with_its_tasks_logs_results_and_histor
     // The override made a variant of the pipeline, not a change of `shell`.
     assert_ne!(detail["pipeline"], "shell");
     assert_eq!(
-        detail["pipelineDescription"],
-        "variant of 'shell': fail = 3",
+        detail["pipelineDescription"], "variant of 'shell': fail = 3",
         "{detail}"
     );
     let (_, failed) = c.get(&format!("/api/jobs/{broken}/tasks?state=failed"));
