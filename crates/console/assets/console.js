@@ -160,7 +160,10 @@
     }
 
     async function renderTasks() {
-      const tasks = await api("GET", `${base}/tasks` + (failedOnly ? "?state=FAILED" : ""));
+      const page = await api("GET", `${base}/tasks` + (failedOnly ? "?state=FAILED" : ""));
+      const tasks = page.tasks;
+      $("#tasks-note").hidden = page.total <= tasks.length;
+      $("#tasks-note").textContent = `The first ${tasks.length} of ${page.total} tasks; the API pages through the rest.`;
       $("#tasks tbody").replaceChildren(...tasks.map((t) => el("tr", { "data-task": t.id, "data-state": t.state },
         el("td", {}, t.id), el("td", {}, t.stage), el("td", {}, stateBadge(t.state)),
         el("td", {}, t.attempts + (t.spotInterruptions ? ` (${t.spotInterruptions} spot)` : "")),

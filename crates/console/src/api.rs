@@ -110,13 +110,15 @@ async fn job(
 struct TasksQuery {
     /// Only tasks in this state (`FAILED`, `RUNNING`, ...).
     state: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
 }
 
 async fn tasks(
     State(app): Shared,
     Path(id): Path<String>,
     Query(q): Query<TasksQuery>,
-) -> Result<Json<Vec<views::TaskView>>, ApiError> {
+) -> Result<Json<views::TasksPage>, ApiError> {
     let id = job_id(&id)?;
     let state = match q.state.as_deref() {
         None | Some("") => None,
@@ -127,7 +129,12 @@ async fn tasks(
             ))
         })?),
     };
-    Ok(Json(app.reader.tasks(&id, state).await?))
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    Ok(Json(
+        app.reader
+            .tasks(&id, state, q.offset.unwrap_or(0), limit)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]

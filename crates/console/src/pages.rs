@@ -7,7 +7,7 @@ use crate::api::job_id;
 use crate::error::ApiError;
 use crate::graph;
 use crate::trigger::{self, PipelineView};
-use crate::views::{self, FileKind, JobDetail, JobSummary, NotificationView, Table, TaskView};
+use crate::views::{self, FileKind, JobDetail, JobSummary, NotificationView, Table};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
+/// Tasks a job's page lists (the API pages through the rest).
+const TASK_ROWS: usize = 1000;
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -165,7 +167,7 @@ struct ShownTable {
 struct JobPage {
     csrf: String,
     job: JobDetail,
-    tasks: Vec<TaskView>,
+    tasks: views::TasksPage,
     graph_svg: String,
     results: Vec<ShownTable>,
     rejects: Vec<ShownTable>,
@@ -224,7 +226,7 @@ async fn job_page(
 ) -> Result<Html<String>, PageError> {
     let id = job_id(&id)?;
     let job = app.reader.job_detail(&id).await?;
-    let tasks = app.reader.tasks(&id, None).await?;
+    let tasks = app.reader.tasks(&id, None, 0, TASK_ROWS).await?;
     let history = app.reader.history(&id, 200).await?;
     let notifications = app.reader.notifications(&id).await?;
     // CSV results and rejects are shown as tables, read through the same checks as the API.

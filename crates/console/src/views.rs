@@ -13,8 +13,9 @@ use serde_json::Value;
 use sluice_core::model::{Attempt, AttemptState, Capacity, ObjectRef};
 use sluice_core::pipeline::StageKind;
 use sluice_core::ports::layout;
-use sluice_core::{Job, JobId, JobState, Task, TaskState};
+use sluice_core::{Job, JobId, JobState, TaskState};
 use sluice_local::runtime::DATA_BUCKET;
+use sluice_local::store::TaskCounts;
 use sluice_local::{Driver, LocalRuntime};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
@@ -196,6 +197,16 @@ pub struct TaskView {
     pub attempt_list: Vec<AttemptView>,
 }
 
+/// A page of a job's tasks.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TasksPage {
+    /// How many tasks there are (in the state asked for).
+    pub total: usize,
+    pub offset: usize,
+    pub tasks: Vec<TaskView>,
+}
+
 /// The tail of a job's execution history.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -225,20 +236,18 @@ fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     ((to - from).num_milliseconds().max(0) as f64) / 1000.0
 }
 
-fn progress_of(tasks: impl Iterator<Item = (TaskState, u32)>) -> Progress {
-    let mut p = Progress::default();
-    for (state, attempts) in tasks {
-        p.total += 1;
-        p.retries += u64::from(attempts.saturating_sub(1));
-        match state {
-            TaskState::Pending => p.pending += 1,
-            TaskState::Running => p.running += 1,
-            TaskState::Retrying => p.retrying += 1,
-            TaskState::Succeeded => p.succeeded += 1,
-            TaskState::Failed => p.failed += 1,
+impl From<&TaskCounts> for Progress {
+    fn from(c: &TaskCounts) -> Self {
+        Progress {
+            total: c.total(),
+            succeeded: c.get(TaskState::Succeeded),
+            running: c.get(TaskState::Running),
+            retrying: c.get(TaskState::Retrying),
+            pending: c.get(TaskState::Pending),
+            failed: c.get(TaskState::Failed),
+            retries: c.retries,
         }
     }
-    p
 }
 
 impl Reader {
@@ -285,16 +294,7 @@ impl Reader {
     }
 
     fn counts(&self, job: &JobId) -> Result<Progress, ApiError> {
-        let c = self.runtime.store.task_counts(job)?;
-        Ok(Progress {
-            total: c.total(),
-            succeeded: c.get(TaskState::Succeeded),
-            running: c.get(TaskState::Running),
-            retrying: c.get(TaskState::Retrying),
-            pending: c.get(TaskState::Pending),
-            failed: c.get(TaskState::Failed),
-            retries: c.retries,
-        })
+        Ok(Progress::from(&self.runtime.store.task_counts(job)?))
     }
 
     /// The most recent jobs, newest first.
@@ -310,28 +310,25 @@ impl Reader {
 
     pub async fn job_detail(&self, id: &JobId) -> Result<JobDetail, ApiError> {
         let job = self.job(id).await?;
-        let tasks = self.runtime.services.jobs.list_tasks(id).await?;
-        let summary = self.summary(
-            &job,
-            progress_of(tasks.iter().map(|t| (t.state, t.attempts))),
-        );
+        // Counted by the database, by stage: the page asks every second or two, and a job
+        // may have a hundred thousand tasks.
+        let by_stage = self.runtime.store.task_counts_by_stage(id)?;
+        let mut all = TaskCounts::default();
+        for c in by_stage.values() {
+            for (state, n) in &c.by_state {
+                *all.by_state.entry(*state).or_default() += n;
+            }
+            all.retries += c.retries;
+        }
+        let summary = self.summary(&job, Progress::from(&all));
         // The pipeline the job's execution runs (its copy), for its stages; a job rejected
         // before it started may have none.
         let pipeline = self.runtime.services.job_pipeline(&job).await.ok();
         let first_stage = pipeline
             .as_ref()
             .and_then(|p| p.stages.first())
-            .map(|s| s.name.clone())
+            .map(|s| s.name.as_str())
             .unwrap_or_default();
-        let mut by_stage: HashMap<&str, Vec<&Task>> = HashMap::new();
-        for t in &tasks {
-            let stage = if t.stage.is_empty() {
-                first_stage.as_str()
-            } else {
-                t.stage.as_str()
-            };
-            by_stage.entry(stage).or_default().push(t);
-        }
         let mut stages = Vec::new();
         let mut rejects = Vec::new();
         for stage in pipeline.iter().flat_map(|p| &p.stages) {
@@ -341,13 +338,17 @@ impl Reader {
                 StageKind::Chunks(..) => StageShape::Chunks,
                 StageKind::Aggregate(_) => StageShape::Aggregate,
             };
-            let progress = progress_of(
-                by_stage
-                    .get(stage.name.as_str())
-                    .into_iter()
-                    .flatten()
-                    .map(|t| (t.state, t.attempts)),
-            );
+            // Tasks recorded before stages existed belong to the first stage ('').
+            let mut counts = by_stage.get(&stage.name).cloned().unwrap_or_default();
+            if stage.name == first_stage
+                && let Some(old) = by_stage.get("")
+            {
+                for (state, n) in &old.by_state {
+                    *counts.by_state.entry(*state).or_default() += n;
+                }
+                counts.retries += old.retries;
+            }
+            let progress = Progress::from(&counts);
             stages.push(StageView {
                 name: stage.name.clone(),
                 shape,
@@ -409,16 +410,20 @@ impl Reader {
         })
     }
 
-    /// The job's tasks in index order with their attempts; only those in `state` if given.
+    /// A page of the job's tasks in index order with their attempts; only those in `state`
+    /// if given.
     pub async fn tasks(
         &self,
         id: &JobId,
         state: Option<TaskState>,
-    ) -> Result<Vec<TaskView>, ApiError> {
+        offset: usize,
+        limit: usize,
+    ) -> Result<TasksPage, ApiError> {
         self.job(id).await?;
-        let tasks = self.runtime.services.jobs.list_tasks(id).await?;
+        let (tasks, total) = self.runtime.store.tasks_page(id, state, offset, limit)?;
+        let names: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
         let mut attempts: HashMap<String, Vec<Attempt>> = HashMap::new();
-        for a in self.runtime.store.job_attempts(id)? {
+        for a in self.runtime.store.attempts_of(id, &names)? {
             attempts
                 .entry(a.key.task_id.as_str().to_string())
                 .or_default()
@@ -426,9 +431,8 @@ impl Reader {
         }
         let now = Utc::now();
         let logs = self.workdir().join("logs").join(id.as_str());
-        Ok(tasks
+        let tasks = tasks
             .into_iter()
-            .filter(|t| state.is_none_or(|s| t.state == s))
             .map(|t| {
                 let list = attempts.remove(t.id.as_str()).unwrap_or_default();
                 let last = list.last();
@@ -476,7 +480,12 @@ impl Reader {
                     attempt_list,
                 }
             })
-            .collect())
+            .collect();
+        Ok(TasksPage {
+            total,
+            offset,
+            tasks,
+        })
     }
 
     /// The last `limit` events of the job's execution history.

@@ -247,6 +247,8 @@ fn a_job_started_through_the_api_is_shown_with_its_tasks_logs_results_and_histor
     assert_eq!(detail["states"]["RunTasks"]["status"], "succeeded");
     assert_eq!(detail["states"]["RecordFailure"]["status"], "not-run");
     assert_eq!(detail["stages"][0]["name"], "tasks");
+    assert_eq!(detail["stages"][0]["progress"]["succeeded"], 4);
+    assert_eq!(detail["stages"][1]["shape"], "aggregate");
     // The upload went into the inbox, whole, under the pipeline's name.
     assert_eq!(
         std::fs::read_to_string(c.work.join("uploads/shell/rows.csv")).unwrap(),
@@ -293,7 +295,7 @@ fn a_job_started_through_the_api_is_shown_with_its_tasks_logs_results_and_histor
         "{detail}"
     );
     let (_, failed) = c.get(&format!("/api/jobs/{broken}/tasks?state=failed"));
-    let failed = json(&failed);
+    let failed = json(&failed)["tasks"].clone();
     assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
     assert_eq!(failed[0]["exitCode"], 3);
     let log = failed[0]["attemptList"][0]["logUrl"].as_str().unwrap();
@@ -301,6 +303,17 @@ fn a_job_started_through_the_api_is_shown_with_its_tasks_logs_results_and_histor
     assert_eq!((status, text.trim()), (200, "row 3 is broken"));
     let (status, body) = c.get(&format!("/api/jobs/{broken}/tasks?state=lost"));
     assert_eq!(status, 400, "{body}");
+    // Paged: the second and third of the four tasks.
+    let (_, page) = c.get(&format!("/api/jobs/{broken}/tasks?offset=1&limit=2"));
+    let page = json(&page);
+    assert_eq!(page["total"], 4, "{page}");
+    let ids: Vec<&str> = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["tasks_t-00001", "tasks_t-00002"]);
     // What cannot be done is refused with the reason.
     let r = c.action(&job, "redrive");
     assert_eq!(r.status, 409, "{}", r.body);
