@@ -233,11 +233,14 @@ fn admit(access: &Access, req: &Request, api: bool) -> Result<(), Response> {
             // Log in: keep the token in a cookie and drop it from the address bar (and so
             // from history and bookmarks).
             let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-            let mut response = (
-                StatusCode::SEE_OTHER,
-                [(header::LOCATION, req.uri().path())],
-            )
-                .into_response();
+            // Back to the same page of this console; `//host` would be another site.
+            let path = req.uri().path();
+            let back = if path.starts_with("//") || path.starts_with("/\\") {
+                "/"
+            } else {
+                path
+            };
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }

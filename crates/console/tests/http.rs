@@ -630,6 +630,13 @@ fn bound_off_loopback_every_request_needs_the_token() {
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.header("location"), Some("/"));
     let cookie = r.header("set-cookie").unwrap().to_string();
+    // The login redirect stays on the console, whatever the path looks like.
+    let r = reply(
+        c.agent
+            .get(&url(&format!("//evil.example/?token={token}")))
+            .call(),
+    );
+    assert_eq!((r.status, r.header("location")), (303, Some("/")));
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
