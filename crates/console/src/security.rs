@@ -194,9 +194,9 @@ fn login_page() -> Response {
 /// The guard in front of every route; its refusals get the same headers as any answer.
 pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/api/");
-    let mut response = match admit(&access, &req, api) {
-        Ok(()) => next.run(req).await,
-        Err(refusal) => refusal,
+    let mut response = match refusal(&access, &req, api) {
+        None => next.run(req).await,
+        Some(refusal) => refusal,
     };
     let h = response.headers_mut();
     h.insert(
@@ -220,15 +220,17 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     response
 }
 
-/// `Ok` when the request may go on to its route; otherwise the answer to send instead.
-fn admit(access: &Access, req: &Request, api: bool) -> Result<(), Response> {
+/// The answer to send instead of going on to the route, if the request is refused.
+fn refusal(access: &Access, req: &Request, api: bool) -> Option<Response> {
     let headers = req.headers();
-    check_host(access, headers).map_err(IntoResponse::into_response)?;
+    if let Err(e) = check_host(access, headers) {
+        return Some(e.into_response());
+    }
     if let Some(token) = &access.token {
         let offered = query_token(req.uri().query());
         if let Some(offered) = offered.filter(|_| req.method() == Method::GET) {
             if !same(&offered, token) {
-                return Err(ApiError::Unauthorized("wrong token".into()).into_response());
+                return Some(ApiError::Unauthorized("wrong token".into()).into_response());
             }
             // Log in: keep the token in a cookie and drop it from the address bar (and so
             // from history and bookmarks).
@@ -244,13 +246,13 @@ fn admit(access: &Access, req: &Request, api: bool) -> Result<(), Response> {
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, v);
             }
-            return Err(response);
+            return Some(response);
         }
         let ok = bearer(headers)
             .or_else(|| cookie(headers, TOKEN_COOKIE))
             .is_some_and(|t| same(t, token));
         if !ok {
-            return Err(if api {
+            return Some(if api {
                 ApiError::Unauthorized(
                     "this console needs its token: send Authorization: Bearer TOKEN (printed when the console started)".into(),
                 )
@@ -260,10 +262,12 @@ fn admit(access: &Access, req: &Request, api: bool) -> Result<(), Response> {
             });
         }
     }
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        check_csrf(access, headers).map_err(IntoResponse::into_response)?;
+    if !matches!(*req.method(), Method::GET | Method::HEAD)
+        && let Err(e) = check_csrf(access, headers)
+    {
+        return Some(e.into_response());
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
