@@ -329,7 +329,8 @@ async fn a_user_follows_starts_inspects_cancels_and_redrives_jobs_in_the_browser
         .unwrap();
     assert_eq!(plot_loaded, serde_json::json!(true), "the plot is shown");
     if shots.is_some() {
-        c.set_window_size(1400, 1700).await.unwrap();
+        // Tall enough for the graph, the results table and the plot.
+        c.set_window_size(1400, 2150).await.unwrap();
         screenshot(&c, &shots, "console-job.png").await;
         c.set_window_size(1400, 1000).await.unwrap();
     }
@@ -425,6 +426,15 @@ async fn a_user_follows_starts_inspects_cancels_and_redrives_jobs_in_the_browser
     .await;
     assert_eq!(count(&c, "#jobs tbody .state.SUCCEEDED").await, 3);
     assert_eq!(count(&c, "#jobs tbody .state.FAILED").await, 1);
-    screenshot(&c, &shots, "console-jobs.png").await;
+    if shots.is_some() {
+        // With the form to start a job unfolded, to show it too.
+        c.execute(
+            "document.getElementById('trigger-box').open = true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+        screenshot(&c, &shots, "console-jobs.png").await;
+    }
     c.close().await.unwrap();
 }
