@@ -191,9 +191,21 @@ async fn file_response(
             let bytes = tokio::fs::read(&path)
                 .await
                 .map_err(|e| ApiError::Internal(format!("{name}: {e}")))?;
+            // The name comes from an object key: keep it to characters that cannot end the
+            // quoted string or the header.
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
             let disposition = match kind {
-                FileKind::Other => format!("attachment; filename=\"{name}\""),
-                _ => format!("inline; filename=\"{name}\""),
+                FileKind::Other => format!("attachment; filename=\"{safe}\""),
+                _ => format!("inline; filename=\"{safe}\""),
             };
             Ok((
                 [
