@@ -53,9 +53,9 @@ pub struct ServeArgs {
     /// `sluice run --scale` does.
     #[arg(long)]
     pub scale: Option<f64>,
-    /// Also serve the web console on this address (e.g. 127.0.0.1:8080; see docs/console.md).
-    /// Any address but loopback requires the token printed at start.
-    #[arg(long, value_name = "ADDR")]
+    /// Also serve the web console on this address (`--ui` alone: 127.0.0.1:8080; see
+    /// docs/console.md). Any address but loopback requires the token printed at start.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = sluice_console::DEFAULT_ADDR)]
     pub ui: Option<SocketAddr>,
     #[command(flatten)]
     pub console: crate::ui::ConsoleArgs,
