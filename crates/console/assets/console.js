@@ -194,7 +194,7 @@
       $("#results-body").replaceChildren(...parts);
       const rejects = [];
       for (const r of j.rejects) {
-        rejects.push(el("h3", {}, `Rejected rows of stage ${r.name} (`, el("a", { href: r.url }, "csv"), ")"));
+        rejects.push(el("h3", {}, `Rows stage ${r.stage} rejected (`, el("a", { href: r.url }, "rejects.csv"), ")"));
         rejects.push(...await table(r.url));
       }
       $("#rejects-body").replaceChildren(...rejects);

@@ -355,7 +355,9 @@ impl Reader {
                 progress,
             });
             let object = ObjectRef::new(DATA_BUCKET, layout::rejects(id, &stage.name));
-            if let Ok(path) = self.object_path(&object)
+            // Shown once: a pipeline may make its rejects one of the job's results.
+            if !job.results.contains(&object)
+                && let Ok(path) = self.object_path(&object)
                 && let Ok(meta) = std::fs::metadata(&path)
             {
                 rejects.push(FileView {
