@@ -7,7 +7,7 @@
 use crate::App;
 use crate::error::ApiError;
 use crate::trigger::{self, Overrides};
-use crate::views::{self, FileKind};
+use crate::views::{self, DriverView, FileKind};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sluice_core::{JobId, TaskId, TaskState};
+use serde_json::json;
+use sluice_core::{JobId, JobState, TaskId, TaskState};
 use sluice_local::inbox::{Ingested, fire_schedule, ingest_file};
 use sluice_local::{Cancelled, RedriveError};
 use std::sync::Arc;
@@ -513,43 +513,99 @@ async fn cancel(
     match tokio::time::timeout(CANCEL_WAIT, running).await {
         Ok(Ok(Ok(how))) => {
             let job = app.reader.job(&id).await?;
-            let by = match how {
-                Cancelled::Here => json!({"kind": "this-process"}),
-                Cancelled::ByDriver(pid) => json!({"kind": "process", "pid": pid}),
-                Cancelled::Orphan => json!({"kind": "nobody"}),
+            let stopped_by = match how {
+                Cancelled::Here => DriverView::ThisProcess,
+                Cancelled::ByDriver(pid) => DriverView::Process { pid },
+                Cancelled::Orphan => DriverView::Nobody,
             };
-            Ok(Json(json!({
-                "jobId": id, "state": job.state, "reason": job.reason, "stoppedBy": by,
-            }))
+            Ok(Json(CancelResult {
+                job_id: id,
+                state: CancelState::Job(job.state),
+                reason: job.reason,
+                stopped_by: Some(stopped_by),
+                message: None,
+            })
             .into_response())
         }
         Ok(Ok(Err(e))) => Err(control_error(e)),
         Ok(Err(e)) => Err(ApiError::Internal(format!("cancel crashed: {e}"))),
         Err(_) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({
-                "jobId": id, "state": "CANCELLING",
-                "message": "asked the process running the job to cancel it; it is still stopping its tasks",
-            })),
+            Json(CancelResult {
+                job_id: id,
+                state: CancelState::Still(Stopping::Cancelling),
+                reason: None,
+                stopped_by: None,
+                message: Some(
+                    "asked the process running the job to cancel it; it is still stopping its tasks"
+                        .into(),
+                ),
+            }),
         )
             .into_response()),
     }
 }
 
+/// What `POST /api/jobs/{id}/cancel` answers.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelResult {
+    job_id: JobId,
+    state: CancelState,
+    reason: Option<String>,
+    /// Which process stopped the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_by: Option<DriverView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// The job's state after a cancel, or `CANCELLING` while another process is stopping it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CancelState {
+    Job(JobState),
+    Still(Stopping),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum Stopping {
+    Cancelling,
+}
+
+/// What `POST /api/jobs/{id}/redrive` answers.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RedriveResult {
+    job_id: JobId,
+    redrive_count: u32,
+    /// The top-level state the execution continues from (none: from the start).
+    from_state: Option<String>,
+    /// Map iterations whose results were kept.
+    kept_results: usize,
+    /// Attempts a dead process left unfinished, now recorded INTERRUPTED.
+    interrupted: usize,
+    url: String,
+}
+
 /// `POST /api/jobs/{id}/redrive`: what `sluice redrive` does; the job then runs in the
 /// process that serves the console.
-async fn redrive(State(app): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn redrive(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<RedriveResult>, ApiError> {
     let id = job_id(&id)?;
     let started = app.runtime.redrive(&id).await.map_err(control_error)?;
     app.started(&id, None);
-    Ok(Json(json!({
-        "jobId": id,
-        "redriveCount": started.redrive_count,
-        "fromState": started.from_state,
-        "keptResults": started.kept_results,
-        "interrupted": started.interrupted,
-        "url": format!("/jobs/{id}"),
-    })))
+    Ok(Json(RedriveResult {
+        url: format!("/jobs/{id}"),
+        job_id: id,
+        redrive_count: started.redrive_count,
+        from_state: started.from_state,
+        kept_results: started.kept_results,
+        interrupted: started.interrupted,
+    }))
 }
 
 fn control_error(e: RedriveError) -> ApiError {
