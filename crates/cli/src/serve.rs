@@ -156,7 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         // Jobs the console started (its uploads are in the watched folder: seen now) or
         // redrove.
         while let Ok(started) = started_rx.try_recv() {
-            if let Some(file) = &started.file
+            if let sluice_console::StartedBy::Upload(file) = &started.how
                 && let Ok(meta) = std::fs::metadata(file)
             {
                 seen.insert(
@@ -167,7 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
                     ),
                 );
             }
-            eprintln!("job {}: started from the console", started.job);
+            eprintln!("job {}: {} in the console", started.job, started.how);
             running.insert(started.job.to_string());
         }
         // A file is ingested once its size and mtime held still for one poll (fully written).

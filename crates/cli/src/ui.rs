@@ -102,7 +102,10 @@ pub async fn run(args: UiArgs) -> anyhow::Result<u8> {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            Some(s) = rx.recv() => { running.insert(s.job); }
+            Some(s) = rx.recv() => {
+                eprintln!("job {}: {} in the console", s.job, s.how);
+                running.insert(s.job);
+            }
             _ = tokio::signal::ctrl_c() => {
                 let left: Vec<String> = running.iter().map(|j| j.to_string()).collect();
                 if !left.is_empty() {

@@ -4,10 +4,10 @@
 //! Ids from the path are parsed into [`JobId`] / [`TaskId`] before anything else happens, so a
 //! hostile id (`..`, slashes, percent-encoded or not) is a 400 and never becomes a path.
 
-use crate::App;
 use crate::error::ApiError;
 use crate::trigger::{self, Overrides};
 use crate::views::{self, DriverView, FileKind};
+use crate::{App, StartedBy};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -467,7 +467,11 @@ async fn create_job(
         .ok_or_else(|| ApiError::Internal(format!("ingest returned no job id: {result}")))?;
     let status = result["status"].as_str().unwrap_or("?").to_string();
     if status == "started" {
-        app.started(&job, file.as_ref().map(|(p, _)| p.clone()));
+        let how = match &file {
+            Some((path, _)) => StartedBy::Upload(path.clone()),
+            None => StartedBy::Schedule,
+        };
+        app.started(&job, how);
     }
     let body = TriggerResult {
         url: format!("/jobs/{job}"),
@@ -597,7 +601,7 @@ async fn redrive(
 ) -> Result<Json<RedriveResult>, ApiError> {
     let id = job_id(&id)?;
     let started = app.runtime.redrive(&id).await.map_err(control_error)?;
-    app.started(&id, None);
+    app.started(&id, StartedBy::Redrive);
     Ok(Json(RedriveResult {
         url: format!("/jobs/{id}"),
         job_id: id,

@@ -47,8 +47,28 @@ pub const DEFAULT_UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Started {
     pub job: JobId,
-    /// The file written into the inbox for it, if any.
-    pub file: Option<PathBuf>,
+    pub how: StartedBy,
+}
+
+/// What the console did to start a job's execution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartedBy {
+    /// An upload, written into the inbox as this file.
+    Upload(PathBuf),
+    /// A schedule fired from the console.
+    Schedule,
+    /// A redrive.
+    Redrive,
+}
+
+impl std::fmt::Display for StartedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartedBy::Upload(file) => write!(f, "started from {}", file.display()),
+            StartedBy::Schedule => f.write_str("started from a schedule"),
+            StartedBy::Redrive => f.write_str("redriven"),
+        }
+    }
 }
 
 /// How to serve.
@@ -138,11 +158,11 @@ pub(crate) struct App {
 }
 
 impl App {
-    pub(crate) fn started(&self, job: &JobId, file: Option<PathBuf>) {
+    pub(crate) fn started(&self, job: &JobId, how: StartedBy) {
         if let Some(tx) = &self.started {
             let _ = tx.send(Started {
                 job: job.clone(),
-                file,
+                how,
             });
         }
     }
