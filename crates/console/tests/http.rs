@@ -26,6 +26,10 @@ task_failed_attempts = 1
 [aggregate]
 group_by = "k"
 sum = ["n"]
+[[schedule]]
+name = "nightly"
+expression = "rate(1 day)"
+input = "nightly.csv"
 "#;
 
 struct Console_ {
@@ -45,6 +49,7 @@ fn start(bind: &str, upload_limit: usize) -> Console_ {
     let root = dir.path().to_path_buf();
     let work = root.join("work");
     std::fs::write(root.join("pipeline.toml"), PIPELINE).unwrap();
+    std::fs::write(root.join("nightly.csv"), "n\n5\n6\n").unwrap();
     // A file beside the work directory that no request may ever read.
     std::fs::write(root.join("secret.txt"), "TOP-SECRET\n").unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -653,4 +658,43 @@ fn bound_off_loopback_every_request_needs_the_token() {
     c.token = None;
     let r = c.post("/api/jobs/x/cancel", &[("X-Sluice-CSRF", &c.csrf.clone())]);
     assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[test]
+fn a_schedule_is_fired_from_the_api() {
+    let c = start("127.0.0.1:0", 1 << 20);
+    let (_, pipelines) = c.get("/api/pipelines");
+    let pipelines = json(&pipelines);
+    assert_eq!(pipelines[0]["name"], "shell");
+    assert_eq!(
+        pipelines[0]["schedules"][0]["name"], "nightly",
+        "{pipelines}"
+    );
+    let r = c.trigger(&[
+        ("pipeline", None, None, b"shell"),
+        ("schedule", None, None, b"nightly"),
+    ]);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = json(&r.body);
+    let job = v["jobId"].as_str().unwrap();
+    let detail = c.wait_for(job, &["SUCCEEDED", "FAILED"]);
+    assert_eq!(detail["state"], "SUCCEEDED", "{detail}");
+    assert_eq!(
+        detail["input"],
+        "s3://sluice-ingest/shell/schedules/nightly/nightly.csv"
+    );
+    let (_, table) = c.get(&format!("/api/jobs/{job}/results/0?format=table"));
+    assert_eq!(json(&table)["rows"], serde_json::json!([["x", "2", "11"]]));
+    // An unknown schedule, or a schedule and a file at once, are refused.
+    let r = c.trigger(&[
+        ("pipeline", None, None, b"shell"),
+        ("schedule", None, None, b"hourly"),
+    ]);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = c.trigger(&[
+        ("pipeline", None, None, b"shell"),
+        ("schedule", None, None, b"nightly"),
+        ("file", Some("rows.csv"), Some("text/csv"), b"n\n1\n"),
+    ]);
+    assert_eq!(r.status, 400, "{}", r.body);
 }
