@@ -513,7 +513,18 @@ async fn cancel(
     // within CANCEL_WAIT either way and the cancel goes on.
     let runtime = app.runtime.clone();
     let job_id = id.clone();
-    let running = tokio::spawn(async move { runtime.cancel(&job_id, &reason).await });
+    let arn = job.execution_arn.clone();
+    let running = tokio::spawn(async move {
+        let how = runtime.cancel(&job_id, &reason).await?;
+        // Stopped here: answer once its end is handled (tasks stopped, job recorded), as a
+        // cancel another process takes is.
+        if how == Cancelled::Here
+            && let Some(arn) = arn
+        {
+            runtime.wait_settled(&arn).await;
+        }
+        Ok(how)
+    });
     match tokio::time::timeout(CANCEL_WAIT, running).await {
         Ok(Ok(Ok(how))) => {
             let job = app.reader.job(&id).await?;

@@ -345,6 +345,14 @@ fn a_running_job_is_cancelled_and_redriven_through_the_api() {
     c.wait_for(&job, &["RUNNING"]);
     let r = c.action(&job, "cancel");
     assert_eq!(r.status, 200, "{}", r.body);
+    // Answered once the job is stopped: ABORTED already.
+    assert_eq!(json(&r.body)["state"], "ABORTED", "{}", r.body);
+    assert_eq!(
+        json(&r.body)["stoppedBy"]["kind"],
+        "this-process",
+        "{}",
+        r.body
+    );
     let detail = c.wait_for(&job, &["ABORTED"]);
     assert_eq!(detail["canRedrive"], true, "{detail}");
     assert_eq!(detail["canCancel"], false);
