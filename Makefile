@@ -48,9 +48,13 @@ demo-daily: build
 	@echo "recorded in examples/daily-csv/out/sales.sqlite (table daily_sales);" \
 	  "notifications in examples/daily-csv/out/notifications.jsonl"
 
-# Tools the tests talk to: moto (AWS-API emulator) in its own venv, and the infra linters.
+# Tools the tests talk to: moto (AWS-API emulator) in its own venv, Chromium and chromedriver
+# (the web console's browser test, from the system's packages), and the infra linters.
 test-tools:
 	bash tests/aws/install.sh
+	# Where Chromium cannot be installed (no apt-get, no root), this says why and the console's
+	# browser test then fails saying how to install it (or skips with SLUICE_SKIP_BROWSER_TESTS=1).
+	bash tests/browser/install.sh || echo "warning: Chromium/chromedriver not installed; the console's browser test will fail"
 	# The MSRV toolchain comes from rustup's server, not a package registry: where it cannot
 	# be fetched, `make msrv` says so and is skipped rather than failing the whole run.
 	rustup toolchain install $(MSRV) --profile minimal || echo "warning: Rust $(MSRV) could not be installed; make msrv will be skipped"

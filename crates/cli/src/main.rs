@@ -2,7 +2,9 @@
 //!
 //! - `sluice run INPUT.csv`: one job on this machine, with progress.
 //! - `sluice redrive JOB` / `sluice cancel JOB`: continue or stop a job.
-//! - `sluice serve --watch DIR`: CSVs dropped into DIR and schedules start jobs.
+//! - `sluice serve --watch DIR [--ui ADDR]`: CSVs dropped into DIR and schedules start jobs;
+//!   with `--ui`, the web console too.
+//! - `sluice ui`: the web console over a work directory (see docs/console.md).
 //! - `sluice status [JOB]`: the job table.
 //! - `sluice pipeline check FILE`: a pipeline file's problems, all at once.
 //! - `sluice invoke FUNCTION --event FILE`: one handler on one event, like `sam local invoke`.
@@ -18,6 +20,7 @@ mod redrive;
 mod run;
 mod serve;
 mod status;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +45,8 @@ enum Command {
     Cancel(redrive::CancelArgs),
     /// Watch a directory for CSVs and fire schedules, like the deployed pipeline.
     Serve(serve::ServeArgs),
+    /// Serve the web console over a work directory (jobs run with `sluice run`).
+    Ui(ui::UiArgs),
     /// Show jobs, or one job's tasks.
     Status(status::StatusArgs),
     /// Run one handler on one event file against the local runtime.
@@ -92,6 +97,7 @@ fn main() -> std::process::ExitCode {
             Command::Redrive(args) => redrive::redrive(args).await,
             Command::Cancel(args) => redrive::cancel(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Ui(args) => ui::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Invoke(args) => invoke::run(args).await,
             Command::Pipeline(cmd) => pipeline::run(cmd).await,

@@ -11,19 +11,24 @@
 //! job of its work directory that is RUNNING with no live process driving it (a serve or a
 //! `sluice run` that was killed). Ctrl-C stops serve at once and leaves its running jobs for the
 //! next serve to continue. One serve per work directory.
+//!
+//! `--ui ADDR` also serves the web console (sluice-console) from this process: its uploads are
+//! written into the watched folder and ingested here like any dropped file, and the jobs it
+//! starts or redrives are followed here like the others.
 
 use crate::run::load_pipeline;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
-use sluice_core::model::ObjectRef;
 use sluice_core::schedule::Expression;
 use sluice_core::{JobState, PipelineConfig};
 use sluice_local::Driver;
-use sluice_local::runtime::INGEST_BUCKET;
+use sluice_local::inbox::{Ingested, fire_schedule, ingest_file};
 use sluice_local::{LocalRuntime, RuntimeOptions};
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 #[derive(Args, Debug)]
@@ -44,6 +49,16 @@ pub struct ServeArgs {
     /// Seconds between scans of the watched directory.
     #[arg(long, default_value_t = 1.0)]
     pub poll: f64,
+    /// Multiply each pipeline's scale parameter (e.g. 0.01 for a quick BER demo), as
+    /// `sluice run --scale` does.
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Also serve the web console on this address (`--ui` alone: 127.0.0.1:8080; see
+    /// docs/console.md). Any address but loopback requires the token printed at start.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = sluice_console::DEFAULT_ADDR)]
+    pub ui: Option<SocketAddr>,
+    #[command(flatten)]
+    pub console: crate::ui::ConsoleArgs,
 }
 
 struct ScheduleState {
@@ -59,7 +74,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("creating {}", args.watch.display()))?;
     let mut options = RuntimeOptions::new(&args.workdir);
     options.max_slots = args.max_parallel;
-    let runtime = LocalRuntime::open(options)?;
+    let runtime = Arc::new(LocalRuntime::open(options)?);
     // One serve per work directory: two would ingest every file twice.
     let _serving = match sluice_local::driver::claim(&args.workdir.join("locks"), "serve") {
         Ok(c) => c,
@@ -73,7 +88,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     let mut schedules = Vec::new();
     let now = Utc::now();
     for path in &args.pipelines {
-        let cfg = load_pipeline(path)?;
+        let mut cfg = load_pipeline(path)?;
+        if let Some(scale) = args.scale {
+            cfg = cfg.scaled(scale).map_err(anyhow::Error::msg)?;
+        }
         runtime.register_pipeline(&cfg)?;
         for s in &cfg.schedule {
             let expression = Expression::parse(&s.expression)
@@ -101,6 +119,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
         args.workdir.display()
     );
 
+    // The console: jobs it starts or redrives come back here to be followed like the others.
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(addr) = args.ui {
+        let console =
+            sluice_console::Console::new(runtime.clone(), &args.watch).on_started(started_tx);
+        crate::ui::start(console, addr, &args.console).await?;
+    }
+
     let mut seen: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
     let mut pending: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
     let mut running: HashSet<String> = HashSet::new();
@@ -127,6 +153,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     }
     let poll = Duration::from_secs_f64(args.poll.max(0.05));
     loop {
+        // Jobs the console started (its uploads are in the watched folder: seen now) or
+        // redrove.
+        while let Ok(started) = started_rx.try_recv() {
+            if let sluice_console::StartedBy::Upload(file) = &started.how
+                && let Ok(meta) = std::fs::metadata(file)
+            {
+                seen.insert(
+                    file.clone(),
+                    (
+                        meta.len(),
+                        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    ),
+                );
+            }
+            eprintln!("job {}: {} in the console", started.job, started.how);
+            running.insert(started.job.to_string());
+        }
         // A file is ingested once its size and mtime held still for one poll (fully written).
         for (path, meta) in scan(&args.watch) {
             if seen.get(&path) == Some(&meta) {
@@ -144,9 +187,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
                     (Some(p), false) => format!("{p}/{rel}"),
                     _ => rel.clone(),
                 };
-                match ingest(&runtime, &path, &rel, &key).await {
-                    Ok(None) => {}
-                    Ok(Some(result)) => {
+                match ingest_file(&runtime, &path, &rel, &key).await {
+                    Ok(Ingested::AlreadyIngested(job)) => eprintln!(
+                        "{rel}: already ingested as job {job} (same content); not ingested again"
+                    ),
+                    Ok(Ingested::Delivered(result)) => {
                         eprintln!(
                             "{rel}: job {} {}{}",
                             result["jobId"].as_str().unwrap_or("?"),
@@ -176,7 +221,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 .expression
                 .next_after(now)
                 .unwrap_or(now + chrono::Duration::days(36500));
-            match fire(&runtime, s, fired_at).await {
+            match fire_schedule(&runtime, &s.pipeline, &s.name, &s.input, fired_at).await {
                 Ok(result) => {
                     eprintln!(
                         "schedule {}/{}: job {} {}",
@@ -269,71 +314,4 @@ fn scan(dir: &Path) -> Vec<(PathBuf, (u64, SystemTime))> {
     }
     out.sort();
     out
-}
-
-/// Ingests a watched file unless this (path, content) was ingested before; `None` when it was.
-///
-/// The upload's S3 sequencer is derived from the path and the content, so the object — and so
-/// the job — is the same whenever the same file is delivered again, even if this process dies
-/// between starting the job and recording the file: ingest then finds the job and starts
-/// nothing new. A changed file is a new object, and a new job, as on S3.
-async fn ingest(
-    runtime: &LocalRuntime,
-    path: &Path,
-    rel: &str,
-    key: &str,
-) -> anyhow::Result<Option<serde_json::Value>> {
-    let body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let digest = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&body))
-    };
-    if let Some(job) = runtime.store.ingested_file(rel, &digest)? {
-        eprintln!("{rel}: already ingested as job {job} (same content); not ingested again");
-        return Ok(None);
-    }
-    let sequencer = {
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        h.update(rel.as_bytes());
-        h.update([0]);
-        h.update(digest.as_bytes());
-        hex::encode_upper(&h.finalize()[..10])
-    };
-    let event = match runtime.upload_as(path, key, &sequencer) {
-        Ok(e) => e,
-        // A key the bucket refuses (control characters, '..') never reaches S3 either; say so.
-        Err(e) => anyhow::bail!("not ingested: {e:#}"),
-    };
-    let result = runtime
-        .deliver(event)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(job) = result["jobId"].as_str() {
-        runtime.store.record_ingested_file(rel, &digest, job)?;
-    }
-    Ok(Some(result))
-}
-
-async fn fire(
-    runtime: &LocalRuntime,
-    s: &ScheduleState,
-    at: chrono::DateTime<Utc>,
-) -> anyhow::Result<serde_json::Value> {
-    let file = s
-        .input
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "input.csv".into());
-    let key = format!("{}/schedules/{}/{file}", s.pipeline, s.name);
-    runtime.upload(&s.input, &key)?;
-    let run = sluice_fn_ingest::ScheduledRun {
-        schedule: s.name.clone(),
-        input: ObjectRef::new(INGEST_BUCKET, key),
-    };
-    let event = sluice_fn_ingest::scheduled_run_event(&run, at);
-    runtime
-        .deliver(event)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -7,6 +7,7 @@
 //! - [`compute`]: processes as "ECS" tasks emitting ECS Task State Change events (the Compute port).
 //! - [`driver`]: which process drives a job; redrive, cancel, execution status changes.
 //! - [`events`]: the local event bus.
+//! - [`inbox`]: starting jobs from files (a watched folder's CSVs, schedule inputs).
 //! - [`journal`]: the engine's history and checkpoints, batched into the job table.
 //! - [`pipelines`]: loading a pipeline file with the checks that need the file system.
 //! - [`spawn`]: starting a task process without forking sluice, tied to its life.
@@ -18,6 +19,7 @@ pub mod capacity;
 pub mod compute;
 pub mod driver;
 pub mod events;
+pub mod inbox;
 pub mod journal;
 pub mod pipelines;
 pub mod runtime;

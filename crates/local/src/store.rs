@@ -573,6 +573,105 @@ impl SqliteJobStore {
         })
     }
 
+    /// [`SqliteJobStore::task_counts`] for each stage of a job (tasks recorded before stages
+    /// are under stage ''): one aggregate query, for views that show stages side by side.
+    pub fn task_counts_by_stage(
+        &self,
+        job: &JobId,
+    ) -> Result<std::collections::BTreeMap<String, TaskCounts>, StoreError> {
+        let job = job.clone();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT stage, state, COUNT(*), COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM tasks WHERE job_id = ?1 GROUP BY stage, state",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![job.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(backend)?;
+            let mut out: std::collections::BTreeMap<String, TaskCounts> = Default::default();
+            for row in rows {
+                let (stage, state, n, retries) = row.map_err(backend)?;
+                let state =
+                    TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?;
+                let counts = out.entry(stage).or_default();
+                counts.by_state.insert(state, n as u32);
+                counts.retries += retries as u64;
+            }
+            Ok(out)
+        })
+    }
+
+    /// A page of a job's tasks in index order (only those in `state`, if given), and how
+    /// many there are in all: a large job's table is read a page at a time.
+    pub fn tasks_page(
+        &self,
+        job: &JobId,
+        state: Option<TaskState>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Task>, usize), StoreError> {
+        let job = job.clone();
+        self.with(move |c| {
+            let state = state.map(|s| s.as_str());
+            let total: i64 = c
+                .row_cached(
+                    "SELECT COUNT(*) FROM tasks WHERE job_id = ?1 AND (?2 IS NULL OR state = ?2)",
+                    params![job.as_str(), state],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT * FROM tasks WHERE job_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY idx, task_id LIMIT ?3 OFFSET ?4",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![job.as_str(), state, limit as i64, offset as i64],
+                    |r| Ok(task_row(r)),
+                )
+                .map_err(backend)?;
+            let tasks = rows.map(|r| r.map_err(backend)?).collect::<Result<_, _>>()?;
+            Ok((tasks, total as usize))
+        })
+    }
+
+    /// The attempts of some of a job's tasks, by task and attempt number.
+    pub fn attempts_of(&self, job: &JobId, tasks: &[&str]) -> Result<Vec<Attempt>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job = job.clone();
+        let tasks: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
+        self.with(move |c| {
+            let mut out = Vec::new();
+            // In batches: SQLite limits the parameters of one statement.
+            for batch in tasks.chunks(500) {
+                let sql = format!(
+                    "SELECT * FROM attempts WHERE job_id = ? AND task_id IN ({}) ORDER BY task_id, number",
+                    placeholders(batch.len())
+                );
+                let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+                let values = std::iter::once(job.as_str()).chain(batch.iter().map(String::as_str));
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(values), |r| Ok(attempt_row(r)))
+                    .map_err(backend)?;
+                for r in rows {
+                    out.push(r.map_err(backend)??);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     // ---- execution history (from the engine's history sink) ----
 
     pub fn append_history(
