@@ -356,11 +356,12 @@ async fn a_user_follows_starts_inspects_cancels_and_redrives_jobs_in_the_browser
     trigger(&c, &console, "shell", &rows, &[("fail", "4")]).await;
     wait_text(&c, "#job-state", "FAILED").await;
     wait_text(&c, "#job-reason", "1 of 6 tasks failed").await;
-    assert_eq!(
-        count(&c, "#graph g.node.failed").await,
-        2,
-        "CloseStage and JobFailed"
-    );
+    // The graph follows the execution's history, which is written in batches a moment after
+    // the job's record: wait for it rather than look once.
+    wait_for("CloseStage and JobFailed failed in the graph", || async {
+        (count(&c, "#graph g.node.failed").await == 2).then_some(())
+    })
+    .await;
     c.find(Locator::Id("failed-only"))
         .await
         .unwrap()
