@@ -8,14 +8,18 @@
 //!
 //! Spot interruptions can be injected: a deterministic share of attempts (decided from the seed,
 //! the task id and the attempt number, so a given seed interrupts the same attempts every run)
-//! gets SIGTERM at a random moment of its run, and its event carries `stopCode:
-//! SpotInterruption` like a reclaimed ECS task.
+//! is reclaimed at a random moment of its run the way EC2 reclaims an instance under ECS: every
+//! task runs on its own simulated instance (`i-<17 hex digits>`), an "EC2 Spot Instance
+//! Interruption Warning" for that instance goes to the bus and is handled first (on AWS it
+//! comes two minutes ahead), then the process gets SIGTERM, and its STOPPED event says only
+//! what ECS says of a standalone task on EC2: the essential container exited, with its exit
+//! code. No Spot stop code: only the warning tells task-events it was a reclaim.
 
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sluice_core::events::ECS_TASK_STATE_CHANGE;
+use sluice_core::events::{EC2_SPOT_INTERRUPTION_WARNING, ECS_TASK_STATE_CHANGE};
 use sluice_core::model::AttemptKey;
 use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
 use std::collections::HashMap;
@@ -120,6 +124,7 @@ impl ProcessCompute {
                 interrupter,
                 versions: AtomicU64::new(0),
                 stopped: Mutex::new(HashMap::new()),
+                instances: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -132,6 +137,11 @@ fn task_name(task_arn: &str) -> Option<&str> {
 }
 
 const LOCAL_TASK_ARN_PREFIX: &str = "arn:aws:ecs:local:000000000000:task/sluice-local/";
+
+/// The simulated EC2 instance a local task runs on: one per task, named from its ARN.
+fn instance_of(task_arn: &str) -> Option<String> {
+    task_name(task_arn).map(|n| format!("i-{}", &n[..n.len().min(17)]))
+}
 
 /// A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), which tells
 /// a process from a later one that got the same pid.
@@ -264,6 +274,24 @@ impl Compute for ProcessCompute {
         stop_task_process(&self.pool.run_dir, compute_id, STOP_GRACE).await;
         Ok(())
     }
+
+    async fn tasks_on_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<Vec<String>>, ComputeError> {
+        let instances = self
+            .pool
+            .instances
+            .lock()
+            .map_err(|_| ComputeError::LaunchFailed("instance table poisoned".into()))?;
+        Ok(Some(
+            instances
+                .iter()
+                .filter(|(_, instance)| instance.as_str() == instance_id)
+                .map(|(task, _)| task.clone())
+                .collect(),
+        ))
+    }
 }
 
 /// How long a stopped task gets between SIGTERM and SIGKILL (ECS gives 30 s by default; a
@@ -281,6 +309,8 @@ struct Pool {
     /// Tasks stopped through [`Compute::stop`], with the reason, so their STOPPED event says
     /// so (and a task still waiting for a slot never starts).
     stopped: Mutex<HashMap<String, String>>,
+    /// Running task ARN -> the simulated instance it runs on.
+    instances: Mutex<HashMap<String, String>>,
 }
 
 impl Pool {
@@ -335,6 +365,10 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
             container_reason: Some(format!("CannotStartContainerError: {reason}")),
         },
         Ok(mut child) => {
+            let instance = instance_of(&run.task_arn);
+            if let (Some(i), Ok(mut instances)) = (&instance, pool.instances.lock()) {
+                instances.insert(run.task_arn.clone(), i.clone());
+            }
             events.publish(event(
                 &run,
                 "RUNNING",
@@ -350,6 +384,11 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
                     tokio::select! {
                         s = child.wait() => s.map(|s| (s, false)),
                         _ = tokio::time::sleep(delay) => {
+                            // The warning is handled before the instance goes, as EC2's
+                            // two-minute notice is on AWS.
+                            if let Some(i) = &instance {
+                                events.deliver(spot_warning(i)).await;
+                            }
                             terminate(&mut child).await.map(|s| (s, true))
                         }
                     }
@@ -357,6 +396,9 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
             };
             if let Some(p) = &pid_file {
                 let _ = std::fs::remove_file(p);
+            }
+            if let Ok(mut instances) = pool.instances.lock() {
+                instances.remove(&run.task_arn);
             }
             match status {
                 Ok((status, _)) if pool.stop_reason(&run.task_arn).is_some() => Ended {
@@ -368,10 +410,12 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
                 Ok((status, reclaimed)) => {
                     let code = exit_code(&status);
                     if reclaimed {
+                        // What ECS reports for a standalone task on a reclaimed EC2 instance
+                        // at worst: an exit code, nothing about Spot.
                         Ended {
                             exit_code: code,
-                            stop_code: "SpotInterruption",
-                            stopped_reason: "Your Spot Task was interrupted.".into(),
+                            stop_code: "EssentialContainerExited",
+                            stopped_reason: "Essential container in task exited".into(),
                             container_reason: None,
                         }
                     } else {
@@ -583,6 +627,22 @@ fn event(
         "region": "local",
         "resources": [run.task_arn],
         "detail": detail,
+    })
+}
+
+/// An "EC2 Spot Instance Interruption Warning" for a simulated instance, shaped as EventBridge
+/// delivers it.
+fn spot_warning(instance_id: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": EC2_SPOT_INTERRUPTION_WARNING,
+        "source": "aws.ec2",
+        "account": "000000000000",
+        "time": now(),
+        "region": "local",
+        "resources": [format!("arn:aws:ec2:local:000000000000:instance/{instance_id}")],
+        "detail": {"instance-id": instance_id, "instance-action": "terminate"},
     })
 }
 

@@ -17,7 +17,7 @@ command = ["work", "--out", "{output}"]
 "#;
 
 async fn world() -> (World, JobId) {
-    let w = World::new();
+    let w = World::declared(sluice_fn_launch::PORT_CALLS);
     w.pipeline(PIPELINE);
     let job = w.running_job("p-1", "p", 2).await;
     (w, job.id)
