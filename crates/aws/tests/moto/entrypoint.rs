@@ -15,7 +15,7 @@ const ENTRYPOINT: &str = concat!(
     "/../../infra/worker/entrypoint.sh"
 );
 
-fn aws_cli() -> Option<PathBuf> {
+pub(crate) fn aws_cli() -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
     let venv = PathBuf::from(std::env::var_os("SLUICE_MOTO_VENV").unwrap_or_else(|| {
         PathBuf::from(home)

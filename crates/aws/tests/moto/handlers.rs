@@ -243,6 +243,9 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
             event_version: Some(3),
             started_at: now,
             stopped_at: None,
+            reclaim_notice: None,
+            answer: None,
+            answered: false,
         })
         .await
         .unwrap();
