@@ -37,7 +37,7 @@ use sluice_core::events::{
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, TokenAnswer};
 use sluice_core::ports::{Location, PortCall, TaskUpdate, Transition, WorkflowError};
 use sluice_core::stage::{item_of, output_location, require_stage_of};
-use sluice_core::{Services, TaskState};
+use sluice_core::Services;
 
 /// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
 /// contract test derives the function's role from this list, and the decision tests refuse
@@ -427,8 +427,8 @@ fn classification_of(state: AttemptState) -> &'static str {
 }
 
 /// Applies a final attempt's answer to its task, sends it to the token, and marks it answered.
-/// Safe to repeat: the task moves only while this attempt is its current one and RUNNING
-/// (conditional writes), and a token answered before reports itself closed.
+/// Safe to repeat: the task moves only from RUNNING (a conditional write) and only while no
+/// newer attempt of it exists, and a token answered before reports itself closed.
 async fn deliver(
     services: &Services,
     attempt: &Attempt,
@@ -442,7 +442,15 @@ async fn deliver(
         .get_task(&key.job_id, &key.task_id)
         .await?
         .ok_or_else(|| StepError::internal(format!("attempt {key} has no task record")))?;
-    if task.attempts == key.number && task.state == TaskState::Running {
+    // A late re-send for an attempt that a newer one replaced (its Task state timed out and
+    // was retried) must not touch the task, which is the newer attempt's now.
+    let superseded = services
+        .jobs
+        .list_attempts(&key.job_id, &key.task_id)
+        .await?
+        .iter()
+        .any(|a| a.key.number > key.number);
+    if !superseded {
         let update = match answer {
             TokenAnswer::Success { result } => TaskUpdate {
                 result: result.clone(),
