@@ -167,7 +167,9 @@ fn start(text: &str, tasks: usize, max_concurrency: usize, all_succeed: bool) ->
             .named("pipeline"),
     );
     let store = Arc::new(InMemoryObjectStore::new());
-    let items: Vec<Value> = (1..=tasks).map(|i| json!({"taskId": format!("t{i}")})).collect();
+    let items: Vec<Value> = (1..=tasks)
+        .map(|i| json!({"taskId": format!("t{i}")}))
+        .collect();
     store.insert("jobs", "J1/manifest.json", Value::Array(items).to_string());
     let clock = Arc::new(VirtualClock::new());
     let functions = Arc::new(Functions {
@@ -276,7 +278,11 @@ async fn a_2000_task_stage_keeps_its_results_out_of_the_state() {
         })
         .sum();
     assert_eq!(written, 2000);
-    assert_eq!(run.sns.0.lock().map(|v| v.len()).unwrap_or(0), 1, "notified");
+    assert_eq!(
+        run.sns.0.lock().map(|v| v.len()).unwrap_or(0),
+        1,
+        "notified"
+    );
 
     // The control: the same definition without its ResultWriter hits the payload limit.
     let mut without: Value = serde_json::from_str(&text).expect("JSON");
