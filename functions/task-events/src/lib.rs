@@ -25,6 +25,7 @@
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sluice_core::Services;
 use sluice_core::classify::{
     Classification, Stop, classify_batch, classify_ecs, on_reclaimed_host,
 };
@@ -37,7 +38,6 @@ use sluice_core::events::{
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, TokenAnswer};
 use sluice_core::ports::{Location, PortCall, TaskUpdate, Transition, WorkflowError};
 use sluice_core::stage::{item_of, output_location, require_stage_of};
-use sluice_core::Services;
 
 /// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
 /// contract test derives the function's role from this list, and the decision tests refuse
