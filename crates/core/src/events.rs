@@ -25,6 +25,10 @@ pub const ENV_OUTPUT: &str = "SLUICE_OUTPUT";
 pub const ENV_INPUTS: &str = "SLUICE_INPUTS";
 /// On ECS/Batch: `file`, `dir` or `nothing`, what the entrypoint uploads.
 pub const ENV_OUTPUT_KIND: &str = "SLUICE_OUTPUT_KIND";
+/// `1` when the task's output is one of the job's results (its stage is the last that writes
+/// something): the entrypoint then leaves out the `sluice-kind=task-result` tag, so the
+/// bucket's lifecycle rule for per-task outputs does not expire it.
+pub const ENV_OUTPUT_KEEP: &str = "SLUICE_OUTPUT_KEEP";
 
 pub const ECS_TASK_STATE_CHANGE: &str = "ECS Task State Change";
 pub const BATCH_JOB_STATE_CHANGE: &str = "Batch Job State Change";

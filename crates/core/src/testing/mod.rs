@@ -376,6 +376,8 @@ pub struct ScriptedCompute {
     pub instances: Mutex<HashMap<String, Vec<String>>>,
     /// Answer `tasks_on_instance` with "cannot tell", as AWS Batch does.
     pub cannot_tell_instances: Mutex<bool>,
+    /// Every launch request, in order (what a container would be started with).
+    pub requests: Mutex<Vec<LaunchRequest>>,
     pub guard: Arc<CallGuard>,
 }
 
@@ -418,6 +420,7 @@ impl Compute for ScriptedCompute {
             return Err(ComputeError::LaunchFailed("scripted: no capacity".into()));
         }
         lock(&self.calls).push(ComputeCall::Launch(request.attempt.clone()));
+        lock(&self.requests).push(request.clone());
         Ok(Launched {
             compute_id: Self::id_of(&request.attempt),
         })
