@@ -252,11 +252,7 @@ async fn start_job(
             });
         }
     }
-    let execution_input = json!({
-        "jobId": id,
-        "pipeline": pipeline_name,
-        "input": {"bucket": input.bucket, "key": input.key},
-    });
+    let execution_input = sluice_core::ingest::execution_input(&job);
     let arn = match services
         .workflows
         .start_execution(id.as_str(), &execution_input)
