@@ -32,7 +32,6 @@ AWS_DOC = ROOT / "docs" / "aws.md"
 # Statements allowed to use Resource "*", by Sid: each is an action without resource-level
 # permissions (see the comments next to them in the template and docs/deploy.md).
 STAR_RESOURCE_SIDS = {
-    "DescribeGroupsRequiresStar",
     "CallbackTokensRequireStar",
     "LogDeliveryRequiresStar",
     "EcrAuthRequiresStar",

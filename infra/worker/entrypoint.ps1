@@ -71,10 +71,15 @@ try {
             [Console]::Error.WriteLine("sluice-entrypoint: command exited 0 but wrote no output at $env:SLUICE_OUTPUT; nothing uploaded")
             exit 0
         }
-        $tag = New-Object Amazon.S3.Model.Tag
-        $tag.Key = 'sluice-kind'
-        $tag.Value = 'task-result'
-        Write-S3Object -BucketName $bucket -Key $key -File $env:SLUICE_OUTPUT -TagSet @($tag) | Out-Null
+        if ($env:SLUICE_OUTPUT_KEEP -eq '1') {
+            # A job's result (the last stage that writes something): kept, not tagged for expiry.
+            Write-S3Object -BucketName $bucket -Key $key -File $env:SLUICE_OUTPUT | Out-Null
+        } else {
+            $tag = New-Object Amazon.S3.Model.Tag
+            $tag.Key = 'sluice-kind'
+            $tag.Value = 'task-result'
+            Write-S3Object -BucketName $bucket -Key $key -File $env:SLUICE_OUTPUT -TagSet @($tag) | Out-Null
+        }
     }
 } catch {
     [Console]::Error.WriteLine("sluice-entrypoint: upload to $env:SLUICE_RESULT_URI failed: $_")

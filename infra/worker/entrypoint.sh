@@ -95,10 +95,15 @@ fi
 rest=${SLUICE_RESULT_URI#s3://}
 bucket=${rest%%/*}
 key=${rest#*/}
-# The tag drives the bucket's lifecycle rule that expires per-task outputs.
+# The tag drives the bucket's lifecycle rule that expires per-task outputs; a job's result
+# (SLUICE_OUTPUT_KEEP=1: the last stage that writes something) is kept.
+if [ "${SLUICE_OUTPUT_KEEP:-}" = 1 ]; then
+  set --
+else
+  set -- --tagging "sluice-kind=task-result"
+fi
 if ! aws s3api put-object \
-    --bucket "$bucket" --key "$key" --body "$SLUICE_OUTPUT" \
-    --tagging "sluice-kind=task-result" \
+    --bucket "$bucket" --key "$key" --body "$SLUICE_OUTPUT" "$@" \
     --output text --query ETag >/dev/null; then
   echo "sluice-entrypoint: upload to $SLUICE_RESULT_URI failed" >&2
   exit 75

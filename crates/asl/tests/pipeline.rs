@@ -3,6 +3,10 @@
 //! that is retried, a task that keeps failing and is caught as lost — then the aggregate stage)
 //! → finish → scale down → notify. It runs on the virtual clock; the fake launcher marks its callback as work on the
 //! clock (`Clock::work_started`/`work_stopped`), as a host that answers asynchronously must.
+//!
+//! And a stage of 2,000 tasks: with the definition's ResultWriter the children's outputs go to
+//! the object store and the job succeeds; without it they are gathered into the Map's result,
+//! which exceeds the 256 KiB payload limit (States.DataLimitExceeded) as on AWS.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -19,6 +23,11 @@ struct Functions {
     engine: Mutex<Option<Engine>>,
     clock: Arc<VirtualClock>,
     launches: Mutex<HashMap<String, usize>>,
+    /// Tasks of the fan-out stage, and how many run at once.
+    tasks: usize,
+    max_concurrency: usize,
+    /// Every task succeeds at once, answering what task-events answers on AWS.
+    all_succeed: bool,
 }
 
 #[async_trait]
@@ -30,7 +39,9 @@ impl LambdaInvoker for Functions {
                 let stage = |index: i64, kind: &str| {
                     json!({
                         "index": index, "name": format!("s{index}"), "kind": kind,
-                        "taskCount": 3, "maxConcurrency": 2, "taskTimeoutSeconds": 600,
+                        "taskCount": self.tasks, "slots": self.max_concurrency,
+                        "maxConcurrency": self.max_concurrency,
+                        "taskTimeoutSeconds": 600,
                         "manifest": {"bucket": "jobs", "key": "J1/manifest.json"}
                     })
                 };
@@ -75,9 +86,18 @@ impl LambdaInvoker for Functions {
                 // The container "runs" on another task; until it reports, it is work in flight.
                 self.clock.work_started();
                 let clock = self.clock.clone();
+                let all_succeed = self.all_succeed;
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     let _ = match (task.as_str(), attempt) {
+                        // The output task-events sends for a task that wrote its result.
+                        _ if all_succeed => engine.send_task_success(
+                            &token,
+                            json!({"taskId": task, "attempt": 1, "result": {
+                                "bucket": "sluice-data-123456789012-us-east-1",
+                                "key": format!("jobs/ber-0123456789abcdef/stages/tasks/output/{task}.json")
+                            }}),
+                        ),
                         ("t2", 1) => {
                             engine.send_task_failure(&token, "Sluice.SpotInterrupted", "reclaimed")
                         }
@@ -112,62 +132,93 @@ impl ServiceIntegration for Sns {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipeline_runs_end_to_end() {
+/// The pipeline definition with the test's function names, or `None` outside the repository.
+fn definition() -> Option<String> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../statemachines/pipeline.asl.json"
     );
-    let Ok(text) = std::fs::read_to_string(path) else {
-        // The definition lives outside this crate; nothing to check without it.
-        return;
-    };
-    let text = text
-        .replace("${PlanFunctionArn}", "plan")
-        .replace("${ScaleFunctionArn}", "scale")
-        .replace("${LaunchFunctionArn}", "launch")
-        .replace("${AggregateFunctionArn}", "aggregate")
-        .replace("${FinishFunctionArn}", "finish")
-        .replace(
-            "${NotificationTopicArn}",
-            "arn:aws:sns:local:000000000000:sluice",
-        );
+    // The definition lives outside this crate; nothing to check without it.
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.replace("${PlanFunctionArn}", "plan")
+            .replace("${ScaleFunctionArn}", "scale")
+            .replace("${LaunchFunctionArn}", "launch")
+            .replace("${AggregateFunctionArn}", "aggregate")
+            .replace("${FinishFunctionArn}", "finish")
+            .replace(
+                "${NotificationTopicArn}",
+                "arn:aws:sns:local:000000000000:sluice",
+            ),
+    )
+}
+
+struct Run {
+    functions: Arc<Functions>,
+    sns: Arc<Sns>,
+    store: Arc<InMemoryObjectStore>,
+    handle: sluice_asl::ExecutionHandle,
+}
+
+/// Starts job J1 of `text` with a fan-out stage of `tasks` tasks.
+fn start(text: &str, tasks: usize, max_concurrency: usize, all_succeed: bool) -> Run {
     let machine = Arc::new(
-        StateMachine::from_json(&text)
+        StateMachine::from_json(text)
             .expect("the pipeline is valid")
             .named("pipeline"),
     );
-    let store = InMemoryObjectStore::new();
-    store.insert(
-        "jobs",
-        "J1/manifest.json",
-        r#"[{"taskId":"t1"},{"taskId":"t2"},{"taskId":"t3"}]"#,
-    );
+    let store = Arc::new(InMemoryObjectStore::new());
+    let items: Vec<Value> = (1..=tasks)
+        .map(|i| json!({"taskId": format!("t{i}")}))
+        .collect();
+    store.insert("jobs", "J1/manifest.json", Value::Array(items).to_string());
     let clock = Arc::new(VirtualClock::new());
     let functions = Arc::new(Functions {
         engine: Mutex::new(None),
         clock: clock.clone(),
         launches: Mutex::new(HashMap::new()),
+        tasks,
+        max_concurrency,
+        all_succeed,
     });
     let sns = Arc::new(Sns(Mutex::new(Vec::new())));
     let engine = Engine::new(EngineConfig {
         resources: Resources::new()
             .with_lambda(functions.clone())
             .with_service("sns", sns.clone())
-            .with_object_store(Arc::new(store)),
+            .with_object_store(store.clone()),
         clock,
         ..EngineConfig::default()
     });
     if let Ok(mut e) = functions.engine.lock() {
         *e = Some(engine.clone());
     }
-    let h = engine
+    let handle = engine
         .start_execution(
             machine,
             Some("J1".into()),
             json!({"jobId": "J1", "pipeline": "p", "input": {"bucket": "in", "key": "rows.csv"}}),
         )
         .expect("starts");
+    Run {
+        functions,
+        sns,
+        store,
+        handle,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_runs_end_to_end() {
+    let Some(text) = definition() else {
+        return;
+    };
+    let Run {
+        functions,
+        sns,
+        handle: h,
+        ..
+    } = start(&text, 3, 2, false);
     let out = tokio::time::timeout(Duration::from_secs(120), h.wait())
         .await
         .expect("finishes");
@@ -191,4 +242,63 @@ async fn pipeline_runs_end_to_end() {
     let messages = sns.0.lock().map(|v| v.clone()).unwrap_or_default();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["Subject"], "sluice job J1");
+}
+
+/// AWS gathers the outputs of a distributed Map's children into its result, even with
+/// `ResultPath: null`, and fails the state past 256 KiB: about a thousand tasks. The
+/// definition's ResultWriter sends them to S3 instead, so a 2,000-task stage succeeds; the same
+/// definition without it fails with States.DataLimitExceeded (which no Catch can catch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2000_task_stage_keeps_its_results_out_of_the_state() {
+    let Some(text) = definition() else {
+        return;
+    };
+    let run = start(&text, 2000, 500, true);
+    let out = tokio::time::timeout(Duration::from_secs(300), run.handle.wait())
+        .await
+        .expect("finishes");
+    assert_eq!(out.status, ExecutionStatus::Succeeded, "{out:?}");
+    let launched = run.functions.launches.lock().map(|l| l.len()).unwrap_or(0);
+    assert_eq!(launched, 2000);
+    // Every child's result is in the ResultWriter's files, under map-results/ in the bucket
+    // the manifest came from.
+    let keys = run.store.keys("jobs");
+    let manifests: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("map-results/") && k.ends_with("/manifest.json"))
+        .collect();
+    assert_eq!(manifests.len(), 1, "{keys:?}");
+    let written: usize = keys
+        .iter()
+        .filter(|k| k.starts_with("map-results/") && k.contains("/SUCCEEDED_"))
+        .map(|k| {
+            let body = run.store.get("jobs", k).unwrap_or_default();
+            serde_json::from_slice::<Vec<Value>>(&body)
+                .map(|v| v.len())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(written, 2000);
+    assert_eq!(
+        run.sns.0.lock().map(|v| v.len()).unwrap_or(0),
+        1,
+        "notified"
+    );
+
+    // The control: the same definition without its ResultWriter hits the payload limit.
+    let mut without: Value = serde_json::from_str(&text).expect("JSON");
+    let map = without["States"]["RunTasks"]
+        .as_object_mut()
+        .expect("RunTasks");
+    assert!(map.remove("ResultWriter").is_some());
+    let run = start(&without.to_string(), 2000, 500, true);
+    let out = tokio::time::timeout(Duration::from_secs(300), run.handle.wait())
+        .await
+        .expect("finishes");
+    assert_eq!(out.status, ExecutionStatus::Failed, "{out:?}");
+    assert_eq!(
+        out.error.as_deref(),
+        Some("States.DataLimitExceeded"),
+        "{out:?}"
+    );
 }

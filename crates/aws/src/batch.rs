@@ -19,6 +19,11 @@ use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Locatio
 
 pub use crate::ecs::CONTAINER_DATA_ROOT;
 
+/// IAM actions of each call this adapter makes (the permission contract: see
+/// [`crate::permissions`]). `tasks_on_instance` makes no call.
+pub const SUBMIT_ACTIONS: &[&str] = &["batch:SubmitJob", "batch:TagResource"];
+pub const TERMINATE_ACTIONS: &[&str] = &["batch:TerminateJob"];
+
 /// Batch's minimum attempt timeout.
 const MIN_TIMEOUT_SECONDS: u64 = 60;
 
@@ -148,6 +153,16 @@ impl Compute for BatchCompute {
                     DisplayErrorContext(&e)
                 ))
             })
+    }
+
+    /// Batch owns its instances and their ECS cluster, and its job ids are not ECS task ARNs:
+    /// "cannot tell". A Batch job on a reclaimed instance fails with the status reason
+    /// "Host EC2 (instance i-...) terminated.", which classify_batch takes for a reclaim.
+    async fn tasks_on_instance(
+        &self,
+        _instance_id: &str,
+    ) -> Result<Option<Vec<String>>, ComputeError> {
+        Ok(None)
     }
 }
 

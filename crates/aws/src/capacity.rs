@@ -24,6 +24,12 @@ use sluice_core::model::Lease;
 use sluice_core::ports::{CapacityPool, CapacityStatus};
 use sluice_core::{JobId, StoreError};
 
+/// IAM actions of a lease change (the permission contract: see [`crate::permissions`]): the
+/// lease item (PutItem, DeleteItem), the sum of the active leases (Query) and, with ECS, the
+/// group's size. With AWS Batch no group is resized.
+pub const LEASE_ACTIONS: &[&str] = &["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"];
+pub const RESIZE_ACTIONS: &[&str] = &["autoscaling:SetDesiredCapacity"];
+
 /// A lease older than this stops counting (its job crashed without releasing it).
 pub const LEASE_MAX_AGE_HOURS: i64 = 7 * 24;
 /// Re-reads of the lease sum after resizing (see module docs).
@@ -78,7 +84,11 @@ impl AsgCapacity {
         let (mut slots, mut count) = self.sum().await?;
         for _ in 0..SETTLE_ROUNDS {
             let (instances, _) = desired_instances(slots, &self.config);
-            self.set_desired(&self.config.spot_asg, instances).await?;
+            let Some(spot) = &self.config.spot_asg else {
+                // AWS Batch: the leases are recorded, Batch sizes its own environments.
+                break;
+            };
+            self.set_desired(spot, instances).await?;
             if let (0, Some(od)) = (count, &self.config.on_demand_asg) {
                 self.set_desired(od, 0).await?;
             }
@@ -117,7 +127,7 @@ mod tests {
 
     fn config() -> CapacityConfig {
         CapacityConfig {
-            spot_asg: "spot".into(),
+            spot_asg: Some("spot".into()),
             on_demand_asg: None,
             slots_per_instance: 4,
             max_instances: 3,

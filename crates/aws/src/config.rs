@@ -53,8 +53,10 @@ pub struct BatchConfig {
 /// Auto Scaling groups sized from the capacity leases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapacityConfig {
-    /// The group sized to the leases' demand.
-    pub spot_asg: String,
+    /// The group sized to the leases' demand. `None` with AWS Batch, which sizes its own
+    /// compute environments from its queues: resizing the stack's ECS groups there would only
+    /// boot instances no task ever runs on.
+    pub spot_asg: Option<String>,
     /// Scaled to zero once no lease is left (see docs/aws.md for why it is not sized upwards).
     pub on_demand_asg: Option<String>,
     pub slots_per_instance: u32,
@@ -109,9 +111,19 @@ impl AwsConfig {
                 });
             }
         };
+        // With Batch the groups are not ours to size (see CapacityConfig::spot_asg): set or
+        // not, they are ignored.
+        let ecs = matches!(compute, ComputeConfig::Ecs(_));
         let capacity = CapacityConfig {
-            spot_asg: v.required("SLUICE_SPOT_ASG")?,
-            on_demand_asg: v.optional("SLUICE_ON_DEMAND_ASG").map(str::to_owned),
+            spot_asg: if ecs {
+                Some(v.required("SLUICE_SPOT_ASG")?)
+            } else {
+                None
+            },
+            on_demand_asg: v
+                .optional("SLUICE_ON_DEMAND_ASG")
+                .filter(|_| ecs)
+                .map(str::to_owned),
             slots_per_instance: v.positive("SLUICE_SLOTS_PER_INSTANCE")?,
             max_instances: v.positive("SLUICE_MAX_INSTANCES")?,
         };
@@ -240,6 +252,13 @@ mod tests {
                 job_definition: "jd".into(),
             })
         );
+        // Batch sizes its own environments: the ECS groups are never resized, even if named.
+        assert_eq!(
+            (cfg.capacity.spot_asg, cfg.capacity.on_demand_asg),
+            (None, None)
+        );
+        vars.remove("SLUICE_SPOT_ASG");
+        assert!(AwsConfig::from_vars(&vars).is_ok(), "not needed with Batch");
     }
 
     #[test]

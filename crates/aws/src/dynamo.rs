@@ -50,6 +50,13 @@ use sluice_core::ports::{JobStore, TaskUpdate, Transition};
 use sluice_core::{JobId, StoreError, TaskId};
 use std::collections::HashMap;
 
+/// IAM actions of the job store's calls (the permission contract: see [`crate::permissions`]).
+/// New records are conditional PutItems (`put_tasks`: one per task); a change is a
+/// conditional UpdateItem, and a refused one reads the record back (GetItem).
+pub const READ_ACTIONS: &[&str] = &["dynamodb:GetItem", "dynamodb:Query"];
+pub const CREATE_ACTIONS: &[&str] = &["dynamodb:PutItem"];
+pub const UPDATE_ACTIONS: &[&str] = &["dynamodb:UpdateItem", "dynamodb:GetItem"];
+
 type Item = HashMap<String, AttributeValue>;
 
 /// Name of the GSI listing jobs newest first.
@@ -698,6 +705,9 @@ impl JobStore for DynamoJobStore {
         if let Some(at) = &update.stopped_at {
             set.push(("stopped_at", value(&what, at)?));
         }
+        if let Some(answer) = &update.answer {
+            set.push(("answer", value(&what, answer)?));
+        }
         self.transition(
             Change {
                 what,
@@ -709,6 +719,100 @@ impl JobStore for DynamoJobStore {
                 event_version: update.event_version,
             },
             decode::<Attempt>,
+        )
+        .await
+    }
+
+    async fn note_reclaim(
+        &self,
+        k: &AttemptKey,
+        notice: &str,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        self.note_attempt_reclaim(k, notice).await
+    }
+
+    async fn mark_answered(&self, k: &AttemptKey) -> Result<Transition<Attempt>, StoreError> {
+        self.mark_attempt_answered(k).await
+    }
+}
+
+impl DynamoJobStore {
+    /// One attribute of an attempt set under `condition` (besides the item existing), without
+    /// touching its state: a reclaim notice, the answered flag.
+    async fn mark_attempt(
+        &self,
+        k: &AttemptKey,
+        field: &str,
+        v: AttributeValue,
+        condition: &str,
+        mut values: HashMap<String, AttributeValue>,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        let what = format!("attempt {k}");
+        let item_key = key(job_pk(&k.job_id), attempt_sk(k));
+        values.insert(":v".to_owned(), v);
+        let names = HashMap::from([
+            ("#f".to_owned(), field.to_owned()),
+            ("#state".to_owned(), "state".to_owned()),
+            ("#answer".to_owned(), "answer".to_owned()),
+        ]);
+        // DynamoDB refuses names the expressions do not use: keep only those that appear.
+        let names: HashMap<String, String> = names
+            .into_iter()
+            .filter(|(n, _)| n == "#f" || condition.contains(n.as_str()))
+            .collect();
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key.clone()))
+            .update_expression("SET #f = :v")
+            .condition_expression(format!("attribute_exists(pk) AND {condition}"))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(Transition::Applied(decode(
+                &what,
+                out.attributes.unwrap_or_default(),
+            )?)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(match self.get_item(&what, item_key).await? {
+                    Some(current) => Transition::Rejected(decode(&what, current)?),
+                    None => Transition::Missing,
+                })
+            }
+            Err(e) => Err(sdk_error("DynamoDB UpdateItem", &what, e)),
+        }
+    }
+
+    pub(crate) async fn note_attempt_reclaim(
+        &self,
+        k: &AttemptKey,
+        notice: &str,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        let values = HashMap::from([
+            (":l".to_owned(), s(AttemptState::Launching.as_str())),
+            (":r".to_owned(), s(AttemptState::Running.as_str())),
+        ]);
+        self.mark_attempt(k, "reclaim_notice", s(notice), "#state IN (:l, :r)", values)
+            .await
+    }
+
+    pub(crate) async fn mark_attempt_answered(
+        &self,
+        k: &AttemptKey,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        self.mark_attempt(
+            k,
+            "answered",
+            AttributeValue::Bool(true),
+            "attribute_exists(#answer)",
+            HashMap::new(),
         )
         .await
     }
@@ -812,6 +916,9 @@ mod tests {
             event_version: None,
             started_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             stopped_at: None,
+            reclaim_notice: None,
+            answer: None,
+            answered: false,
         };
         let item = encode("a", &attempt).unwrap();
         assert!(!item.contains_key("event_version"));

@@ -22,6 +22,17 @@ use sluice_core::model::Capacity;
 use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
 use std::collections::BTreeMap;
 
+/// IAM actions of each call this adapter makes (the permission contract: see
+/// [`crate::permissions`]). RunTask with tags needs `ecs:TagResource`, and passes the task
+/// definition's task and execution roles (`iam:PassRole`).
+pub const LAUNCH_ACTIONS: &[&str] = &["ecs:RunTask", "ecs:TagResource", "iam:PassRole"];
+pub const STOP_ACTIONS: &[&str] = &["ecs:StopTask"];
+pub const TASKS_ON_INSTANCE_ACTIONS: &[&str] = &[
+    "ecs:ListContainerInstances",
+    "ecs:DescribeContainerInstances",
+    "ecs:ListTasks",
+];
+
 /// Where objects are seen inside the container: `s3://bucket/key` is
 /// `/tmp/sluice/data/bucket/key`. The image's entrypoint downloads the inputs listed in
 /// `SLUICE_INPUTS` there before the command runs, and uploads `SLUICE_OUTPUT` to
@@ -44,10 +55,9 @@ pub fn container_path(location: &Location) -> Result<String, ComputeError> {
 }
 
 /// Tag keys on every ECS task and Batch job, for cost allocation and for finding a job's
-/// containers in the console.
-pub const TAG_JOB: &str = "sluice:job";
-pub const TAG_TASK: &str = "sluice:task";
-pub const TAG_ATTEMPT: &str = "sluice:attempt";
+/// containers in the console (and, in a Batch event without the container environment, the
+/// attempt: sluice-core reads the same names).
+pub use sluice_core::events::{TAG_ATTEMPT, TAG_JOB, TAG_TASK};
 
 /// ECS RunTask launcher.
 #[derive(Debug, Clone)]
@@ -285,6 +295,64 @@ impl Compute for EcsCompute {
                 DisplayErrorContext(&e)
             ))),
         }
+    }
+
+    /// ListContainerInstances + DescribeContainerInstances find the container instance whose
+    /// `ec2InstanceId` is `instance_id`, ListTasks its running tasks. All of the cluster's
+    /// container instances are listed and compared here rather than filtered with the cluster
+    /// query language: the id comes from an event, and is then never part of a query.
+    async fn tasks_on_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<Vec<String>>, ComputeError> {
+        let fail = |call: &str, e: &dyn std::fmt::Display| {
+            ComputeError::LaunchFailed(format!("ECS {call} on {}: {e}", self.config.cluster))
+        };
+        let mut arns = Vec::new();
+        let mut pages = self
+            .client
+            .list_container_instances()
+            .cluster(&self.config.cluster)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| fail("ListContainerInstances", &DisplayErrorContext(&e)))?;
+            arns.extend(page.container_instance_arns().iter().cloned());
+        }
+        let mut ours = Vec::new();
+        // DescribeContainerInstances takes at most 100 at a time.
+        for chunk in arns.chunks(100) {
+            let out = self
+                .client
+                .describe_container_instances()
+                .cluster(&self.config.cluster)
+                .set_container_instances(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| fail("DescribeContainerInstances", &DisplayErrorContext(&e)))?;
+            ours.extend(
+                out.container_instances()
+                    .iter()
+                    .filter(|c| c.ec2_instance_id() == Some(instance_id))
+                    .filter_map(|c| c.container_instance_arn().map(str::to_owned)),
+            );
+        }
+        let mut tasks = Vec::new();
+        for container_instance in ours {
+            let mut pages = self
+                .client
+                .list_tasks()
+                .cluster(&self.config.cluster)
+                .container_instance(&container_instance)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| fail("ListTasks", &DisplayErrorContext(&e)))?;
+                tasks.extend(page.task_arns().iter().cloned());
+            }
+        }
+        Ok(Some(tasks))
     }
 }
 

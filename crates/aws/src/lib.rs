@@ -23,6 +23,7 @@ pub mod dynamo;
 pub mod ecs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod permissions;
 pub mod s3;
 pub mod sfn;
 

@@ -13,6 +13,15 @@ use sluice_core::StoreError;
 use sluice_core::model::ObjectRef;
 use sluice_core::ports::ObjectStore;
 
+/// IAM actions of each call this adapter makes (the permission contract: see
+/// [`crate::permissions`]). S3 answers a GetObject or HeadObject of a missing key with 404
+/// only to a caller that may list the bucket (403 otherwise), and `get` and `exists` must tell
+/// "missing" (a pipeline that does not exist, a job without its own pipeline copy, a task that
+/// wrote nothing) from "forbidden": both need `s3:ListBucket`. HeadObject is `s3:GetObject`.
+pub const GET_ACTIONS: &[&str] = &["s3:GetObject", "s3:ListBucket"];
+pub const PUT_ACTIONS: &[&str] = &["s3:PutObject"];
+pub const EXISTS_ACTIONS: &[&str] = &["s3:GetObject", "s3:ListBucket"];
+
 /// S3-backed object store. Cheap to clone: the SDK client is reference-counted.
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {

@@ -15,6 +15,18 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::error::DisplayErrorContext;
 use sluice_core::ports::{WorkflowError, Workflows};
 
+/// IAM actions of each call this adapter makes (the permission contract: see
+/// [`crate::permissions`]). A start that finds the execution existing describes it (and lists
+/// executions when the state machine ARN is a version or alias).
+pub const START_ACTIONS: &[&str] = &[
+    "states:StartExecution",
+    "states:DescribeExecution",
+    "states:ListExecutions",
+];
+pub const ANSWER_ACTIONS: &[&str] = &["states:SendTaskSuccess", "states:SendTaskFailure"];
+pub const STOP_ACTIONS: &[&str] = &["states:StopExecution"];
+pub const REDRIVE_ACTIONS: &[&str] = &["states:RedriveExecution"];
+
 /// SendTaskFailure limits, in characters.
 pub const MAX_ERROR_CHARS: usize = 256;
 pub const MAX_CAUSE_CHARS: usize = 32_768;

@@ -41,7 +41,18 @@ pub async fn cancel(job: &JobId, reason: &str) -> anyhow::Result<u8> {
 
 pub async fn redrive(job: &JobId) -> anyhow::Result<u8> {
     let s = stack().await?;
-    let arn = control::redrive(&s.jobs, &s.workflows, job).await?;
-    println!("job {job}: redriving execution {arn}");
+    match control::redrive(&s.jobs, &s.workflows, job).await? {
+        control::Continued::Redriven { execution_arn } => {
+            println!("job {job}: redriving execution {execution_arn}");
+        }
+        control::Continued::Rerun { execution_arn } => {
+            println!(
+                "job {job}: its execution failed (a redrive would only fail again); started a new one with its input: {execution_arn}"
+            );
+            println!(
+                "tasks that already succeeded are reported straight back; the others run again"
+            );
+        }
+    }
     Ok(0)
 }

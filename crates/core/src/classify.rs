@@ -272,6 +272,26 @@ pub fn classify_batch(detail: &BatchJobStateChange) -> Stop {
     }
 }
 
+/// The stop of an attempt whose host got a reclaim notice while it ran (an EC2 Spot
+/// interruption warning, or its instance shutting down): a reclaim, whatever exit code or stop
+/// code the event carries. On EC2, ECS does not drain standalone tasks for a Spot warning and
+/// gives them no Spot stop code: the container may be killed with 137, or exit 1 because its
+/// storage or network went first. Only a success stands, since the work was done.
+pub fn on_reclaimed_host(stop: Stop, notice: &str) -> Stop {
+    match stop.classification {
+        Classification::NotFinal | Classification::Succeeded | Classification::SpotInterrupted => {
+            stop
+        }
+        Classification::LaunchFailed | Classification::OutOfMemory | Classification::TaskFailed => {
+            Stop {
+                classification: Classification::SpotInterrupted,
+                reason: format!("{notice}; then: {}", stop.reason),
+                ..stop
+            }
+        }
+    }
+}
+
 fn first_exit_code(detail: &EcsTaskStateChange) -> Option<i32> {
     detail.containers.iter().find_map(|c| c.exit_code)
 }
@@ -386,6 +406,75 @@ mod tests {
         for (detail, expected) in cases {
             assert_eq!(classify_ecs(&detail).classification, expected, "{detail:?}");
         }
+    }
+
+    /// A task on an instance that got a Spot warning is reclaimed whatever its event says,
+    /// unless it succeeded.
+    #[test]
+    fn a_reclaim_notice_outweighs_the_exit_code() {
+        let notice = "EC2 Spot Instance Interruption Warning for i-0abc (terminate)";
+        let cases = [
+            (
+                ecs(
+                    "EssentialContainerExited",
+                    "Essential container in task exited",
+                    vec![container(Some(137), "")],
+                ),
+                Classification::SpotInterrupted,
+            ),
+            (
+                ecs(
+                    "EssentialContainerExited",
+                    "Essential container in task exited",
+                    vec![container(Some(1), "")],
+                ),
+                Classification::SpotInterrupted,
+            ),
+            (
+                ecs(
+                    "EssentialContainerExited",
+                    "Essential container in task exited",
+                    vec![container(
+                        Some(137),
+                        "OutOfMemoryError: Container killed due to memory usage",
+                    )],
+                ),
+                Classification::SpotInterrupted,
+            ),
+            (
+                ecs(
+                    "TaskFailedToStart",
+                    "CannotPullContainerError: timeout",
+                    vec![],
+                ),
+                Classification::SpotInterrupted,
+            ),
+            (
+                ecs(
+                    "EssentialContainerExited",
+                    "Essential container in task exited",
+                    vec![container(Some(0), "")],
+                ),
+                Classification::Succeeded,
+            ),
+        ];
+        for (detail, expected) in cases {
+            let stop = on_reclaimed_host(classify_ecs(&detail), notice);
+            assert_eq!(stop.classification, expected, "{detail:?}");
+            if expected == Classification::SpotInterrupted {
+                assert!(stop.reason.starts_with(notice), "{}", stop.reason);
+            }
+        }
+        // Without a notice the same exit code is the application's.
+        let plain = ecs(
+            "EssentialContainerExited",
+            "Essential container in task exited",
+            vec![container(Some(137), "")],
+        );
+        assert_eq!(
+            classify_ecs(&plain).classification,
+            Classification::TaskFailed
+        );
     }
 
     #[test]

@@ -74,28 +74,54 @@ pub async fn cancel(
     Ok(arn)
 }
 
-/// RedriveExecution of the job's execution (FAILED or ABORTED jobs); returns its ARN.
+/// How a job was continued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Continued {
+    /// RedriveExecution of its (stopped) execution, which goes on where it stopped.
+    Redriven { execution_arn: String },
+    /// A new execution with the job's input (its previous one failed, which a redrive would
+    /// only fail again); finished tasks are reported straight back, failed ones run again.
+    Rerun { execution_arn: String },
+}
+
+/// Continues a job that did not succeed. An ABORTED job's execution was stopped and is
+/// redriven (RedriveExecution). A FAILED job's execution ended in the pipeline's Fail state
+/// (or timed out): RedriveExecution would restart that Fail state and fail again, so a new
+/// execution (`<job>-rerun-<n>`) starts from the beginning with the same input, which the
+/// pipeline's steps make safe (plan re-plans idempotently, launch reports tasks that already
+/// SUCCEEDED straight back, only the failed ones run again).
 pub async fn redrive(
     jobs: &dyn JobStore,
     workflows: &dyn Workflows,
     id: &JobId,
-) -> Result<String, ControlError> {
+) -> Result<Continued, ControlError> {
     let (job, arn) = execution_of(jobs, id).await?;
-    match job.state {
+    let failed = match job.state {
         JobState::Succeeded => return Err(ControlError::Succeeded(id.to_string())),
         JobState::Submitted | JobState::Running => {
             return Err(ControlError::Running(id.to_string(), job.state.as_str()));
         }
-        JobState::Failed | JobState::Aborted => {}
+        JobState::Failed => true,
+        JobState::Aborted => false,
+    };
+    let workflow = |source| ControlError::Workflow {
+        job: id.to_string(),
+        source,
+    };
+    if !failed {
+        workflows.redrive_execution(&arn).await.map_err(workflow)?;
+        return Ok(Continued::Redriven { execution_arn: arn });
     }
-    workflows
-        .redrive_execution(&arn)
+    // The re-run after the one the job last recorded (its plan step records each execution on
+    // the job). Names must be new: starting a closed execution's name with the same input
+    // answers that execution's ARN (start_execution is idempotent), not a new run.
+    let n = crate::ingest::rerun_number(id, &arn).map_or(1, |k| k + 1);
+    let input = crate::ingest::execution_input(&job);
+    let execution_arn = workflows
+        .start_execution(&crate::ingest::rerun_name(id, n), &input)
         .await
-        .map_err(|source| ControlError::Workflow {
-            job: id.to_string(),
-            source,
-        })?;
-    Ok(arn)
+        .map_err(workflow)?;
+    Ok(Continued::Rerun { execution_arn })
 }
 
 #[cfg(test)]
@@ -128,7 +154,9 @@ mod tests {
         ));
         assert_eq!(
             redrive(&*w.jobs, &*w.workflows, &job.id).await.unwrap(),
-            arn
+            Continued::Redriven {
+                execution_arn: arn.clone()
+            }
         );
         assert_eq!(
             w.workflows.calls(),
@@ -145,5 +173,78 @@ mod tests {
             cancel(&*w.jobs, &*w.workflows, &JobId::new("nope").unwrap(), "x").await,
             Err(ControlError::UnknownJob(_))
         ));
+    }
+
+    /// A FAILED job ended in the pipeline's Fail state: a redrive would fail again, so it is
+    /// re-run as a new execution with its input (and a second re-run gets the next name).
+    #[tokio::test]
+    async fn a_failed_job_is_rerun_not_redriven() {
+        let w = World::new();
+        let job = w.running_job("p-1", "p", 1).await;
+        w.jobs
+            .transition_job(&job.id, JobState::Failed, Default::default())
+            .await
+            .unwrap();
+        let first = redrive(&*w.jobs, &*w.workflows, &job.id).await.unwrap();
+        assert_eq!(
+            first,
+            Continued::Rerun {
+                execution_arn: "arn:aws:states:local:000000000000:execution:test:p-1-rerun-1"
+                    .into()
+            }
+        );
+        let input = crate::ingest::execution_input(&job);
+        assert_eq!(input["jobId"], "p-1");
+        assert_eq!(input["input"]["key"], "p/in.csv");
+        assert_eq!(
+            w.workflows.calls(),
+            [WorkflowCall::Start {
+                name: "p-1-rerun-1".into(),
+                input
+            }]
+        );
+        assert!(
+            !w.workflows
+                .calls()
+                .iter()
+                .any(|c| matches!(c, WorkflowCall::Redrive { .. })),
+            "no RedriveExecution of a Fail state"
+        );
+        // The re-run failed too (its plan step recorded it on the job): the next is -rerun-2.
+        let Continued::Rerun { execution_arn } = first else {
+            unreachable!()
+        };
+        w.jobs
+            .transition_job(
+                &job.id,
+                JobState::Running,
+                crate::model::JobUpdate {
+                    execution_arn: Some(execution_arn),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        w.jobs
+            .transition_job(&job.id, JobState::Failed, Default::default())
+            .await
+            .unwrap();
+        let second = redrive(&*w.jobs, &*w.workflows, &job.id).await.unwrap();
+        assert!(
+            matches!(&second, Continued::Rerun { execution_arn } if execution_arn.ends_with(":p-1-rerun-2")),
+            "{second:?}"
+        );
+    }
+
+    #[test]
+    fn rerun_names_fit_step_functions() {
+        let long = JobId::new("j".repeat(80)).unwrap();
+        let name = crate::ingest::rerun_name(&long, 12);
+        assert_eq!(name.len(), 80);
+        assert!(name.ends_with("-rerun-12"));
+        assert_eq!(
+            crate::ingest::rerun_name(&JobId::new("ber-1").unwrap(), 1),
+            "ber-1-rerun-1"
+        );
     }
 }

@@ -74,6 +74,22 @@ impl ErrorName {
     }
 }
 
+// Stored on attempts (the answer task-events gives a token) by its Step Functions name, so a
+// record reads the same in SQLite, DynamoDB and the state machine's history.
+impl serde::Serialize for ErrorName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ErrorName::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error name '{name}'")))
+    }
+}
+
 impl std::fmt::Display for ErrorName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

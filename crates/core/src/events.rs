@@ -25,11 +25,25 @@ pub const ENV_OUTPUT: &str = "SLUICE_OUTPUT";
 pub const ENV_INPUTS: &str = "SLUICE_INPUTS";
 /// On ECS/Batch: `file`, `dir` or `nothing`, what the entrypoint uploads.
 pub const ENV_OUTPUT_KIND: &str = "SLUICE_OUTPUT_KIND";
+/// `1` when the task's output is one of the job's results (its stage is the last that writes
+/// something): the entrypoint then leaves out the `sluice-kind=task-result` tag, so the
+/// bucket's lifecycle rule for per-task outputs does not expire it.
+pub const ENV_OUTPUT_KEEP: &str = "SLUICE_OUTPUT_KEEP";
 
 pub const ECS_TASK_STATE_CHANGE: &str = "ECS Task State Change";
 pub const BATCH_JOB_STATE_CHANGE: &str = "Batch Job State Change";
 pub const S3_OBJECT_CREATED: &str = "Object Created";
 pub const SFN_EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+/// Two minutes before EC2 reclaims a Spot instance (source `aws.ec2`).
+pub const EC2_SPOT_INTERRUPTION_WARNING: &str = "EC2 Spot Instance Interruption Warning";
+/// An instance changed state (source `aws.ec2`); sluice reacts to `shutting-down`.
+pub const EC2_INSTANCE_STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+
+/// Tags sluice puts on every ECS task and Batch job it launches (Batch propagates them and
+/// echoes them in its job state-change events).
+pub const TAG_JOB: &str = "sluice:job";
+pub const TAG_TASK: &str = "sluice:task";
+pub const TAG_ATTEMPT: &str = "sluice:attempt";
 
 /// The EventBridge envelope. `aws_lambda_events::eventbridge::EventBridgeEvent` has the same
 /// wire shape; this one lets sluice-core and the local runtime stay free of Lambda crates.
@@ -373,10 +387,11 @@ impl BatchJobStateChange {
         }) {
             return Some(key);
         }
+        // The tags are those the launch wrote (TAG_*), not the environment's names.
         Some(AttemptKey {
-            job_id: JobId::new(self.tags.get(ENV_JOB_ID)?.clone()).ok()?,
-            task_id: TaskId::new(self.tags.get(ENV_TASK_ID)?.clone()).ok()?,
-            number: self.tags.get(ENV_ATTEMPT)?.parse().ok()?,
+            job_id: JobId::new(self.tags.get(TAG_JOB)?.clone()).ok()?,
+            task_id: TaskId::new(self.tags.get(TAG_TASK)?.clone()).ok()?,
+            number: self.tags.get(TAG_ATTEMPT)?.parse().ok()?,
         })
     }
 }
@@ -450,6 +465,53 @@ mod tests {
         assert_eq!(key.to_string(), "ber-1/t-007#2");
     }
 
+    /// A Batch event whose container environment is missing (a truncated detail) still names
+    /// its attempt by the tags launch wrote, `sluice:job` etc.
+    #[test]
+    fn batch_attempt_from_the_tags_launch_writes() {
+        let detail: BatchJobStateChange = serde_json::from_value(serde_json::json!({
+            "jobId": "4c7599ae", "status": "FAILED",
+            "tags": {"sluice:job": "ber-1", "sluice:task": "t-007", "sluice:attempt": "2",
+                     "resourceArn": "arn:aws:batch:us-east-1:123456789012:job/4c7599ae"}
+        }))
+        .unwrap();
+        assert_eq!(detail.attempt_key().unwrap().to_string(), "ber-1/t-007#2");
+        let env_named: BatchJobStateChange = serde_json::from_value(serde_json::json!({
+            "jobId": "4c7599ae", "status": "FAILED",
+            "tags": {"SLUICE_JOB_ID": "ber-1", "SLUICE_TASK_ID": "t-007", "SLUICE_ATTEMPT": "2"}
+        }))
+        .unwrap();
+        assert_eq!(
+            env_named.attempt_key(),
+            None,
+            "launch never writes such tags"
+        );
+    }
+
+    #[test]
+    fn ec2_events_parse_from_the_documented_samples() {
+        let warning: EventEnvelope<Ec2SpotInterruptionWarning> =
+            serde_json::from_value(serde_json::json!({
+                "version": "0", "id": "12345678-1234-1234-1234-123456789012",
+                "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
+                "account": "123456789012", "time": "2026-12-03T10:00:00Z", "region": "us-east-2",
+                "resources": ["arn:aws:ec2:us-east-2:123456789012:instance/i-1234567890abcdef0"],
+                "detail": {"instance-id": "i-1234567890abcdef0", "instance-action": "terminate"}
+            }))
+            .unwrap();
+        assert_eq!(warning.detail_type, EC2_SPOT_INTERRUPTION_WARNING);
+        assert_eq!(warning.detail.instance_id, "i-1234567890abcdef0");
+        let change: Ec2InstanceStateChange = serde_json::from_value(
+            serde_json::json!({"instance-id": "i-1234567890abcdef0", "state": "shutting-down"}),
+        )
+        .unwrap();
+        assert!(change.is_going_away());
+        let running: Ec2InstanceStateChange =
+            serde_json::from_value(serde_json::json!({"instance-id": "i-1", "state": "running"}))
+                .unwrap();
+        assert!(!running.is_going_away());
+    }
+
     #[test]
     fn hostile_attempt_env_is_not_a_key() {
         let detail = EcsTaskStateChange {
@@ -475,6 +537,35 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(detail.attempt_key(), None);
+    }
+}
+
+/// `detail` of "EC2 Spot Instance Interruption Warning".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ec2SpotInterruptionWarning {
+    #[serde(rename = "instance-id")]
+    pub instance_id: String,
+    /// `terminate`, `stop` or `hibernate`: the instance goes away from under its tasks in each.
+    #[serde(rename = "instance-action", default)]
+    pub instance_action: Option<String>,
+}
+
+/// `detail` of "EC2 Instance State-change Notification".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ec2InstanceStateChange {
+    #[serde(rename = "instance-id")]
+    pub instance_id: String,
+    /// `pending`, `running`, `stopping`, `stopped`, `shutting-down` or `terminated`.
+    pub state: String,
+}
+
+impl Ec2InstanceStateChange {
+    /// The instance is going away: its tasks die with it.
+    pub fn is_going_away(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "shutting-down" | "terminated" | "stopping" | "stopped"
+        )
     }
 }
 

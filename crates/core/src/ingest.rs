@@ -61,6 +61,34 @@ pub fn route(key: &str) -> Result<PipelineName, RouteError> {
     })
 }
 
+/// The input of a job's pipeline execution, as ingest starts it and a re-run starts it again.
+pub fn execution_input(job: &crate::model::Job) -> serde_json::Value {
+    serde_json::json!({
+        "jobId": job.id,
+        "pipeline": job.pipeline,
+        "input": {"bucket": job.input.bucket, "key": job.input.key},
+    })
+}
+
+/// The name of the `n`-th re-run of a job's execution: the job id (cut to fit Step Functions'
+/// 80 characters) and `-rerun-<n>`. Names are unique per state machine for 90 days; a re-run
+/// carries the job in its input (`jobId`), which is how its events find the job.
+pub fn rerun_name(job: &JobId, n: u32) -> String {
+    let suffix = format!("-rerun-{n}");
+    let keep = 80usize.saturating_sub(suffix.len());
+    let id: String = job.as_str().chars().take(keep).collect();
+    format!("{id}{suffix}")
+}
+
+/// Which re-run of `job` the execution `execution_arn` is (`None`: the job's first execution,
+/// named after the job, or not one of its re-runs).
+pub fn rerun_number(job: &JobId, execution_arn: &str) -> Option<u32> {
+    let name = execution_arn.rsplit(':').next()?;
+    let (_, n) = name.rsplit_once("-rerun-")?;
+    let n: u32 = n.parse().ok()?;
+    (rerun_name(job, n) == name).then_some(n)
+}
+
 /// The job an upload is. Readable (`<pipeline>-<16 hex>`) and a valid execution name.
 pub fn job_id(object: &UploadedObject) -> JobId {
     let mut hash = Sha256::new();

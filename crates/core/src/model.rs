@@ -378,6 +378,47 @@ pub struct Attempt {
     pub event_version: Option<u64>,
     pub started_at: DateTime<Utc>,
     pub stopped_at: Option<DateTime<Utc>>,
+    /// Set while the attempt is live when the EC2 instance under it got a Spot interruption
+    /// warning or started shutting down: its STOPPED event is then a reclaim whatever the exit
+    /// code says (on EC2, ECS gives standalone tasks no Spot stop code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim_notice: Option<String>,
+    /// What task-events decided to tell the attempt's task token, recorded with the final
+    /// state *before* it is sent, so a redelivered event can send it again if sending failed.
+    /// `None` for attempts that never reported (sluice interrupted them, or still live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<TokenAnswer>,
+    /// The answer reached the orchestrator (or its token was already closed): a redelivered
+    /// event is then a duplicate.
+    #[serde(default)]
+    pub answered: bool,
+}
+
+/// The callback an attempt's end gives its task token: SendTaskSuccess with the task's result,
+/// or SendTaskFailure with the typed error the state machine retries or catches on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum TokenAnswer {
+    Success {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<ObjectRef>,
+    },
+    Failure {
+        error: crate::error::ErrorName,
+        cause: String,
+    },
+}
+
+impl TokenAnswer {
+    /// The state the attempt's task moves to with this answer: SUCCEEDED, RETRYING when the
+    /// state machine retries the error, FAILED when it does not.
+    pub fn task_state(&self) -> TaskState {
+        match self {
+            TokenAnswer::Success { .. } => TaskState::Succeeded,
+            TokenAnswer::Failure { error, .. } if error.is_retried() => TaskState::Retrying,
+            TokenAnswer::Failure { .. } => TaskState::Failed,
+        }
+    }
 }
 
 /// Fields an attempt transition may set besides the state.
@@ -389,6 +430,8 @@ pub struct AttemptUpdate {
     pub stopped_reason: Option<String>,
     pub event_version: Option<u64>,
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The answer to send the attempt's token (with a final state only).
+    pub answer: Option<TokenAnswer>,
 }
 
 /// A job's claim on compute capacity, held from scale-up to scale-down. The cluster's desired

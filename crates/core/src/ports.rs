@@ -105,6 +105,16 @@ pub trait JobStore: Send + Sync {
         to: AttemptState,
         update: AttemptUpdate,
     ) -> Result<Transition<Attempt>, StoreError>;
+    /// Record `notice` on a live (LAUNCHING or RUNNING) attempt whose host is being reclaimed.
+    /// `Rejected` for a final attempt: its outcome stands. A second notice replaces the first.
+    async fn note_reclaim(
+        &self,
+        key: &AttemptKey,
+        notice: &str,
+    ) -> Result<Transition<Attempt>, StoreError>;
+    /// Record that the attempt's [`Attempt::answer`] reached the orchestrator (or found its
+    /// token closed). `Rejected` when the attempt has no answer to mark; idempotent.
+    async fn mark_answered(&self, key: &AttemptKey) -> Result<Transition<Attempt>, StoreError>;
 }
 
 /// An object or a prefix of objects a task reads or writes.
@@ -219,6 +229,15 @@ pub trait Compute: Send + Sync {
     fn launch_ahead(&self, _slots: u32) -> u32 {
         0
     }
+    /// The compute ids of this compute's live tasks on the EC2 instance `instance_id` (a Spot
+    /// interruption warning or a shutdown names only the instance). Empty when the instance is
+    /// not one of ours. `Ok(None)` when this compute cannot tell (AWS Batch, whose instances and
+    /// ECS cluster belong to Batch): reclaims there are recognised by the job's own
+    /// "Host EC2 (...) terminated" status reason.
+    async fn tasks_on_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<Vec<String>>, ComputeError>;
 }
 
 /// Capacity after a lease change.
@@ -255,6 +274,65 @@ pub enum WorkflowError {
     NotRedrivable(String),
     #[error("{0}")]
     Backend(String),
+}
+
+/// Every operation a handler can ask of a port. Each Lambda crate declares the ones its code
+/// makes (`PORT_CALLS`); the AWS adapters declare the IAM actions each one needs
+/// (`sluice_aws::permissions`); a test checks that every function's role in
+/// `infra/template.yaml` grants exactly the union, and the in-memory ports of the decision
+/// tests refuse a call the handler did not declare (see `testing::World::declared`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortCall {
+    /// [`ObjectStore::get`] in the data bucket (`jobs/*`) or the ingest bucket.
+    ObjectGet,
+    /// [`ObjectStore::put`] under `jobs/*`.
+    ObjectPut,
+    /// [`ObjectStore::exists`]: a HEAD that must tell "missing" from "forbidden".
+    ObjectExists,
+    /// [`Pipelines::get`]: `pipelines/<name>.toml` in the data bucket.
+    PipelineGet,
+    /// Reads of the job table (`get_*`, `list_*`, `find_*`).
+    JobRead,
+    /// New records in the job table (`create_job`, `create_attempt`, `put_tasks`).
+    JobCreate,
+    /// Conditional changes of records (`transition_*`, `note_reclaim`, `mark_answered`).
+    JobUpdate,
+    /// [`Compute::launch`].
+    ComputeLaunch,
+    /// [`Compute::stop`].
+    ComputeStop,
+    /// [`Compute::tasks_on_instance`].
+    ComputeTasksOnInstance,
+    /// [`CapacityPool::acquire`] and [`CapacityPool::release`].
+    CapacityLease,
+    /// [`Workflows::start_execution`].
+    WorkflowStart,
+    /// [`Workflows::send_task_success`] and [`Workflows::send_task_failure`].
+    WorkflowAnswer,
+    /// [`Workflows::stop_execution`].
+    WorkflowStop,
+    /// [`Workflows::redrive_execution`].
+    WorkflowRedrive,
+}
+
+impl PortCall {
+    pub const ALL: [PortCall; 15] = [
+        PortCall::ObjectGet,
+        PortCall::ObjectPut,
+        PortCall::ObjectExists,
+        PortCall::PipelineGet,
+        PortCall::JobRead,
+        PortCall::JobCreate,
+        PortCall::JobUpdate,
+        PortCall::ComputeLaunch,
+        PortCall::ComputeStop,
+        PortCall::ComputeTasksOnInstance,
+        PortCall::CapacityLease,
+        PortCall::WorkflowStart,
+        PortCall::WorkflowAnswer,
+        PortCall::WorkflowStop,
+        PortCall::WorkflowRedrive,
+    ];
 }
 
 /// The orchestrator: Step Functions on AWS, the embedded engine locally.

@@ -122,6 +122,15 @@ pub fn output_location(data: &str, job: &JobId, stage: &StageSpec, item: &str) -
     })
 }
 
+/// The stage whose output is the job's result: the last one that writes something (finish
+/// reports its output; a file it writes is kept, not expired like other task outputs).
+pub fn result_stage(cfg: &PipelineConfig) -> Option<&StageSpec> {
+    cfg.stages
+        .iter()
+        .rev()
+        .find(|s| s.writes() != Writes::Nothing)
+}
+
 /// What `{stages.NAME}` refers to; `None` when the stage writes nothing.
 pub fn stage_output(data: &str, job: &JobId, stage: &StageSpec) -> Option<Location> {
     let base = layout::stage_output(job, &stage.name);
@@ -395,6 +404,18 @@ writes = "nothing"
 
     fn paths(l: &Location) -> Result<String, String> {
         Ok(format!("/w/{}/{}", l.object().bucket, l.object().key))
+    }
+
+    /// The job's result is the last stage that writes something, not the last stage.
+    #[test]
+    fn the_result_stage_is_the_last_that_writes() {
+        assert_eq!(result_stage(&cfg()).map(|s| s.name.as_str()), Some("merge"));
+        let nothing = PipelineConfig::from_toml(
+            "n.toml",
+            "name = \"n\"\n[[stage]]\nname = \"only\"\ncommand = [\"x\"]\nwrites = \"nothing\"\n",
+        )
+        .unwrap();
+        assert!(result_stage(&nothing).is_none());
     }
 
     #[test]

@@ -8,14 +8,18 @@
 //!
 //! Spot interruptions can be injected: a deterministic share of attempts (decided from the seed,
 //! the task id and the attempt number, so a given seed interrupts the same attempts every run)
-//! gets SIGTERM at a random moment of its run, and its event carries `stopCode:
-//! SpotInterruption` like a reclaimed ECS task.
+//! is reclaimed at a random moment of its run the way EC2 reclaims an instance under ECS: every
+//! task runs on its own simulated instance (`i-<17 hex digits>`), an "EC2 Spot Instance
+//! Interruption Warning" for that instance goes to the bus and is handled first (on AWS it
+//! comes two minutes ahead), then the process gets SIGTERM, and its STOPPED event says only
+//! what ECS says of a standalone task on EC2: the essential container exited, with its exit
+//! code. No Spot stop code: only the warning tells task-events it was a reclaim.
 
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sluice_core::events::ECS_TASK_STATE_CHANGE;
+use sluice_core::events::{EC2_SPOT_INTERRUPTION_WARNING, ECS_TASK_STATE_CHANGE};
 use sluice_core::model::AttemptKey;
 use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
 use std::collections::HashMap;
@@ -124,12 +128,20 @@ impl ProcessCompute {
                 stopped: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
                 log_dirs: Mutex::new(Default::default()),
+                instances: Mutex::new(HashMap::new()),
             }),
         }
     }
 }
 
 const LOCAL_TASK_ARN_PREFIX: &str = "arn:aws:ecs:local:000000000000:task/sluice-local/";
+
+/// The simulated EC2 instance a local task runs on: one per task, named from its ARN.
+fn instance_of(task_arn: &str) -> Option<String> {
+    let name = task_arn.strip_prefix(LOCAL_TASK_ARN_PREFIX)?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| format!("i-{}", &name[..name.len().min(17)]))
+}
 
 struct Run {
     key: AttemptKey,
@@ -236,6 +248,24 @@ impl Compute for ProcessCompute {
         }
         Ok(())
     }
+
+    async fn tasks_on_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<Vec<String>>, ComputeError> {
+        let instances = self
+            .pool
+            .instances
+            .lock()
+            .map_err(|_| ComputeError::LaunchFailed("instance table poisoned".into()))?;
+        Ok(Some(
+            instances
+                .iter()
+                .filter(|(_, instance)| instance.as_str() == instance_id)
+                .map(|(task, _)| task.clone())
+                .collect(),
+        ))
+    }
 }
 
 /// How long a stopped task gets between SIGTERM and SIGKILL (ECS gives 30 s by default; a
@@ -258,6 +288,8 @@ struct Pool {
     running: Mutex<HashMap<String, Arc<RunControl>>>,
     /// Log directories already made (one per job), so a spawn does not make them again.
     log_dirs: Mutex<std::collections::HashSet<PathBuf>>,
+    /// Running task ARN -> the simulated instance it runs on.
+    instances: Mutex<HashMap<String, String>>,
 }
 
 /// How [`Compute::stop`] reaches the attempt that owns a process.
@@ -369,6 +401,10 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
             container_reason: Some(format!("CannotStartContainerError: {reason}")),
         },
         Ok(mut child) => {
+            let instance = instance_of(&run.task_arn);
+            if let (Some(i), Ok(mut instances)) = (&instance, pool.instances.lock()) {
+                instances.insert(run.task_arn.clone(), i.clone());
+            }
             events.publish(event(
                 &run,
                 "RUNNING",
@@ -387,9 +423,18 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
             let (status, reclaimed) = tokio::select! {
                 s = child.wait() => (s, false),
                 _ = control.stop.notified() => (terminate(&mut child, STOP_GRACE).await, false),
-                // SIGTERM, like ECS stopping a task on a reclaimed instance.
-                _ = reclaimed => (terminate(&mut child, RECLAIM_GRACE).await, true),
+                _ = reclaimed => {
+                    // The warning is handled before the instance goes, as EC2's two-minute
+                    // notice is on AWS; then SIGTERM, like ECS stopping the task.
+                    if let Some(i) = &instance {
+                        events.deliver(spot_warning(i)).await;
+                    }
+                    (terminate(&mut child, RECLAIM_GRACE).await, true)
+                }
             };
+            if let Ok(mut instances) = pool.instances.lock() {
+                instances.remove(&run.task_arn);
+            }
             match status {
                 Ok(status) if pool.stop_reason(&run.task_arn).is_some() => Ended {
                     exit_code: exit_code(&status),
@@ -397,10 +442,12 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
                     stopped_reason: pool.stop_reason(&run.task_arn).unwrap_or_default(),
                     container_reason: None,
                 },
+                // What ECS reports for a standalone task on a reclaimed EC2 instance at worst:
+                // an exit code, nothing about Spot (the warning told task-events).
                 Ok(status) if reclaimed => Ended {
                     exit_code: exit_code(&status),
-                    stop_code: "SpotInterruption",
-                    stopped_reason: "Your Spot Task was interrupted.".into(),
+                    stop_code: "EssentialContainerExited",
+                    stopped_reason: "Essential container in task exited".into(),
                     container_reason: None,
                 },
                 Ok(status) => {
@@ -559,6 +606,22 @@ fn event(
         "region": "local",
         "resources": [run.task_arn],
         "detail": detail,
+    })
+}
+
+/// An "EC2 Spot Instance Interruption Warning" for a simulated instance, shaped as EventBridge
+/// delivers it.
+fn spot_warning(instance_id: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": EC2_SPOT_INTERRUPTION_WARNING,
+        "source": "aws.ec2",
+        "account": "000000000000",
+        "time": now(),
+        "region": "local",
+        "resources": [format!("arn:aws:ec2:local:000000000000:instance/{instance_id}")],
+        "detail": {"instance-id": instance_id, "instance-action": "terminate"},
     })
 }
 

@@ -391,7 +391,9 @@ pub(crate) async fn route(services: &Services, event: Value) -> Result<Value, St
         .unwrap_or("");
     let function = match detail_type {
         sluice_core::events::ECS_TASK_STATE_CHANGE
-        | sluice_core::events::BATCH_JOB_STATE_CHANGE => "task-events",
+        | sluice_core::events::BATCH_JOB_STATE_CHANGE
+        | sluice_core::events::EC2_SPOT_INTERRUPTION_WARNING
+        | sluice_core::events::EC2_INSTANCE_STATE_CHANGE => "task-events",
         sluice_core::events::S3_OBJECT_CREATED | sluice_fn_ingest::SCHEDULE_DETAIL_TYPE => "ingest",
         sluice_core::events::SFN_EXECUTION_STATUS_CHANGE => "execution-events",
         other => {
@@ -731,27 +733,44 @@ impl EventSink for LocalBus {
             tracing::error!("event published before the runtime started; dropped");
             return;
         };
-        tokio::spawn(async move {
-            let mut delay = std::time::Duration::from_millis(100);
-            for attempt in 1..=4 {
-                match route(&services, event.clone()).await {
-                    Ok(result) => {
-                        tracing::debug!(%result, "event handled");
-                        return;
-                    }
-                    // Bad events are not retried: they will not get better.
-                    Err(e) if e.name == sluice_core::ErrorName::InvalidInput => {
-                        tracing::error!(error = %e, "event rejected");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, attempt, "event delivery failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay *= 4;
-                    }
-                }
-            }
-            tracing::error!("event delivery failed 4 times; dropped");
-        });
+        tokio::spawn(deliver_with_retries(services, event));
     }
+
+    fn deliver(
+        &self,
+        event: Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.log(&event);
+        let services = self.services.get().cloned();
+        Box::pin(async move {
+            match services {
+                Some(services) => deliver_with_retries(services, event).await,
+                None => tracing::error!("event delivered before the runtime started; dropped"),
+            }
+        })
+    }
+}
+
+/// Routes one event to its handler, retrying a failed delivery like an EventBridge target.
+async fn deliver_with_retries(services: Services, event: Value) {
+    let mut delay = std::time::Duration::from_millis(100);
+    for attempt in 1..=4 {
+        match route(&services, event.clone()).await {
+            Ok(result) => {
+                tracing::debug!(%result, "event handled");
+                return;
+            }
+            // Bad events are not retried: they will not get better.
+            Err(e) if e.name == sluice_core::ErrorName::InvalidInput => {
+                tracing::error!(error = %e, "event rejected");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "event delivery failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        }
+    }
+    tracing::error!("event delivery failed 4 times; dropped");
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sluice_core::model::{
-    Attempt, AttemptKey, AttemptState, AttemptUpdate, JobUpdate, Lease, ObjectRef,
+    Attempt, AttemptKey, AttemptState, AttemptUpdate, JobUpdate, Lease, ObjectRef, TokenAnswer,
 };
 use sluice_core::ports::{JobStore, TaskUpdate, Transition};
 use sluice_core::{Capacity, Job, JobId, JobState, StoreError, Task, TaskId, TaskState};
@@ -120,6 +120,11 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("jobs", "redrive_count", "INTEGER NOT NULL DEFAULT 0"),
     // Tasks recorded before stages belong to the pipeline's first stage ('').
     ("tasks", "stage", "TEXT NOT NULL DEFAULT ''"),
+    // A Spot reclaim noted on a live attempt, the answer task-events gives its token (JSON)
+    // and whether it was delivered (see sluice_core::model::Attempt).
+    ("attempts", "reclaim_notice", "TEXT"),
+    ("attempts", "answer", "TEXT"),
+    ("attempts", "answered", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// A job's tasks counted by state (see [`SqliteJobStore::task_counts`]).
@@ -810,6 +815,11 @@ fn attempt_row(r: &Row) -> Result<Attempt, StoreError> {
         event_version: col::<Option<i64>>(r, "event_version")?.map(|v| v as u64),
         started_at: parse_ts(&col::<String>(r, "started_at")?)?,
         stopped_at: stopped_at.as_deref().map(parse_ts).transpose()?,
+        reclaim_notice: col(r, "reclaim_notice")?,
+        answer: col::<Option<String>>(r, "answer")?
+            .map(|a| serde_json::from_str(&a).map_err(|e| corrupt("attempt answer", e)))
+            .transpose()?,
+        answered: col::<i64>(r, "answered")? != 0,
     })
 }
 
@@ -986,12 +996,13 @@ impl JobStore for SqliteJobStore {
         self.call(move |c| {
             let n = c
                 .exec_cached(
-                    "INSERT OR IGNORE INTO attempts(job_id, task_id, number, state, capacity, task_token, compute_id, exit_code, stop_code, stopped_reason, event_version, started_at, stopped_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    "INSERT OR IGNORE INTO attempts(job_id, task_id, number, state, capacity, task_token, compute_id, exit_code, stop_code, stopped_reason, event_version, started_at, stopped_at, reclaim_notice, answer, answered)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                     params![
                         a.key.job_id.as_str(), a.key.task_id.as_str(), a.key.number, a.state.as_str(), a.capacity.as_str(),
                         a.task_token, a.compute_id, a.exit_code, a.stop_code, a.stopped_reason,
-                        a.event_version.map(|v| v as i64), ts(&a.started_at), a.stopped_at.as_ref().map(ts)
+                        a.event_version.map(|v| v as i64), ts(&a.started_at), a.stopped_at.as_ref().map(ts),
+                        a.reclaim_notice, answer_json(a.answer.as_ref())?, a.answered
                     ],
                 )
                 .map_err(backend)?;
@@ -1051,7 +1062,8 @@ impl JobStore for SqliteJobStore {
             let sql = format!(
                 "UPDATE attempts SET state = ?, compute_id = COALESCE(?, compute_id), exit_code = COALESCE(?, exit_code),
                  stop_code = COALESCE(?, stop_code), stopped_reason = COALESCE(?, stopped_reason),
-                 event_version = COALESCE(?, event_version), stopped_at = COALESCE(?, stopped_at)
+                 event_version = COALESCE(?, event_version), stopped_at = COALESCE(?, stopped_at),
+                 answer = COALESCE(?, answer)
                  WHERE job_id = ? AND task_id = ? AND number = ?
                  AND (? IS NULL OR event_version IS NULL OR event_version < ?)
                  AND state IN ({})",
@@ -1062,6 +1074,7 @@ impl JobStore for SqliteJobStore {
                 Box::new(to.as_str()), Box::new(update.compute_id.clone()), Box::new(update.exit_code),
                 Box::new(update.stop_code.clone()), Box::new(update.stopped_reason.clone()), Box::new(version),
                 Box::new(update.stopped_at.as_ref().map(ts)),
+                Box::new(answer_json(update.answer.as_ref())?),
                 Box::new(key.job_id.as_str().to_string()), Box::new(key.task_id.as_str().to_string()), Box::new(key.number),
                 Box::new(version), Box::new(version),
             ];
@@ -1081,6 +1094,62 @@ impl JobStore for SqliteJobStore {
         })
         .await
     }
+
+    async fn note_reclaim(
+        &self,
+        key: &AttemptKey,
+        notice: &str,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        let (key, notice) = (key.clone(), notice.to_string());
+        self.call(move |c| {
+            let n = c
+                .exec_cached(
+                    "UPDATE attempts SET reclaim_notice = ?1
+                     WHERE job_id = ?2 AND task_id = ?3 AND number = ?4 AND state IN (?5, ?6)",
+                    params![
+                        notice,
+                        key.job_id.as_str(),
+                        key.task_id.as_str(),
+                        key.number,
+                        AttemptState::Launching.as_str(),
+                        AttemptState::Running.as_str()
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(settled(n, Self::read_attempt(c, &key)?))
+        })
+        .await
+    }
+
+    async fn mark_answered(&self, key: &AttemptKey) -> Result<Transition<Attempt>, StoreError> {
+        let key = key.clone();
+        self.call(move |c| {
+            let n = c
+                .exec_cached(
+                    "UPDATE attempts SET answered = 1
+                     WHERE job_id = ?1 AND task_id = ?2 AND number = ?3 AND answer IS NOT NULL",
+                    params![key.job_id.as_str(), key.task_id.as_str(), key.number],
+                )
+                .map_err(backend)?;
+            Ok(settled(n, Self::read_attempt(c, &key)?))
+        })
+        .await
+    }
+}
+
+/// The outcome of a conditional UPDATE of one attempt, from the rows it changed.
+fn settled(changed: usize, current: Option<Attempt>) -> Transition<Attempt> {
+    match (changed, current) {
+        (_, None) => Transition::Missing,
+        (0, Some(a)) => Transition::Rejected(a),
+        (_, Some(a)) => Transition::Applied(a),
+    }
+}
+
+fn answer_json(answer: Option<&TokenAnswer>) -> Result<Option<String>, StoreError> {
+    answer
+        .map(|a| serde_json::to_string(a).map_err(|e| corrupt("attempt answer", e)))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -1247,6 +1316,9 @@ mod tests {
             event_version: None,
             started_at: Utc::now(),
             stopped_at: None,
+            reclaim_notice: None,
+            answer: None,
+            answered: false,
         }
     }
 

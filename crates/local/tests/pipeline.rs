@@ -154,7 +154,8 @@ async fn ber_job_runs_end_to_end_and_spot_reclaims_do_not_change_the_results() {
         calm,
         "results must not depend on interruptions"
     );
-    // Each reclaim was recorded as such on its attempt, from an ECS-shaped SpotInterruption event.
+    // Each reclaim was recorded as such on its attempt, as on EC2: the Spot warning for its
+    // instance was noted first, and the STOPPED event itself carried only an exit code.
     let mut spot_attempts = 0;
     for t in &tasks {
         for a in rt2
@@ -165,7 +166,14 @@ async fn ber_job_runs_end_to_end_and_spot_reclaims_do_not_change_the_results() {
             .unwrap()
         {
             if a.state == sluice_core::AttemptState::SpotInterrupted {
-                assert_eq!(a.stop_code.as_deref(), Some("SpotInterruption"));
+                assert_eq!(a.stop_code.as_deref(), Some("EssentialContainerExited"));
+                let notice = a.reclaim_notice.as_deref().unwrap_or_default();
+                assert!(
+                    notice.starts_with("EC2 Spot Instance Interruption Warning for i-"),
+                    "{a:?}"
+                );
+                assert_eq!(a.exit_code, Some(143), "SIGTERM, nothing else: {a:?}");
+                assert!(a.answered, "{a:?}");
                 spot_attempts += 1;
             }
         }

@@ -11,9 +11,20 @@ use sluice_core::aggregate::{Aggregate, TaskResult, aggregate};
 use sluice_core::error::StepError;
 use sluice_core::model::ObjectRef;
 use sluice_core::pipeline::{AggregateSpec, PlotSpec, StageKind};
+use sluice_core::ports::PortCall;
 use sluice_core::ports::layout;
 use sluice_core::stage::{belongs_to, item_of, output_location, require_stage_at};
 use sluice_core::{JobId, Services, TaskState};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[
+    PortCall::ObjectGet,
+    PortCall::ObjectPut,
+    PortCall::PipelineGet,
+    PortCall::JobRead,
+];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -25,8 +25,21 @@ use sluice_core::events::{
 };
 use sluice_core::interrupt::interrupt_job;
 use sluice_core::model::{JobUpdate, Lease};
+use sluice_core::ports::PortCall;
 use sluice_core::ports::Transition;
 use sluice_core::{Interruption, JobState, Services};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[
+    PortCall::ObjectGet,
+    PortCall::PipelineGet,
+    PortCall::JobRead,
+    PortCall::JobUpdate,
+    PortCall::ComputeStop,
+    PortCall::CapacityLease,
+];
 
 /// What the handler did; `sluice invoke execution-events` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

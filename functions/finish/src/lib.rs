@@ -12,10 +12,22 @@ use sluice_core::error::ErrorName;
 use sluice_core::error::StepError;
 use sluice_core::model::{Job, JobUpdate, ObjectRef};
 use sluice_core::notify::announce;
-use sluice_core::pipeline::{PipelineConfig, StageKind, Writes};
+use sluice_core::pipeline::{PipelineConfig, StageKind};
+use sluice_core::ports::PortCall;
 use sluice_core::ports::{Location, Transition, layout};
 use sluice_core::stage::stage_output;
 use sluice_core::{JobId, JobState, Services, TaskState};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[
+    PortCall::ObjectGet,
+    PortCall::ObjectExists,
+    PortCall::PipelineGet,
+    PortCall::JobRead,
+    PortCall::JobUpdate,
+];
 
 /// The error a Catch put in `$.failure`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -183,12 +195,7 @@ async fn job_results(
 ) -> Result<Vec<ObjectRef>, StepError> {
     let data = &services.buckets.data;
     let mut results = Vec::new();
-    if let Some(last) = pipeline
-        .stages
-        .iter()
-        .rev()
-        .find(|s| s.writes() != Writes::Nothing)
-    {
+    if let Some(last) = sluice_core::stage::result_stage(pipeline) {
         match (last.kind(), stage_output(data, &job.id, last)) {
             (StageKind::Aggregate(_), Some(Location::Dir { prefix })) => {
                 for name in [layout::RESULTS_CSV, layout::RESULTS_PNG] {

@@ -35,7 +35,7 @@ fn input(job: &JobId) -> FinishInput {
 
 #[tokio::test]
 async fn a_redriven_job_whose_tasks_all_succeeded_now_succeeds() {
-    let w = World::new();
+    let w = World::declared(sluice_fn_finish::PORT_CALLS);
     w.pipeline(PIPELINE);
     let job = w.running_job("p-1", "p", 2).await.id;
     succeed(&w, &job, "t-0").await;
@@ -86,7 +86,7 @@ async fn a_redriven_job_whose_tasks_all_succeeded_now_succeeds() {
 
 #[tokio::test]
 async fn a_finish_that_runs_after_the_job_was_cancelled_keeps_it_aborted() {
-    let w = World::new();
+    let w = World::declared(sluice_fn_finish::PORT_CALLS);
     w.pipeline(PIPELINE);
     let job = w.running_job("p-2", "p", 1).await.id;
     succeed(&w, &job, "t-0").await;
@@ -121,7 +121,7 @@ on = ["failed"]
 #[tokio::test]
 async fn an_outcome_is_announced_once_as_the_pipeline_asks() {
     use sluice_core::testing::Notification;
-    let w = World::new();
+    let w = World::declared(sluice_fn_finish::PORT_CALLS);
     w.pipeline(NOTIFYING);
     let job = w.running_job("p-1", "p", 1).await.id;
     let failure = FinishInput {
@@ -155,7 +155,7 @@ async fn an_outcome_is_announced_once_as_the_pipeline_asks() {
 
 #[tokio::test]
 async fn outcomes_not_listed_are_not_announced_and_a_failed_delivery_changes_nothing() {
-    let w = World::new();
+    let w = World::declared(sluice_fn_finish::PORT_CALLS);
     w.pipeline(NOTIFYING);
     let job = w.running_job("p-1", "p", 1).await.id;
     succeed(&w, &job, "t-0").await;

@@ -14,8 +14,20 @@ use sluice_core::error::StepError;
 use sluice_core::events::{EventEnvelope, S3_OBJECT_CREATED, S3ObjectCreated};
 use sluice_core::ingest::{UploadedObject, job_id, route};
 use sluice_core::model::{JobUpdate, ObjectRef};
+use sluice_core::ports::PortCall;
 use sluice_core::ports::{Transition, WorkflowError};
 use sluice_core::{Job, JobState, Services};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[
+    PortCall::PipelineGet,
+    PortCall::JobRead,
+    PortCall::JobCreate,
+    PortCall::JobUpdate,
+    PortCall::WorkflowStart,
+];
 
 /// Detail of a schedule firing (EventBridge Scheduler target input, or `sluice serve`). The
 /// input is an object in the ingest bucket under `<pipeline>/`, routed like an upload.
@@ -240,11 +252,7 @@ async fn start_job(
             });
         }
     }
-    let execution_input = json!({
-        "jobId": id,
-        "pipeline": pipeline_name,
-        "input": {"bucket": input.bucket, "key": input.key},
-    });
+    let execution_input = sluice_core::ingest::execution_input(&job);
     let arn = match services
         .workflows
         .start_execution(id.as_str(), &execution_input)

@@ -12,12 +12,31 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_core::error::{ErrorName, StepError};
-use sluice_core::events::{ENV_ATTEMPT, ENV_JOB_ID, ENV_OUTPUT, ENV_RESULT_URI, ENV_TASK_ID};
+use sluice_core::events::{
+    ENV_ATTEMPT, ENV_JOB_ID, ENV_OUTPUT, ENV_OUTPUT_KEEP, ENV_RESULT_URI, ENV_TASK_ID,
+};
 use sluice_core::interrupt::interrupt;
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate};
+use sluice_core::ports::PortCall;
 use sluice_core::ports::{ComputeError, LaunchRequest, TaskUpdate, Transition, fail_task};
-use sluice_core::stage::{item_of, output_location, render_command, require_stage_of};
+use sluice_core::stage::{
+    item_of, output_location, render_command, require_stage_of, result_stage,
+};
 use sluice_core::{Capacity, Interruption, JobId, Services, TaskId, TaskState};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[
+    PortCall::ObjectGet,
+    PortCall::PipelineGet,
+    PortCall::JobRead,
+    PortCall::JobCreate,
+    PortCall::JobUpdate,
+    PortCall::ComputeLaunch,
+    PortCall::ComputeStop,
+    PortCall::WorkflowAnswer,
+];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -167,6 +186,9 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         event_version: None,
         started_at: Utc::now(),
         stopped_at: None,
+        reclaim_notice: None,
+        answer: None,
+        answered: false,
     };
     if relaunch.is_none() && !services.jobs.create_attempt(&attempt).await? {
         return Err(StepError::internal(format!(
@@ -193,6 +215,10 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
     if let Some(output) = &rendered.output {
         env.insert(ENV_OUTPUT.into(), output.path.clone());
         env.insert(ENV_RESULT_URI.into(), output.location.object().to_string());
+        // The job's result is kept; other task outputs expire (infra: ExpireTaskResults).
+        if result_stage(&pipeline).is_some_and(|r| r.name == stage.name) {
+            env.insert(ENV_OUTPUT_KEEP.into(), "1".into());
+        }
     }
     let request = LaunchRequest {
         attempt: key.clone(),

@@ -17,7 +17,7 @@ command = ["work", "--out", "{output}"]
 "#;
 
 async fn world() -> (World, JobId) {
-    let w = World::new();
+    let w = World::declared(sluice_fn_launch::PORT_CALLS);
     w.pipeline(PIPELINE);
     let job = w.running_job("p-1", "p", 2).await;
     (w, job.id)
@@ -160,4 +160,45 @@ async fn unknown_tasks_are_invalid_input() {
     assert_eq!(e.name, ErrorName::InvalidInput);
     assert!(e.cause.contains("no task 't-7'"), "{}", e.cause);
     assert!(w.compute.launches().is_empty());
+}
+
+/// The job's result (the last stage that writes something) is kept: its file output is not
+/// tagged for expiry like other task outputs (SLUICE_OUTPUT_KEEP for the entrypoint).
+#[tokio::test]
+async fn the_output_of_the_result_stage_is_kept() {
+    let (w, job) = world().await;
+    handle(&w.services, input(&job, "t-0", "tok-a"))
+        .await
+        .unwrap();
+    let requests = w.compute.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests[0]
+            .env
+            .get("SLUICE_OUTPUT_KEEP")
+            .map(String::as_str),
+        Some("1")
+    );
+
+    // A stage before the last that writes is not the result: its outputs expire.
+    let two = World::declared(sluice_fn_launch::PORT_CALLS);
+    two.pipeline(
+        r#"
+name = "p"
+[input]
+columns = { n = "integer" }
+[[stage]]
+name = "first"
+command = ["work", "{output}"]
+[[stage]]
+name = "second"
+command = ["merge", "{stages.first}", "{output}"]
+"#,
+    );
+    let job = two.running_job("p-2", "p", 1).await.id;
+    handle(&two.services, input(&job, "t-0", "tok-b"))
+        .await
+        .unwrap();
+    let requests = two.compute.requests.lock().unwrap().clone();
+    assert_eq!(requests[0].env.get("SLUICE_OUTPUT_KEEP"), None);
+    assert!(requests[0].env.contains_key("SLUICE_RESULT_URI"));
 }

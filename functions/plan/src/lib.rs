@@ -21,9 +21,23 @@ use serde_json::json;
 use sluice_core::error::{ErrorName, StepError};
 use sluice_core::model::{JobUpdate, ObjectRef};
 use sluice_core::pipeline::{PipelineConfig, RowSource, StageKind};
+use sluice_core::ports::PortCall;
 use sluice_core::ports::{Location, fail_task, layout};
 use sluice_core::stage::{belongs_to, plan_stage, require_stage_at, stage_done, stage_output};
 use sluice_core::{Job, JobId, JobState, Services, StoreError, Task, TaskState};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[
+    PortCall::ObjectGet,
+    PortCall::ObjectPut,
+    PortCall::ObjectExists,
+    PortCall::PipelineGet,
+    PortCall::JobRead,
+    PortCall::JobCreate,
+    PortCall::JobUpdate,
+];
 
 /// Default per-attempt timeout when the pipeline sets none: a day.
 pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 86_400;

@@ -18,7 +18,7 @@ command = ["notify.sh", "{status}"]
 
 #[tokio::test]
 async fn a_job_rejected_at_planning_is_announced_once() {
-    let w = World::new();
+    let w = World::declared(sluice_fn_plan::PORT_CALLS);
     w.pipeline(PIPELINE);
     let job = w.running_job("p-1", "p", 0).await.id;
     // Its input object does not exist.
@@ -72,7 +72,7 @@ async fn start(w: &World, job: &sluice_core::JobId) {
 #[tokio::test]
 async fn an_execution_keeps_the_pipeline_it_started_with() {
     use sluice_fn_plan::{NextKind, NextStageInput, PlanResponse};
-    let w = World::new();
+    let w = World::declared(sluice_fn_plan::PORT_CALLS);
     w.pipeline(PIPELINE);
     let job = w.running_job("p-1", "p", 0).await;
     w.objects.insert(&job.input, b"a\n1\n".to_vec());

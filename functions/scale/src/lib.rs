@@ -8,7 +8,13 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sluice_core::error::StepError;
 use sluice_core::model::Lease;
+use sluice_core::ports::PortCall;
 use sluice_core::{JobId, Services};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[PortCall::CapacityLease];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -2,25 +2,55 @@
 //!
 //! Receives ECS "Task State Change" and Batch "Job State Change" events (EventBridge on AWS, the
 //! local process pool on one machine), classifies them with one classification for both back
-//! ends, moves the attempt to its final state with a conditional write (a duplicate or stale
-//! event changes nothing), and answers the attempt's task token: SendTaskSuccess with the
-//! result location, or SendTaskFailure with the typed `Sluice.*` error the state machine
-//! retries on. A token that is already closed is logged and ignored — an error here would make
-//! EventBridge redeliver forever.
+//! ends, and answers the attempt's task token: SendTaskSuccess with the result location, or
+//! SendTaskFailure with the typed `Sluice.*` error the state machine retries on.
+//!
+//! **The answer survives a failed send.** The attempt's final state is written together with
+//! the answer it implies ([`TokenAnswer`]), with a conditional write (a duplicate or stale
+//! event changes nothing); then the task is updated, the answer sent, and the attempt marked
+//! `answered`. If sending fails (throttled, a network error), the handler fails, the event is
+//! delivered again (Lambda's retries, or a replay from the dead-letter queue), finds the final
+//! attempt not yet answered and sends the recorded answer again, instead of dropping the event
+//! as a duplicate and leaving the Task state to time out. A token that is already closed is
+//! logged and counts as answered: an error there would make EventBridge redeliver forever.
+//!
+//! **Reclaims on EC2.** ECS gives standalone tasks on a reclaimed EC2 Spot instance no Spot
+//! stop code, and its Spot draining leaves them alone. So the handler also takes "EC2 Spot
+//! Instance Interruption Warning" and "EC2 Instance State-change Notification"
+//! (`shutting-down`, ...) events, asks compute which of our tasks run on that instance, and
+//! notes the reclaim on their live attempts; their STOPPED events are then classified
+//! spot-interrupted whatever the exit code ([`on_reclaimed_host`]), so a reclaim never spends
+//! the application-error budget.
 
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sluice_core::classify::{Classification, Stop, classify_batch, classify_ecs};
+use sluice_core::Services;
+use sluice_core::classify::{
+    Classification, Stop, classify_batch, classify_ecs, on_reclaimed_host,
+};
 use sluice_core::error::{ErrorName, StepError};
 use sluice_core::events::{
-    BATCH_JOB_STATE_CHANGE, BatchJobStateChange, ECS_TASK_STATE_CHANGE, EcsTaskStateChange,
-    EventEnvelope,
+    BATCH_JOB_STATE_CHANGE, BatchJobStateChange, EC2_INSTANCE_STATE_CHANGE,
+    EC2_SPOT_INTERRUPTION_WARNING, ECS_TASK_STATE_CHANGE, Ec2InstanceStateChange,
+    Ec2SpotInterruptionWarning, EcsTaskStateChange, EventEnvelope,
 };
-use sluice_core::model::{AttemptKey, AttemptState, AttemptUpdate};
-use sluice_core::ports::{Location, TaskUpdate, Transition, WorkflowError};
+use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, TokenAnswer};
+use sluice_core::ports::{Location, PortCall, TaskUpdate, Transition, WorkflowError};
 use sluice_core::stage::{item_of, output_location, require_stage_of};
-use sluice_core::{Services, TaskState};
+
+/// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
+/// contract test derives the function's role from this list, and the decision tests refuse
+/// any other call.
+pub const PORT_CALLS: &[PortCall] = &[
+    PortCall::ObjectGet,
+    PortCall::ObjectExists,
+    PortCall::PipelineGet,
+    PortCall::JobRead,
+    PortCall::JobUpdate,
+    PortCall::ComputeTasksOnInstance,
+    PortCall::WorkflowAnswer,
+];
 
 /// What the handler concluded and did; `sluice invoke task-events` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +66,24 @@ pub struct TaskEventReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub reason: String,
+    /// Attempts a reclaim notice was recorded on (EC2 events only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reclaimed: Vec<String>,
+}
+
+/// What kind of event arrived.
+enum Event {
+    Stopped(Parsed),
+    /// The EC2 instance is about to go, or going, away: `notice` says why.
+    HostReclaimed {
+        instance_id: String,
+        notice: String,
+    },
+    /// An EC2 state change that takes no task down (`pending`, `running`).
+    HostUnaffected {
+        instance_id: String,
+        state: String,
+    },
 }
 
 struct Parsed {
@@ -45,7 +93,7 @@ struct Parsed {
     version: Option<u64>,
 }
 
-fn parse(event: Value) -> Result<Parsed, StepError> {
+fn parse(event: Value) -> Result<Event, StepError> {
     let envelope: EventEnvelope<Value> = serde_json::from_value(event).map_err(|e| {
         StepError::invalid_input(format!("task-events: not an EventBridge event: {e}"))
     })?;
@@ -56,12 +104,12 @@ fn parse(event: Value) -> Result<Parsed, StepError> {
                     "task-events: malformed ECS Task State Change detail: {e}"
                 ))
             })?;
-            Ok(Parsed {
+            Ok(Event::Stopped(Parsed {
                 stop: classify_ecs(&d),
                 key: d.attempt_key(),
                 compute_id: d.task_arn.clone(),
                 version: d.version,
-            })
+            }))
         }
         BATCH_JOB_STATE_CHANGE => {
             let d: BatchJobStateChange = serde_json::from_value(envelope.detail).map_err(|e| {
@@ -69,11 +117,52 @@ fn parse(event: Value) -> Result<Parsed, StepError> {
                     "task-events: malformed Batch Job State Change detail: {e}"
                 ))
             })?;
-            Ok(Parsed {
+            Ok(Event::Stopped(Parsed {
                 stop: classify_batch(&d),
                 key: d.attempt_key(),
                 compute_id: d.job_id.clone(),
                 version: None,
+            }))
+        }
+        EC2_SPOT_INTERRUPTION_WARNING => {
+            let d: Ec2SpotInterruptionWarning =
+                serde_json::from_value(envelope.detail).map_err(|e| {
+                    StepError::invalid_input(format!(
+                        "task-events: malformed EC2 Spot Instance Interruption Warning detail: {e}"
+                    ))
+                })?;
+            let notice = format!(
+                "EC2 Spot Instance Interruption Warning for {} ({}{})",
+                d.instance_id,
+                d.instance_action.as_deref().unwrap_or("terminate"),
+                envelope
+                    .time
+                    .as_deref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default()
+            );
+            Ok(Event::HostReclaimed {
+                instance_id: d.instance_id,
+                notice,
+            })
+        }
+        EC2_INSTANCE_STATE_CHANGE => {
+            let d: Ec2InstanceStateChange =
+                serde_json::from_value(envelope.detail).map_err(|e| {
+                    StepError::invalid_input(format!(
+                        "task-events: malformed EC2 Instance State-change Notification detail: {e}"
+                    ))
+                })?;
+            if !d.is_going_away() {
+                return Ok(Event::HostUnaffected {
+                    instance_id: d.instance_id,
+                    state: d.state,
+                });
+            }
+            let notice = format!("EC2 instance {} is {}", d.instance_id, d.state);
+            Ok(Event::HostReclaimed {
+                instance_id: d.instance_id,
+                notice,
             })
         }
         other => Err(StepError::invalid_input(format!(
@@ -83,12 +172,81 @@ fn parse(event: Value) -> Result<Parsed, StepError> {
 }
 
 pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport, StepError> {
+    match parse(event)? {
+        Event::Stopped(parsed) => stopped(services, parsed).await,
+        Event::HostReclaimed {
+            instance_id,
+            notice,
+        } => host_reclaimed(services, &instance_id, notice).await,
+        Event::HostUnaffected { instance_id, state } => Ok(TaskEventReport {
+            classification: "host-unaffected",
+            action: format!("ignored: instance {instance_id} is {state}; nothing changed"),
+            attempt: None,
+            compute_id: None,
+            error: None,
+            reason: String::new(),
+            reclaimed: Vec::new(),
+        }),
+    }
+}
+
+/// Notes the reclaim on every live attempt running on the instance.
+async fn host_reclaimed(
+    services: &Services,
+    instance_id: &str,
+    notice: String,
+) -> Result<TaskEventReport, StepError> {
+    let mut report = TaskEventReport {
+        classification: "reclaim-notice",
+        action: String::new(),
+        attempt: None,
+        compute_id: None,
+        error: None,
+        reason: notice.clone(),
+        reclaimed: Vec::new(),
+    };
+    let tasks = services
+        .compute
+        .tasks_on_instance(instance_id)
+        .await
+        .map_err(|e| StepError::internal(format!("tasks on instance {instance_id}: {e}")))?;
+    let Some(tasks) = tasks else {
+        report.action = format!(
+            "ignored: this compute cannot tell which tasks run on {instance_id}; their stop \
+             events say \"Host EC2 (...) terminated\", which is classified as a reclaim"
+        );
+        return Ok(report);
+    };
+    for compute_id in &tasks {
+        let Some(attempt) = services.jobs.find_attempt_by_compute_id(compute_id).await? else {
+            continue;
+        };
+        if let Transition::Applied(a) = services.jobs.note_reclaim(&attempt.key, &notice).await? {
+            report.reclaimed.push(a.key.to_string());
+        }
+    }
+    report.action = if report.reclaimed.is_empty() {
+        format!(
+            "ignored: no live sluice attempt on instance {instance_id} ({} task(s) of ours)",
+            tasks.len()
+        )
+    } else {
+        format!(
+            "noted the reclaim on {} attempt(s); their stop will count as a Spot interruption",
+            report.reclaimed.len()
+        )
+    };
+    tracing::info!(instance = instance_id, action = %report.action, "host reclaimed");
+    Ok(report)
+}
+
+async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport, StepError> {
     let Parsed {
         mut stop,
         key,
         compute_id,
         version,
-    } = parse(event)?;
+    } = parsed;
     let mut report = TaskEventReport {
         classification: stop.classification.label(),
         action: String::new(),
@@ -96,6 +254,7 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         compute_id: compute_id.clone(),
         error: None,
         reason: stop.reason.clone(),
+        reclaimed: Vec::new(),
     };
     if stop.classification == Classification::NotFinal {
         report.action = "ignored: the task has not stopped; nothing changed".into();
@@ -115,11 +274,30 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
     };
     report.attempt = Some(attempt.key.to_string());
     if attempt.state.is_final() {
-        report.action = format!(
-            "ignored: duplicate event, attempt already {}; nothing changed",
-            attempt.state.as_str()
-        );
-        return Ok(report);
+        return match (&attempt.answer, attempt.answered) {
+            // Decided before, but the answer may never have arrived: send it again.
+            (Some(answer), false) => {
+                let answer = answer.clone();
+                report.classification = classification_of(attempt.state);
+                report.reason = attempt.stopped_reason.clone().unwrap_or_default();
+                report.error = error_of(&answer);
+                let sent = deliver(services, &attempt, &answer).await?;
+                report.action = format!("again: {sent} (the first send had failed)");
+                Ok(report)
+            }
+            _ => {
+                report.action = format!(
+                    "ignored: duplicate event, attempt already {}; nothing changed",
+                    attempt.state.as_str()
+                );
+                Ok(report)
+            }
+        };
+    }
+    if let Some(notice) = &attempt.reclaim_notice {
+        stop = on_reclaimed_host(stop, notice);
+        report.classification = stop.classification.label();
+        report.reason = stop.reason.clone();
     }
     let job = services.job(&attempt.key.job_id).await?;
     let pipeline = services.job_pipeline(&job).await?;
@@ -154,6 +332,49 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         Classification::OutOfMemory => AttemptState::OutOfMemory,
         Classification::TaskFailed | Classification::NotFinal => AttemptState::Failed,
     };
+
+    let answer = if stop.classification == Classification::Succeeded {
+        TokenAnswer::Success {
+            result: output.as_ref().map(|l| l.object().clone()),
+        }
+    } else {
+        let mut name = if output_missing {
+            ErrorName::OutputMissing
+        } else {
+            stop.classification
+                .error_name()
+                .unwrap_or(ErrorName::TaskFailed)
+        };
+        match name {
+            // A step that exited 0 may have had side effects: not run again unless asked.
+            ErrorName::OutputMissing if !pipeline.retry.retry_missing_output => {}
+            ErrorName::TaskFailed | ErrorName::OutputMissing => {
+                // Application errors spend the pipeline's budget; reclaims never do. This
+                // attempt counts, the others as recorded.
+                let earlier = services
+                    .jobs
+                    .list_attempts(&job.id, &task.id)
+                    .await?
+                    .iter()
+                    .filter(|a| {
+                        a.key != attempt.key
+                            && matches!(a.state, AttemptState::Failed | AttemptState::OutputMissing)
+                    })
+                    .count() as u32;
+                name = if earlier + 1 >= pipeline.retry.task_failed_attempts {
+                    ErrorName::RetriesExhausted
+                } else {
+                    // The state machine retries application errors by this name.
+                    ErrorName::TaskFailed
+                };
+            }
+            _ => {}
+        }
+        TokenAnswer::Failure {
+            error: name,
+            cause: format!("attempt {}: {}", attempt.key, stop.reason),
+        }
+    };
     let update = AttemptUpdate {
         compute_id: compute_id.clone(),
         exit_code: stop.exit_code,
@@ -161,13 +382,14 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
         stopped_reason: Some(stop.reason.clone()),
         event_version: version,
         stopped_at: Some(Utc::now()),
+        answer: Some(answer.clone()),
     };
-    match services
+    let attempt = match services
         .jobs
         .transition_attempt(&attempt.key, to, update)
         .await?
     {
-        Transition::Applied(_) => {}
+        Transition::Applied(a) => a,
         Transition::Rejected(current) => {
             report.action = format!(
                 "ignored: duplicate or stale event, attempt is {}; nothing changed",
@@ -179,100 +401,112 @@ pub async fn handle(services: &Services, event: Value) -> Result<TaskEventReport
             report.action = "ignored: the attempt disappeared; nothing changed".into();
             return Ok(report);
         }
-    }
-
-    let outcome = if stop.classification == Classification::Succeeded {
-        let result = output.as_ref().map(|l| l.object().clone());
-        services
-            .jobs
-            .transition_task(
-                &job.id,
-                &task.id,
-                TaskState::Succeeded,
-                TaskUpdate {
-                    result: result.clone(),
-                    last_error: Some(None),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let output = json!({"taskId": task.id, "attempt": attempt.key.number, "result": result});
-        services
-            .workflows
-            .send_task_success(&attempt.task_token, &output)
-            .await
-    } else {
-        let mut name = if output_missing {
-            ErrorName::OutputMissing
-        } else {
-            stop.classification
-                .error_name()
-                .unwrap_or(ErrorName::TaskFailed)
-        };
-        let mut update = TaskUpdate::default();
-        let mut next_state = TaskState::Retrying;
-        match name {
-            ErrorName::SpotInterrupted => {
-                update.spot_interruptions = Some(task.spot_interruptions + 1)
-            }
-            // A step that exited 0 may have had side effects: not run again unless asked.
-            ErrorName::OutputMissing if !pipeline.retry.retry_missing_output => {
-                next_state = TaskState::Failed
-            }
-            ErrorName::TaskFailed | ErrorName::OutputMissing => {
-                // Application errors spend the pipeline's budget; reclaims never do.
-                let failures = services
-                    .jobs
-                    .list_attempts(&job.id, &task.id)
-                    .await?
-                    .iter()
-                    .filter(|a| {
-                        matches!(a.state, AttemptState::Failed | AttemptState::OutputMissing)
-                    })
-                    .count() as u32;
-                if failures >= pipeline.retry.task_failed_attempts {
-                    name = ErrorName::RetriesExhausted;
-                    next_state = TaskState::Failed;
-                } else {
-                    // The state machine retries application errors by this name.
-                    name = ErrorName::TaskFailed;
-                }
-            }
-            ErrorName::OutOfMemory => next_state = TaskState::Failed,
-            _ => {}
-        }
-        let cause = format!("attempt {}: {}", attempt.key, stop.reason);
-        update.last_error = Some(Some(format!("{name}: {cause}")));
-        services
-            .jobs
-            .transition_task(&job.id, &task.id, next_state, update)
-            .await?;
-        report.error = Some(name.as_str().to_string());
-        services
-            .workflows
-            .send_task_failure(&attempt.task_token, name, &cause)
-            .await
     };
-    report.action = match outcome {
-        Ok(()) => match &report.error {
-            None => format!(
-                "reported success of attempt {} to the state machine",
-                attempt.key
-            ),
-            Some(e) => format!(
-                "reported {e} for attempt {} to the state machine",
-                attempt.key
-            ),
-        },
-        Err(WorkflowError::TokenClosed(msg)) => {
-            tracing::warn!(attempt = %attempt.key, %msg, "task token already closed; ignored");
-            format!(
-                "recorded attempt {}; its task token is already closed ({msg}), so nothing was reported",
-                attempt.key
-            )
-        }
-        Err(e) => return Err(StepError::internal(e)),
-    };
+    report.error = error_of(&answer);
+    report.action = deliver(services, &attempt, &answer).await?;
     tracing::info!(attempt = %attempt.key, classification = report.classification, action = %report.action, "task event");
     Ok(report)
+}
+
+fn error_of(answer: &TokenAnswer) -> Option<String> {
+    match answer {
+        TokenAnswer::Success { .. } => None,
+        TokenAnswer::Failure { error, .. } => Some(error.as_str().to_string()),
+    }
+}
+
+fn classification_of(state: AttemptState) -> &'static str {
+    match state {
+        AttemptState::Succeeded => Classification::Succeeded.label(),
+        AttemptState::SpotInterrupted => Classification::SpotInterrupted.label(),
+        AttemptState::LaunchFailed => Classification::LaunchFailed.label(),
+        AttemptState::OutOfMemory => Classification::OutOfMemory.label(),
+        AttemptState::OutputMissing => "output-missing",
+        _ => Classification::TaskFailed.label(),
+    }
+}
+
+/// Applies a final attempt's answer to its task, sends it to the token, and marks it answered.
+/// Safe to repeat: the task moves only from RUNNING (a conditional write) and only while no
+/// newer attempt of it exists, and a token answered before reports itself closed.
+async fn deliver(
+    services: &Services,
+    attempt: &Attempt,
+    answer: &TokenAnswer,
+) -> Result<String, StepError> {
+    let key = &attempt.key;
+    // The task is recorded first: the state machine moves on as soon as the token is answered,
+    // and what comes next (CloseStage, a redrive) reads the task.
+    let task = services
+        .jobs
+        .get_task(&key.job_id, &key.task_id)
+        .await?
+        .ok_or_else(|| StepError::internal(format!("attempt {key} has no task record")))?;
+    // A late re-send for an attempt that a newer one replaced (its Task state timed out and
+    // was retried) must not touch the task, which is the newer attempt's now.
+    let superseded = services
+        .jobs
+        .list_attempts(&key.job_id, &key.task_id)
+        .await?
+        .iter()
+        .any(|a| a.key.number > key.number);
+    if !superseded {
+        let update = match answer {
+            TokenAnswer::Success { result } => TaskUpdate {
+                result: result.clone(),
+                last_error: Some(None),
+                ..Default::default()
+            },
+            TokenAnswer::Failure { error, cause } => TaskUpdate {
+                spot_interruptions: (*error == ErrorName::SpotInterrupted)
+                    .then_some(task.spot_interruptions + 1),
+                last_error: Some(Some(format!("{error}: {cause}"))),
+                ..Default::default()
+            },
+        };
+        services
+            .jobs
+            .transition_task(&key.job_id, &key.task_id, answer.task_state(), update)
+            .await?;
+    }
+    let sent = match answer {
+        TokenAnswer::Success { result } => {
+            let output = json!({"taskId": key.task_id, "attempt": key.number, "result": result});
+            services
+                .workflows
+                .send_task_success(&attempt.task_token, &output)
+                .await
+        }
+        TokenAnswer::Failure { error, cause } => {
+            services
+                .workflows
+                .send_task_failure(&attempt.task_token, *error, cause)
+                .await
+        }
+    };
+    let action = match sent {
+        Ok(()) => match answer {
+            TokenAnswer::Success { .. } => {
+                format!("reported success of attempt {key} to the state machine")
+            }
+            TokenAnswer::Failure { error, .. } => {
+                format!("reported {error} for attempt {key} to the state machine")
+            }
+        },
+        Err(WorkflowError::TokenClosed(msg)) => {
+            tracing::warn!(attempt = %key, %msg, "task token already closed; ignored");
+            format!(
+                "recorded attempt {key}; its task token is already closed ({msg}), so nothing was reported"
+            )
+        }
+        // The answer stays recorded and unanswered: the event's redelivery sends it again.
+        Err(e) => {
+            return Err(StepError::internal(format!(
+                "attempt {key}: the state machine was not told ({e}); a redelivery of the event \
+                 will tell it"
+            )));
+        }
+    };
+    services.jobs.mark_answered(key).await?;
+    Ok(action)
 }

@@ -20,7 +20,7 @@ task_failed_attempts = 2
 "#;
 
 async fn world() -> (World, JobId) {
-    let w = World::new();
+    let w = World::declared(sluice_fn_task_events::PORT_CALLS);
     w.pipeline(PIPELINE);
     let job = w.running_job("p-1", "p", 1).await;
     (w, job.id)
@@ -36,6 +36,8 @@ fn key(job: &JobId, n: u32) -> AttemptKey {
 
 /// Records attempt `n` of t-0 RUNNING, as launch leaves it.
 async fn launched(w: &World, job: &JobId, n: u32) {
+    // Launch's doing, not task-events'.
+    let restriction = w.lift();
     let k = key(job, n);
     w.jobs
         .create_attempt(&launching_attempt(
@@ -61,6 +63,7 @@ async fn launched(w: &World, job: &JobId, n: u32) {
         )
         .await
         .unwrap();
+    w.restore(restriction);
 }
 
 fn stopped(job: &JobId, n: u32, exit: i32, stop_code: &str, version: u64) -> Value {
@@ -131,6 +134,8 @@ async fn interrupted_attempts_never_spend_the_application_budget() {
     let (w, job) = world().await;
     // Attempt 1 was left by a dead runner and interrupted on redrive.
     launched(&w, &job, 1).await;
+    // Another handler's doing (it stops containers, which task-events never does).
+    w.restrict(None);
     sluice_core::interrupt::interrupt_job(
         &w.services,
         &job,
@@ -139,6 +144,7 @@ async fn interrupted_attempts_never_spend_the_application_budget() {
     )
     .await
     .unwrap();
+    w.restrict(Some(sluice_fn_task_events::PORT_CALLS));
     // Its late STOPPED event changes nothing and reports nothing.
     let late = handle(
         &w.services,
@@ -274,7 +280,7 @@ async fn exit_0_without_the_output_file_fails_the_task_once_and_is_not_retried()
 
 #[tokio::test]
 async fn a_pipeline_may_ask_for_missing_outputs_to_be_retried() {
-    let w = World::new();
+    let w = World::declared(sluice_fn_task_events::PORT_CALLS);
     w.pipeline(&format!("{PIPELINE}retry_missing_output = true\n"));
     let job = w.running_job("p-1", "p", 1).await.id;
     launched(&w, &job, 1).await;
@@ -289,4 +295,319 @@ async fn a_pipeline_may_ask_for_missing_outputs_to_be_retried() {
         [("tok-1".to_string(), "Sluice.TaskFailed".to_string())],
         "retried as an application error, within its budget"
     );
+}
+
+fn answers(w: &World) -> usize {
+    w.workflows
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c,
+                WorkflowCall::Success { .. } | WorkflowCall::Failure { .. }
+            )
+        })
+        .count()
+}
+
+/// The lost callback: the state machine could not be told (throttled), so the Lambda fails;
+/// the redelivered event finds the attempt final but unanswered and sends the same answer.
+#[tokio::test]
+async fn an_answer_that_could_not_be_sent_is_sent_on_redelivery() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    let event = stopped(&job, 1, 3, "EssentialContainerExited", 2);
+    *w.workflows.fail_next.lock().unwrap() = 1;
+    let first = handle(&w.services, event.clone()).await;
+    assert!(
+        first
+            .as_ref()
+            .is_err_and(|e| e.name == sluice_core::ErrorName::Internal),
+        "{first:?}"
+    );
+    let a = w.jobs.get_attempt(&key(&job, 1)).await.unwrap().unwrap();
+    assert_eq!((a.state, a.answered), (AttemptState::Failed, false));
+    assert_eq!(answers(&w), 0, "nothing reached the state machine");
+    let t = w
+        .jobs
+        .get_task(&job, &TaskId::new("t-0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.state, TaskState::Retrying, "the task is recorded first");
+
+    let again = handle(&w.services, event.clone()).await.unwrap();
+    assert!(
+        again.action.starts_with("again: reported"),
+        "{}",
+        again.action
+    );
+    assert_eq!(again.error.as_deref(), Some("Sluice.TaskFailed"));
+    assert_eq!(
+        failures(&w),
+        [("tok-1".to_string(), "Sluice.TaskFailed".to_string())],
+        "the same answer, once it could be sent"
+    );
+    assert!(
+        w.jobs
+            .get_attempt(&key(&job, 1))
+            .await
+            .unwrap()
+            .unwrap()
+            .answered
+    );
+    let third = handle(&w.services, event).await.unwrap();
+    assert!(
+        third.action.starts_with("ignored: duplicate"),
+        "{}",
+        third.action
+    );
+    assert_eq!(answers(&w), 1, "answered once");
+    // The failure counted once against the budget of 2: the next one is the last.
+    launched(&w, &job, 2).await;
+    handle(
+        &w.services,
+        stopped(&job, 2, 3, "EssentialContainerExited", 2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&w)[1].1, "Sluice.RetriesExhausted");
+}
+
+#[tokio::test]
+async fn a_success_that_could_not_be_sent_is_sent_on_redelivery() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    let result = ObjectRef::new(
+        "data",
+        format!("{}t-0.json", layout::stage_output(&job, "tasks")),
+    );
+    w.objects.insert(&result, b"{}".to_vec());
+    let event = stopped(&job, 1, 0, "EssentialContainerExited", 3);
+    *w.workflows.fail_next.lock().unwrap() = 1;
+    assert!(handle(&w.services, event.clone()).await.is_err());
+    let again = handle(&w.services, event).await.unwrap();
+    assert_eq!(again.classification, "succeeded");
+    assert_eq!(
+        w.workflows.calls(),
+        [WorkflowCall::Success {
+            token: "tok-1".into(),
+            output: json!({"taskId": "t-0", "attempt": 1, "result": result}),
+        }]
+    );
+}
+
+/// A token that closed meanwhile (its Task state timed out) counts as answered.
+#[tokio::test]
+async fn a_closed_token_counts_as_answered() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    w.workflows
+        .closed_tokens
+        .lock()
+        .unwrap()
+        .push("tok-1".into());
+    let event = stopped(&job, 1, 3, "EssentialContainerExited", 2);
+    let r = handle(&w.services, event.clone()).await.unwrap();
+    assert!(r.action.contains("already closed"), "{}", r.action);
+    let dup = handle(&w.services, event).await.unwrap();
+    assert!(
+        dup.action.starts_with("ignored: duplicate"),
+        "{}",
+        dup.action
+    );
+}
+
+/// An answer recorded for an attempt that a newer one has replaced is still sent (to its
+/// closed token), but never moves the task, which now belongs to the newer attempt.
+#[tokio::test]
+async fn a_late_resend_does_not_move_a_task_that_moved_on() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    let event = stopped(&job, 1, 3, "EssentialContainerExited", 2);
+    *w.workflows.fail_next.lock().unwrap() = 1;
+    assert!(handle(&w.services, event.clone()).await.is_err());
+    // The Task state timed out and was retried: attempt 2 runs.
+    launched(&w, &job, 2).await;
+    w.workflows
+        .closed_tokens
+        .lock()
+        .unwrap()
+        .push("tok-1".into());
+    handle(&w.services, event).await.unwrap();
+    let t = w
+        .jobs
+        .get_task(&job, &TaskId::new("t-0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.state, t.attempts), (TaskState::Running, 2));
+}
+
+fn ec2(detail_type: &str, detail: Value) -> Value {
+    json!({
+        "version": "0", "id": "e-1", "detail-type": detail_type, "source": "aws.ec2",
+        "account": "000000000000", "time": "2026-12-03T10:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:ec2:us-east-1:000000000000:instance/i-0abc"],
+        "detail": detail
+    })
+}
+
+fn spot_warning(instance: &str) -> Value {
+    ec2(
+        "EC2 Spot Instance Interruption Warning",
+        json!({"instance-id": instance, "instance-action": "terminate"}),
+    )
+}
+
+/// On EC2 a reclaimed task's STOPPED event may carry nothing but an exit code. With the Spot
+/// warning noted on its attempt, it is a reclaim: retried without spending the budget, however
+/// often it happens (the issue: two such reclaims used to fail the job).
+#[tokio::test]
+async fn after_a_spot_warning_an_exit_code_is_a_reclaim() {
+    let (w, job) = world().await;
+    for n in 1..=2 {
+        launched(&w, &job, n).await;
+        w.compute
+            .instances
+            .lock()
+            .unwrap()
+            .insert(format!("i-{n}"), vec![format!("arn:task/{n}")]);
+        let noted = handle(&w.services, spot_warning(&format!("i-{n}")))
+            .await
+            .unwrap();
+        assert_eq!(noted.reclaimed, [key(&job, n).to_string()], "{noted:?}");
+        let r = handle(
+            &w.services,
+            stopped(&job, n, 137, "EssentialContainerExited", 2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.classification, "spot-interrupted", "{r:?}");
+        assert!(
+            r.reason
+                .contains("Spot Instance Interruption Warning for i-")
+        );
+    }
+    assert_eq!(
+        failures(&w),
+        [
+            ("tok-1".to_string(), "Sluice.SpotInterrupted".to_string()),
+            ("tok-2".to_string(), "Sluice.SpotInterrupted".to_string())
+        ]
+    );
+    let t = w
+        .jobs
+        .get_task(&job, &TaskId::new("t-0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.state, t.spot_interruptions), (TaskState::Retrying, 2));
+    // The application budget (2) is untouched: a real failure now is retried.
+    launched(&w, &job, 3).await;
+    handle(
+        &w.services,
+        stopped(&job, 3, 3, "EssentialContainerExited", 2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&w)[2].1, "Sluice.TaskFailed");
+}
+
+#[tokio::test]
+async fn a_shutting_down_instance_is_a_reclaim_too_and_success_stands() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    w.compute.instances.lock().unwrap().insert(
+        "i-0abc".into(),
+        vec!["arn:task/1".into(), "arn:task/other".into()],
+    );
+    let r = handle(
+        &w.services,
+        ec2(
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": "i-0abc", "state": "shutting-down"}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.reclaimed, [key(&job, 1).to_string()]);
+    let result = ObjectRef::new(
+        "data",
+        format!("{}t-0.json", layout::stage_output(&job, "tasks")),
+    );
+    w.objects.insert(&result, b"{}".to_vec());
+    let done = handle(
+        &w.services,
+        stopped(&job, 1, 0, "EssentialContainerExited", 2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.classification, "succeeded", "the work was done");
+}
+
+#[tokio::test]
+async fn ec2_events_that_touch_no_live_attempt_change_nothing() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    // Not one of our instances.
+    let r = handle(&w.services, spot_warning("i-unknown"))
+        .await
+        .unwrap();
+    assert!(
+        r.reclaimed.is_empty() && r.action.starts_with("ignored"),
+        "{r:?}"
+    );
+    // An instance that starts.
+    let r = handle(
+        &w.services,
+        ec2(
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": "i-1", "state": "running"}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(r.action.starts_with("ignored"), "{r:?}");
+    // A compute that cannot tell (Batch).
+    *w.compute.cannot_tell_instances.lock().unwrap() = true;
+    let r = handle(&w.services, spot_warning("i-1")).await.unwrap();
+    assert!(r.action.contains("Host EC2"), "{r:?}");
+    // A finished attempt takes no notice.
+    *w.compute.cannot_tell_instances.lock().unwrap() = false;
+    w.compute
+        .instances
+        .lock()
+        .unwrap()
+        .insert("i-1".into(), vec!["arn:task/1".into()]);
+    handle(
+        &w.services,
+        stopped(&job, 1, 3, "EssentialContainerExited", 2),
+    )
+    .await
+    .unwrap();
+    let r = handle(&w.services, spot_warning("i-1")).await.unwrap();
+    assert!(r.reclaimed.is_empty(), "{r:?}");
+    let a = w.jobs.get_attempt(&key(&job, 1)).await.unwrap().unwrap();
+    assert_eq!((a.state, a.reclaim_notice), (AttemptState::Failed, None));
+}
+
+#[tokio::test]
+async fn truncated_ec2_events_are_clear_errors() {
+    let (w, _job) = world().await;
+    for (kind, detail) in [
+        ("EC2 Spot Instance Interruption Warning", json!({})),
+        (
+            "EC2 Instance State-change Notification",
+            json!({"instance-id": "i-1"}),
+        ),
+    ] {
+        let err = handle(&w.services, ec2(kind, detail)).await.unwrap_err();
+        assert_eq!(err.name, sluice_core::ErrorName::InvalidInput);
+        assert!(
+            err.cause.contains(&format!("malformed {kind}")),
+            "{}",
+            err.cause
+        );
+    }
 }

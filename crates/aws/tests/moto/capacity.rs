@@ -75,7 +75,7 @@ async fn asg_leases_size_the_group_and_release_only_their_share() {
         asg.clone(),
         store,
         CapacityConfig {
-            spot_asg: "sluice-spot".into(),
+            spot_asg: Some("sluice-spot".into()),
             on_demand_asg: Some("sluice-on-demand".into()),
             slots_per_instance: 4,
             max_instances: 5,
@@ -147,4 +147,41 @@ async fn asg_leases_size_the_group_and_release_only_their_share() {
     assert_eq!(desired(&asg, "sluice-spot").await, 0);
     // ...and scaled to zero with the last one.
     assert_eq!(desired(&asg, "sluice-on-demand").await, 0);
+}
+
+/// With AWS Batch the leases are kept but no group is resized: Batch sizes its own compute
+/// environments, and the stack's ECS groups would only boot idle instances.
+#[tokio::test]
+async fn with_batch_leases_are_kept_and_no_group_is_resized() {
+    let moto: Moto = moto_or_skip!();
+    let sdk = moto.sdk().await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    group(&asg, "sluice-spot", 0).await;
+    let store = crate::dynamo::store(&moto).await;
+    let pool = AsgCapacity::new(
+        asg.clone(),
+        store,
+        CapacityConfig {
+            spot_asg: None,
+            on_demand_asg: None,
+            slots_per_instance: 4,
+            max_instances: 5,
+        },
+    );
+    let s = pool.acquire(&lease("job-a", 6)).await.unwrap();
+    assert_eq!(
+        s,
+        CapacityStatus {
+            desired_slots: 6,
+            active_leases: 1
+        }
+    );
+    assert_eq!(
+        desired(&asg, "sluice-spot").await,
+        0,
+        "not booted for Batch"
+    );
+    let s = pool.release(&JobId::new("job-a").unwrap()).await.unwrap();
+    assert_eq!(s.active_leases, 0);
+    assert_eq!(desired(&asg, "sluice-spot").await, 0);
 }

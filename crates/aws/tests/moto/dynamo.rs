@@ -74,6 +74,9 @@ pub fn attempt(job: &str, task: &str, number: u32) -> Attempt {
         event_version: None,
         started_at: t0(),
         stopped_at: None,
+        reclaim_notice: None,
+        answer: None,
+        answered: false,
     }
 }
 

@@ -93,12 +93,14 @@ pub fn ecs_client(sdk: &aws_config::SdkConfig) -> aws_sdk_ecs::Client {
 
 /// A cluster with one registered container instance, and a task definition whose memory fits
 /// it (`memory`) or not.
+/// Creates the cluster, the task definition and one container instance; returns the EC2
+/// instance id behind the container instance.
 pub async fn cluster(
     client: &aws_sdk_ecs::Client,
     asg: &aws_sdk_autoscaling::Client,
     family: &str,
     memory: i32,
-) {
+) -> String {
     client
         .create_cluster()
         .cluster_name(CLUSTER)
@@ -131,6 +133,7 @@ pub async fn cluster(
         .send()
         .await
         .unwrap();
+    instance
 }
 
 pub fn ecs_config(task_definition: &str) -> EcsConfig {
@@ -307,4 +310,47 @@ async fn ecs_unplaceable_task_is_launch_failed() {
         compute.launch(&bad).await,
         Err(ComputeError::Invalid(_))
     ));
+}
+
+/// A Spot warning names an EC2 instance: the adapter finds our running tasks on it (through
+/// ListContainerInstances, DescribeContainerInstances and ListTasks), and none on another.
+#[tokio::test]
+async fn ecs_finds_the_tasks_on_an_instance() {
+    let moto: Moto = moto_or_skip!();
+    let sdk = moto.sdk().await;
+    let client = ecs_client(&sdk);
+    let instance = cluster(
+        &client,
+        &aws_sdk_autoscaling::Client::new(&sdk),
+        "ber-sim",
+        512,
+    )
+    .await;
+    let compute = EcsCompute::new(client.clone(), ecs_config("ber-sim"));
+    assert_eq!(
+        compute.tasks_on_instance(&instance).await.unwrap(),
+        Some(vec![]),
+        "nothing runs yet"
+    );
+    let a = compute
+        .launch(&launch_request("ber-0003", "t-1", 1))
+        .await
+        .unwrap();
+    let b = compute
+        .launch(&launch_request("ber-0003", "t-2", 1))
+        .await
+        .unwrap();
+    let mut found = compute.tasks_on_instance(&instance).await.unwrap().unwrap();
+    found.sort();
+    let mut want = vec![a.compute_id, b.compute_id];
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(
+        compute
+            .tasks_on_instance("i-0123456789abcdef0")
+            .await
+            .unwrap(),
+        Some(vec![]),
+        "not an instance of our cluster"
+    );
 }

@@ -15,7 +15,7 @@ const ENTRYPOINT: &str = concat!(
     "/../../infra/worker/entrypoint.sh"
 );
 
-fn aws_cli() -> Option<PathBuf> {
+pub(crate) fn aws_cli() -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
     let venv = PathBuf::from(std::env::var_os("SLUICE_MOTO_VENV").unwrap_or_else(|| {
         PathBuf::from(home)
@@ -159,6 +159,27 @@ async fn inputs_are_staged_and_a_file_output_is_uploaded_tagged() {
             .any(|t| t.key() == "sluice-kind" && t.value() == "task-result"),
         "{tags:?}"
     );
+
+    // The job's result (SLUICE_OUTPUT_KEEP=1, set by launch for the last stage that writes):
+    // uploaded without the expiry tag.
+    let mut kept = env.clone();
+    kept[3].1 = "s3://data/jobs/j/stages/merge/output/kept.csv".into();
+    let kept = [kept.as_slice(), &[("SLUICE_OUTPUT_KEEP", "1".to_string())]].concat();
+    let run = entrypoint(
+        &moto,
+        &aws,
+        &kept,
+        &["sh", "-c", script, "merge", &input, &parts],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let tags = s3
+        .get_object_tagging()
+        .bucket("data")
+        .key("jobs/j/stages/merge/output/kept.csv")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tag_set().is_empty(), "{tags:?}");
 
     // Exit 0 without the file: nothing is uploaded, and the entrypoint still exits 0 so that
     // task-events, finding no object, reports the missing output (not retried by default).

@@ -30,7 +30,7 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
         asg.clone(),
         store.clone(),
         CapacityConfig {
-            spot_asg: "sluice-spot".into(),
+            spot_asg: Some("sluice-spot".into()),
             on_demand_asg: None,
             slots_per_instance: 4,
             max_instances: 5,

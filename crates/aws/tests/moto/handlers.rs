@@ -1,7 +1,8 @@
 //! The Lambda handlers end to end on moto, wired exactly as a Lambda cold start wires them
 //! (`sluice_aws::services`): ingest turns an S3 "Object Created" event into one job and one
 //! execution (and a redelivery into nothing new); task-events turns an ECS Spot reclaim into a
-//! SendTaskFailure the execution's history shows.
+//! SendTaskFailure the execution's history shows, and, on EC2, a Spot warning for the task's
+//! instance followed by a bare exit code into the same.
 
 use crate::common::{ACCOUNT, Moto};
 use crate::moto_or_skip;
@@ -12,7 +13,7 @@ use sluice_aws::AwsConfig;
 use sluice_core::model::{
     Attempt, AttemptKey, AttemptState, Capacity, JobUpdate, ObjectRef, Task, TaskState,
 };
-use sluice_core::ports::TaskUpdate;
+use sluice_core::ports::{Compute, TaskUpdate};
 use sluice_core::{Job, JobId, JobState, Services, TaskId};
 use std::collections::BTreeMap;
 
@@ -243,6 +244,9 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
             event_version: Some(3),
             started_at: now,
             stopped_at: None,
+            reclaim_notice: None,
+            answer: None,
+            answered: false,
         })
         .await
         .unwrap();
@@ -333,4 +337,188 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
         .unwrap()
         .unwrap();
     assert_eq!(task.spot_interruptions, 1);
+}
+
+/// The EC2 path end to end on moto: a task really placed on a container instance (moto ECS),
+/// the instance's "EC2 Spot Instance Interruption Warning" (AWS's documented shape), then a
+/// STOPPED event that says nothing of Spot, only exit code 137. task-events finds the task
+/// through ECS (ListContainerInstances, DescribeContainerInstances, ListTasks), notes the
+/// reclaim in DynamoDB, and reports Sluice.SpotInterrupted to the waiting execution.
+#[tokio::test]
+async fn handler_task_events_ec2_spot_warning_makes_an_exit_code_a_reclaim() {
+    let moto = moto_or_skip!();
+    let (sdk, services) = deployment(&moto, "us-east-1").await;
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let ecs = crate::ecs::ecs_client(&sdk);
+    let instance = crate::ecs::cluster(
+        &ecs,
+        &aws_sdk_autoscaling::Client::new(&sdk),
+        "ber-sim",
+        512,
+    )
+    .await;
+
+    let job_id = JobId::new("ber-ec2-0001").unwrap();
+    let task_id = TaskId::new("t-0001").unwrap();
+    let now = Utc::now();
+    let job = Job::new(
+        job_id.clone(),
+        "ber",
+        ObjectRef::new("ingest", "ber/ec2.csv"),
+        now,
+    );
+    assert!(services.jobs.create_job(&job).await.unwrap());
+    let arn = services
+        .workflows
+        .start_execution(job_id.as_str(), &json!({"jobId": job_id}))
+        .await
+        .unwrap();
+    services
+        .jobs
+        .transition_job(
+            &job_id,
+            JobState::Running,
+            JobUpdate {
+                execution_arn: Some(arn.clone()),
+                task_count: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token = crate::sfn::wait_for_token(&sfn, &arn).await;
+    services
+        .jobs
+        .put_tasks(&[Task {
+            job_id: job_id.clone(),
+            id: task_id.clone(),
+            stage: String::new(),
+            index: 0,
+            params: BTreeMap::from([
+                ("ebn0_db".to_owned(), json!(2.0)),
+                ("seed".to_owned(), json!(7)),
+            ]),
+            state: TaskState::Pending,
+            attempts: 0,
+            spot_interruptions: 0,
+            result: None,
+            last_error: None,
+            updated_at: now,
+        }])
+        .await
+        .unwrap();
+    services
+        .jobs
+        .transition_task(
+            &job_id,
+            &task_id,
+            TaskState::Running,
+            TaskUpdate {
+                attempts: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The attempt's container, placed by RunTask on the instance. (Launched through the ECS
+    // test's client, which turns the numbers moto gives RunTask's cpu/memory into strings;
+    // task-events below uses the deployment's own.)
+    let launched = sluice_aws::EcsCompute::new(ecs.clone(), crate::ecs::ecs_config("ber-sim"))
+        .launch(&crate::ecs::launch_request(
+            job_id.as_str(),
+            task_id.as_str(),
+            1,
+        ))
+        .await
+        .unwrap();
+    let key = AttemptKey {
+        job_id: job_id.clone(),
+        task_id: task_id.clone(),
+        number: 1,
+    };
+    services
+        .jobs
+        .create_attempt(&Attempt {
+            key: key.clone(),
+            state: AttemptState::Running,
+            capacity: Capacity::Spot,
+            task_token: token,
+            compute_id: Some(launched.compute_id.clone()),
+            exit_code: None,
+            stop_code: None,
+            stopped_reason: None,
+            event_version: None,
+            started_at: now,
+            stopped_at: None,
+            reclaim_notice: None,
+            answer: None,
+            answered: false,
+        })
+        .await
+        .unwrap();
+
+    let warning = json!({
+        "version": "0", "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
+        "account": ACCOUNT, "time": "2026-11-22T03:08:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/{instance}")],
+        "detail": {"instance-id": instance, "instance-action": "terminate"}
+    });
+    let noted = sluice_fn_task_events::handle(&services, warning)
+        .await
+        .unwrap();
+    assert_eq!(noted.reclaimed, [key.to_string()], "{noted:?}");
+
+    let stopped = json!({
+        "version": "0", "id": "6d1b6c3e-3a0e-4b1f-9f43-1c8f3c1d2e40",
+        "detail-type": "ECS Task State Change", "source": "aws.ecs",
+        "account": ACCOUNT, "time": "2026-11-22T03:10:00Z", "region": "us-east-1",
+        "resources": [launched.compute_id],
+        "detail": {
+            "clusterArn": format!("arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/sluice"),
+            "taskArn": launched.compute_id,
+            "lastStatus": "STOPPED", "desiredStatus": "STOPPED",
+            "stopCode": "EssentialContainerExited",
+            "stoppedReason": "Essential container in task exited",
+            "containers": [{"name": "worker", "lastStatus": "STOPPED", "exitCode": 137}],
+            "overrides": {"containerOverrides": [{
+                "name": "worker",
+                "environment": [
+                    {"name": "SLUICE_JOB_ID", "value": job_id.as_str()},
+                    {"name": "SLUICE_TASK_ID", "value": task_id.as_str()},
+                    {"name": "SLUICE_ATTEMPT", "value": "1"}
+                ]
+            }]},
+            "version": 4
+        }
+    });
+    let report = sluice_fn_task_events::handle(&services, stopped)
+        .await
+        .unwrap();
+    assert_eq!(report.classification, "spot-interrupted", "{report:?}");
+    assert_eq!(report.error.as_deref(), Some("Sluice.SpotInterrupted"));
+    let out = crate::sfn::wait_for_status(&sfn, &arn, ExecutionStatus::Failed).await;
+    assert_eq!(out.error(), Some("Sluice.SpotInterrupted"));
+
+    let attempt = services.jobs.get_attempt(&key).await.unwrap().unwrap();
+    assert_eq!(attempt.state, AttemptState::SpotInterrupted);
+    assert_eq!(attempt.exit_code, Some(137));
+    assert!(attempt.answered, "{attempt:?}");
+    assert!(
+        attempt
+            .reclaim_notice
+            .as_deref()
+            .is_some_and(|n| n.contains(&instance)),
+        "{attempt:?}"
+    );
+    let task = services
+        .jobs
+        .get_task(&job_id, &task_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (task.state, task.spot_interruptions),
+        (TaskState::Retrying, 1)
+    );
 }

@@ -11,4 +11,5 @@ mod entrypoint;
 mod execution_events;
 mod handlers;
 mod s3;
+mod service_linked_roles;
 mod sfn;

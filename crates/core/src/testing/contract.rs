@@ -3,10 +3,11 @@
 //!
 //! Each check uses job ids under `prefix`, so one store (a moto table) can serve them all.
 
+use crate::error::ErrorName;
 use crate::ids::{JobId, TaskId};
 use crate::model::{
     Attempt, AttemptKey, AttemptState, AttemptUpdate, Capacity, Job, JobState, JobUpdate,
-    ObjectRef, Task, TaskState,
+    ObjectRef, Task, TaskState, TokenAnswer,
 };
 use crate::ports::{JobStore, TaskUpdate, Transition};
 use chrono::{Duration, Utc};
@@ -17,6 +18,7 @@ pub async fn job_store(store: &dyn JobStore, prefix: &str) {
     jobs(store, prefix).await;
     tasks(store, prefix).await;
     attempts(store, prefix).await;
+    reclaims_and_answers(store, prefix).await;
 }
 
 fn job_id(prefix: &str, name: &str) -> JobId {
@@ -278,6 +280,9 @@ fn attempt(job: &JobId, n: u32) -> Attempt {
         event_version: None,
         started_at: Utc::now(),
         stopped_at: None,
+        reclaim_notice: None,
+        answer: None,
+        answered: false,
     }
 }
 
@@ -376,6 +381,104 @@ pub async fn attempts(store: &dyn JobStore, prefix: &str) {
     };
     assert!(matches!(
         tr(&missing, AttemptState::Failed, v(1, "x")).await.unwrap(),
+        Transition::Missing
+    ));
+}
+
+/// Reclaim notices land on live attempts only; an answer is stored with the final state and
+/// survives a read back; marking it answered needs an answer and may happen twice.
+pub async fn reclaims_and_answers(store: &dyn JobStore, prefix: &str) {
+    let job = job_id(prefix, "reclaims");
+    let (a1, a2) = (attempt(&job, 1), attempt(&job, 2));
+    assert!(store.create_attempt(&a1).await.unwrap());
+    assert!(store.create_attempt(&a2).await.unwrap());
+    let notice = "EC2 Spot Instance Interruption Warning for i-0abc (terminate)";
+    match store.note_reclaim(&a1.key, notice).await.unwrap() {
+        Transition::Applied(a) => {
+            assert_eq!(a.reclaim_notice.as_deref(), Some(notice));
+            assert_eq!(
+                a.state,
+                AttemptState::Launching,
+                "a notice changes no state"
+            );
+        }
+        other => panic!("a live attempt takes a notice: {other:?}"),
+    }
+    assert!(
+        store
+            .transition_attempt(&a1.key, AttemptState::Running, AttemptUpdate::default())
+            .await
+            .unwrap()
+            .applied()
+    );
+    let answer = TokenAnswer::Failure {
+        error: ErrorName::SpotInterrupted,
+        cause: "attempt 1: reclaimed".into(),
+    };
+    assert!(
+        !store.mark_answered(&a1.key).await.unwrap().applied(),
+        "nothing to mark before an answer is recorded"
+    );
+    let update = AttemptUpdate {
+        answer: Some(answer.clone()),
+        stopped_reason: Some("reclaimed".into()),
+        ..Default::default()
+    };
+    match store
+        .transition_attempt(&a1.key, AttemptState::SpotInterrupted, update)
+        .await
+        .unwrap()
+    {
+        Transition::Applied(a) => {
+            assert_eq!(a.answer.as_ref(), Some(&answer));
+            assert!(!a.answered);
+            assert_eq!(a.reclaim_notice.as_deref(), Some(notice), "kept");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !store.note_reclaim(&a1.key, "late").await.unwrap().applied(),
+        "a final attempt takes no notice"
+    );
+    assert!(store.mark_answered(&a1.key).await.unwrap().applied());
+    assert!(
+        store.mark_answered(&a1.key).await.unwrap().applied(),
+        "marking twice is harmless"
+    );
+    let back = store.get_attempt(&a1.key).await.unwrap().unwrap();
+    assert!(back.answered);
+    assert_eq!(back.answer, Some(answer));
+    assert_eq!(back.reclaim_notice.as_deref(), Some(notice));
+    // A success answer with its result round-trips too.
+    let success = TokenAnswer::Success {
+        result: Some(ObjectRef::new("data", "jobs/x/out.json")),
+    };
+    let update = AttemptUpdate {
+        answer: Some(success.clone()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .transition_attempt(&a2.key, AttemptState::Succeeded, update)
+            .await
+            .unwrap()
+            .applied()
+    );
+    let back = store.get_attempt(&a2.key).await.unwrap().unwrap();
+    assert_eq!(
+        (back.answer, back.answered, back.reclaim_notice),
+        (Some(success), false, None)
+    );
+    let missing = AttemptKey {
+        number: 9,
+        ..a1.key.clone()
+    };
+    assert!(matches!(
+        store.note_reclaim(&missing, notice).await.unwrap(),
+        Transition::Missing
+    ));
+    assert!(matches!(
+        store.mark_answered(&missing).await.unwrap(),
         Transition::Missing
     ));
 }

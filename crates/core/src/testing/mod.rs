@@ -11,6 +11,8 @@
 //! - [`FixedPipelines`]: pipeline configs by name.
 //!
 //! [`World`] builds a [`Services`] over all of them and keeps typed handles for assertions.
+//! [`World::declared`] makes every port refuse (panic on) a call the handler under test did not
+//! declare in its `PORT_CALLS`, the list the IAM permission contract is built from.
 
 pub mod contract;
 
@@ -21,6 +23,7 @@ use crate::model::{
     Task, TaskState,
 };
 use crate::pipeline::PipelineConfig;
+use crate::ports::PortCall;
 use crate::ports::{
     Buckets, CapacityPool, CapacityStatus, Compute, ComputeError, JobStore, LaunchRequest,
     Launched, Location, ObjectStore, Pipelines, Services, TaskUpdate, Transition, WorkflowError,
@@ -29,11 +32,40 @@ use crate::ports::{
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which port calls the in-memory ports accept, and which were made. By default every call;
+/// after [`World::declared`], only a handler's declared `PORT_CALLS`: any other call panics
+/// with its name, because the handler's Lambda role (derived from that list) would not be
+/// allowed to make it on AWS.
+#[derive(Default)]
+pub struct CallGuard {
+    allowed: Mutex<Option<Vec<PortCall>>>,
+    made: Mutex<BTreeSet<PortCall>>,
+}
+
+impl CallGuard {
+    pub fn check(&self, call: PortCall) {
+        lock(&self.made).insert(call);
+        if let Some(allowed) = lock(&self.allowed).as_ref()
+            && !allowed.contains(&call)
+        {
+            panic!(
+                "the handler called {call:?}, which its PORT_CALLS does not declare: its Lambda \
+                 role would not grant the IAM actions for it (declare it, and the permission \
+                 contract test will ask for the template to grant them)"
+            );
+        }
+    }
+    /// The calls made so far.
+    pub fn made(&self) -> BTreeSet<PortCall> {
+        lock(&self.made).clone()
+    }
 }
 
 /// The job table in memory.
@@ -42,11 +74,25 @@ pub struct MemoryJobStore {
     jobs: Mutex<BTreeMap<String, Job>>,
     tasks: Mutex<BTreeMap<(String, String), Task>>,
     attempts: Mutex<BTreeMap<(String, String, u32), Attempt>>,
+    pub guard: Arc<CallGuard>,
+}
+
+impl MemoryJobStore {
+    fn read(&self) {
+        self.guard.check(PortCall::JobRead);
+    }
+    fn create(&self) {
+        self.guard.check(PortCall::JobCreate);
+    }
+    fn update(&self) {
+        self.guard.check(PortCall::JobUpdate);
+    }
 }
 
 #[async_trait]
 impl JobStore for MemoryJobStore {
     async fn create_job(&self, job: &Job) -> Result<bool, StoreError> {
+        self.create();
         let mut jobs = lock(&self.jobs);
         if jobs.contains_key(job.id.as_str()) {
             return Ok(false);
@@ -56,10 +102,12 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+        self.read();
         Ok(lock(&self.jobs).get(id.as_str()).cloned())
     }
 
     async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.read();
         let mut jobs: Vec<Job> = lock(&self.jobs).values().cloned().collect();
         jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         jobs.truncate(limit);
@@ -72,6 +120,7 @@ impl JobStore for MemoryJobStore {
         to: JobState,
         update: JobUpdate,
     ) -> Result<Transition<Job>, StoreError> {
+        self.update();
         let mut jobs = lock(&self.jobs);
         let Some(job) = jobs.get_mut(id.as_str()) else {
             return Ok(Transition::Missing);
@@ -102,6 +151,7 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn put_tasks(&self, tasks: &[Task]) -> Result<(), StoreError> {
+        self.create();
         let mut all = lock(&self.tasks);
         for t in tasks {
             all.entry((t.job_id.to_string(), t.id.to_string()))
@@ -111,12 +161,14 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError> {
+        self.read();
         Ok(lock(&self.tasks)
             .get(&(job.to_string(), task.to_string()))
             .cloned())
     }
 
     async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
+        self.read();
         let mut tasks: Vec<Task> = lock(&self.tasks)
             .values()
             .filter(|t| t.job_id == *job)
@@ -133,6 +185,7 @@ impl JobStore for MemoryJobStore {
         to: TaskState,
         update: TaskUpdate,
     ) -> Result<Transition<Task>, StoreError> {
+        self.update();
         let mut tasks = lock(&self.tasks);
         let Some(t) = tasks.get_mut(&(job.to_string(), task.to_string())) else {
             return Ok(Transition::Missing);
@@ -158,6 +211,7 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn create_attempt(&self, attempt: &Attempt) -> Result<bool, StoreError> {
+        self.create();
         let k = &attempt.key;
         let mut all = lock(&self.attempts);
         let key = (k.job_id.to_string(), k.task_id.to_string(), k.number);
@@ -169,6 +223,7 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn get_attempt(&self, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
+        self.read();
         Ok(lock(&self.attempts)
             .get(&(key.job_id.to_string(), key.task_id.to_string(), key.number))
             .cloned())
@@ -178,6 +233,7 @@ impl JobStore for MemoryJobStore {
         &self,
         compute_id: &str,
     ) -> Result<Option<Attempt>, StoreError> {
+        self.read();
         Ok(lock(&self.attempts)
             .values()
             .filter(|a| a.compute_id.as_deref() == Some(compute_id))
@@ -186,6 +242,7 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
+        self.read();
         Ok(lock(&self.attempts)
             .values()
             .filter(|a| a.key.job_id == *job && a.key.task_id == *task)
@@ -199,6 +256,7 @@ impl JobStore for MemoryJobStore {
         to: AttemptState,
         update: AttemptUpdate,
     ) -> Result<Transition<Attempt>, StoreError> {
+        self.update();
         let mut all = lock(&self.attempts);
         let Some(a) = all.get_mut(&(key.job_id.to_string(), key.task_id.to_string(), key.number))
         else {
@@ -228,6 +286,41 @@ impl JobStore for MemoryJobStore {
         if update.stopped_at.is_some() {
             a.stopped_at = update.stopped_at;
         }
+        if update.answer.is_some() {
+            a.answer = update.answer;
+        }
+        Ok(Transition::Applied(a.clone()))
+    }
+
+    async fn note_reclaim(
+        &self,
+        key: &AttemptKey,
+        notice: &str,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        self.update();
+        let mut all = lock(&self.attempts);
+        let Some(a) = all.get_mut(&(key.job_id.to_string(), key.task_id.to_string(), key.number))
+        else {
+            return Ok(Transition::Missing);
+        };
+        if a.state.is_final() {
+            return Ok(Transition::Rejected(a.clone()));
+        }
+        a.reclaim_notice = Some(notice.to_string());
+        Ok(Transition::Applied(a.clone()))
+    }
+
+    async fn mark_answered(&self, key: &AttemptKey) -> Result<Transition<Attempt>, StoreError> {
+        self.update();
+        let mut all = lock(&self.attempts);
+        let Some(a) = all.get_mut(&(key.job_id.to_string(), key.task_id.to_string(), key.number))
+        else {
+            return Ok(Transition::Missing);
+        };
+        if a.answer.is_none() {
+            return Ok(Transition::Rejected(a.clone()));
+        }
+        a.answered = true;
         Ok(Transition::Applied(a.clone()))
     }
 }
@@ -236,6 +329,7 @@ impl JobStore for MemoryJobStore {
 #[derive(Default)]
 pub struct MemoryObjects {
     objects: Mutex<HashMap<ObjectRef, Vec<u8>>>,
+    pub guard: Arc<CallGuard>,
 }
 
 impl MemoryObjects {
@@ -247,16 +341,19 @@ impl MemoryObjects {
 #[async_trait]
 impl ObjectStore for MemoryObjects {
     async fn get(&self, object: &ObjectRef) -> Result<Vec<u8>, StoreError> {
+        self.guard.check(PortCall::ObjectGet);
         lock(&self.objects)
             .get(object)
             .cloned()
             .ok_or_else(|| StoreError::NotFound(object.to_string()))
     }
     async fn put(&self, object: &ObjectRef, body: Vec<u8>, _ct: &str) -> Result<(), StoreError> {
+        self.guard.check(PortCall::ObjectPut);
         lock(&self.objects).insert(object.clone(), body);
         Ok(())
     }
     async fn exists(&self, object: &ObjectRef) -> Result<bool, StoreError> {
+        self.guard.check(PortCall::ObjectExists);
         Ok(lock(&self.objects).contains_key(object))
     }
 }
@@ -277,6 +374,13 @@ pub struct ScriptedCompute {
     pub fail_stops: Mutex<bool>,
     /// What [`Compute::launch_ahead`] answers.
     pub launch_ahead: Mutex<u32>,
+    /// EC2 instance id -> compute ids of the live tasks on it ([`Compute::tasks_on_instance`]).
+    pub instances: Mutex<HashMap<String, Vec<String>>>,
+    /// Answer `tasks_on_instance` with "cannot tell", as AWS Batch does.
+    pub cannot_tell_instances: Mutex<bool>,
+    /// Every launch request, in order (what a container would be started with).
+    pub requests: Mutex<Vec<LaunchRequest>>,
+    pub guard: Arc<CallGuard>,
 }
 
 impl ScriptedCompute {
@@ -311,12 +415,14 @@ impl Compute for ScriptedCompute {
         Ok(format!("/scripted/{}/{}", o.bucket, o.key))
     }
     async fn launch(&self, request: &LaunchRequest) -> Result<Launched, ComputeError> {
+        self.guard.check(PortCall::ComputeLaunch);
         if let Some(n) = *lock(&self.fail_launches_after)
             && self.launches().len() >= n
         {
             return Err(ComputeError::LaunchFailed("scripted: no capacity".into()));
         }
         lock(&self.calls).push(ComputeCall::Launch(request.attempt.clone()));
+        lock(&self.requests).push(request.clone());
         Ok(Launched {
             compute_id: Self::id_of(&request.attempt),
         })
@@ -325,11 +431,27 @@ impl Compute for ScriptedCompute {
         *lock(&self.launch_ahead)
     }
     async fn stop(&self, compute_id: &str, _reason: &str) -> Result<(), ComputeError> {
+        self.guard.check(PortCall::ComputeStop);
         lock(&self.calls).push(ComputeCall::Stop(compute_id.to_string()));
         if *lock(&self.fail_stops) {
             return Err(ComputeError::LaunchFailed("scripted: stop refused".into()));
         }
         Ok(())
+    }
+    async fn tasks_on_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<Vec<String>>, ComputeError> {
+        self.guard.check(PortCall::ComputeTasksOnInstance);
+        if *lock(&self.cannot_tell_instances) {
+            return Ok(None);
+        }
+        Ok(Some(
+            lock(&self.instances)
+                .get(instance_id)
+                .cloned()
+                .unwrap_or_default(),
+        ))
     }
 }
 
@@ -337,6 +459,7 @@ impl Compute for ScriptedCompute {
 #[derive(Default)]
 pub struct MemoryCapacity {
     pub leases: Mutex<BTreeMap<String, u32>>,
+    pub guard: Arc<CallGuard>,
 }
 
 impl MemoryCapacity {
@@ -351,11 +474,13 @@ impl MemoryCapacity {
 #[async_trait]
 impl CapacityPool for MemoryCapacity {
     async fn acquire(&self, lease: &Lease) -> Result<CapacityStatus, StoreError> {
+        self.guard.check(PortCall::CapacityLease);
         let mut leases = lock(&self.leases);
         leases.insert(lease.job_id.to_string(), lease.slots);
         Ok(Self::status(&leases))
     }
     async fn release(&self, job: &JobId) -> Result<CapacityStatus, StoreError> {
+        self.guard.check(PortCall::CapacityLease);
         let mut leases = lock(&self.leases);
         leases.remove(job.as_str());
         Ok(Self::status(&leases))
@@ -395,6 +520,7 @@ pub struct RecordingWorkflows {
     pub calls: Mutex<Vec<WorkflowCall>>,
     pub fail_next: Mutex<u32>,
     pub closed_tokens: Mutex<Vec<String>>,
+    pub guard: Arc<CallGuard>,
 }
 
 impl RecordingWorkflows {
@@ -420,6 +546,7 @@ impl RecordingWorkflows {
 #[async_trait]
 impl Workflows for RecordingWorkflows {
     async fn start_execution(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
+        self.guard.check(PortCall::WorkflowStart);
         self.check(None)?;
         lock(&self.calls).push(WorkflowCall::Start {
             name: name.to_string(),
@@ -430,6 +557,7 @@ impl Workflows for RecordingWorkflows {
         ))
     }
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError> {
+        self.guard.check(PortCall::WorkflowAnswer);
         self.check(Some(token))?;
         lock(&self.calls).push(WorkflowCall::Success {
             token: token.to_string(),
@@ -443,6 +571,7 @@ impl Workflows for RecordingWorkflows {
         error: crate::error::ErrorName,
         cause: &str,
     ) -> Result<(), WorkflowError> {
+        self.guard.check(PortCall::WorkflowAnswer);
         self.check(Some(token))?;
         lock(&self.calls).push(WorkflowCall::Failure {
             token: token.to_string(),
@@ -457,6 +586,7 @@ impl Workflows for RecordingWorkflows {
         error: &str,
         cause: &str,
     ) -> Result<(), WorkflowError> {
+        self.guard.check(PortCall::WorkflowStop);
         self.check(None)?;
         lock(&self.calls).push(WorkflowCall::Stop {
             execution_arn: execution_arn.to_string(),
@@ -466,6 +596,7 @@ impl Workflows for RecordingWorkflows {
         Ok(())
     }
     async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError> {
+        self.guard.check(PortCall::WorkflowRedrive);
         self.check(None)?;
         lock(&self.calls).push(WorkflowCall::Redrive {
             execution_arn: execution_arn.to_string(),
@@ -478,11 +609,13 @@ impl Workflows for RecordingWorkflows {
 #[derive(Default)]
 pub struct FixedPipelines {
     pub pipelines: Mutex<HashMap<String, PipelineConfig>>,
+    pub guard: Arc<CallGuard>,
 }
 
 #[async_trait]
 impl Pipelines for FixedPipelines {
     async fn get(&self, name: &str) -> Result<Option<PipelineConfig>, StoreError> {
+        self.guard.check(PortCall::PipelineGet);
         Ok(lock(&self.pipelines).get(name).cloned())
     }
 }
@@ -501,6 +634,9 @@ pub fn launching_attempt(key: AttemptKey, token: &str, compute_id: Option<String
         event_version: None,
         started_at: Utc::now(),
         stopped_at: None,
+        reclaim_notice: None,
+        answer: None,
+        answered: false,
     }
 }
 
@@ -514,6 +650,8 @@ pub struct World {
     pub workflows: Arc<RecordingWorkflows>,
     pub pipelines: Arc<FixedPipelines>,
     pub notifier: Arc<RecordingNotifier>,
+    /// Shared by every port: which calls are allowed, which were made.
+    pub guard: Arc<CallGuard>,
 }
 
 /// A notification delivered through [`RecordingNotifier`].
@@ -581,12 +719,31 @@ impl Default for World {
 
 impl World {
     pub fn new() -> Self {
-        let jobs = Arc::new(MemoryJobStore::default());
-        let objects = Arc::new(MemoryObjects::default());
-        let compute = Arc::new(ScriptedCompute::default());
-        let capacity = Arc::new(MemoryCapacity::default());
-        let workflows = Arc::new(RecordingWorkflows::default());
-        let pipelines = Arc::new(FixedPipelines::default());
+        let guard = Arc::new(CallGuard::default());
+        let jobs = Arc::new(MemoryJobStore {
+            guard: guard.clone(),
+            ..Default::default()
+        });
+        let objects = Arc::new(MemoryObjects {
+            guard: guard.clone(),
+            ..Default::default()
+        });
+        let compute = Arc::new(ScriptedCompute {
+            guard: guard.clone(),
+            ..Default::default()
+        });
+        let capacity = Arc::new(MemoryCapacity {
+            guard: guard.clone(),
+            ..Default::default()
+        });
+        let workflows = Arc::new(RecordingWorkflows {
+            guard: guard.clone(),
+            ..Default::default()
+        });
+        let pipelines = Arc::new(FixedPipelines {
+            guard: guard.clone(),
+            ..Default::default()
+        });
         let notifier = Arc::new(RecordingNotifier::default());
         let services = Services {
             objects: objects.clone(),
@@ -611,7 +768,32 @@ impl World {
             workflows,
             pipelines,
             notifier,
+            guard,
         }
+    }
+
+    /// A world for a handler's decision tests: every port panics on a call outside
+    /// `port_calls` (the handler's `PORT_CALLS`). Test setup that needs another call (e.g.
+    /// interrupting attempts as another handler would) lifts it with [`World::restrict`].
+    pub fn declared(port_calls: &[PortCall]) -> Self {
+        let w = Self::new();
+        w.restrict(Some(port_calls));
+        w
+    }
+
+    /// From now on, only `port_calls` are accepted; `None` lifts the restriction (for setting
+    /// up the next step of a test).
+    pub fn restrict(&self, port_calls: Option<&[PortCall]>) {
+        *lock(&self.guard.allowed) = port_calls.map(<[PortCall]>::to_vec);
+    }
+
+    /// Lifts the restriction for test setup; [`World::restore`] puts it back.
+    pub fn lift(&self) -> Option<Vec<PortCall>> {
+        lock(&self.guard.allowed).take()
+    }
+
+    pub fn restore(&self, restriction: Option<Vec<PortCall>>) {
+        *lock(&self.guard.allowed) = restriction;
     }
 
     /// Registers a pipeline from its TOML text.
@@ -623,6 +805,14 @@ impl World {
 
     /// A RUNNING job of `pipeline` with `n` PENDING tasks `t-0`..`t-{n-1}`.
     pub async fn running_job(&self, id: &str, pipeline: &str, n: u32) -> Job {
+        // Setup, not the handler under test: whatever it is declared to call.
+        let restriction = self.lift();
+        let job = self.create_running_job(id, pipeline, n).await;
+        self.restore(restriction);
+        job
+    }
+
+    async fn create_running_job(&self, id: &str, pipeline: &str, n: u32) -> Job {
         let id = JobId::new(id).expect("job id");
         let job = Job::new(
             id.clone(),

@@ -396,6 +396,12 @@ async fn map_run(
         None => None,
     };
     let discard = state.io.result_path.is_none();
+    // Without a ResultWriter, AWS gathers every child's output into the Map's result before
+    // ResultPath applies, so `ResultPath: null` does not keep a big fan-out under the payload
+    // quota: past it the state fails with States.DataLimitExceeded. The size is counted (the
+    // outputs themselves are still not kept).
+    let limit = run.config().payload_limit_bytes;
+    let mut gathered: usize = 2; // "[" and "]"
     let collect = async {
         let mut children = std::pin::pin!(children);
         let mut writer = writer;
@@ -433,7 +439,24 @@ async fn map_run(
             match &mut writer {
                 Some(w) => w.push(&child, &child_arn_prefix, &machine_name).await?,
                 // `ResultPath: null` throws the results away: do not keep 100,000 of them.
-                None if discard => {}
+                None if discard => {
+                    let size = match &child.output {
+                        Ok(v) => serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0),
+                        Err(e) => serde_json::to_vec(&super::super::error_output(e))
+                            .map(|b| b.len())
+                            .unwrap_or(0),
+                    };
+                    gathered += size + usize::from(total > 1);
+                    if limit.is_some_and(|l| gathered > l) {
+                        return Err(StatesError::new(
+                            names::DATA_LIMIT_EXCEEDED,
+                            format!(
+                                "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                                state.name
+                            ),
+                        ));
+                    }
+                }
                 None => {
                     if results.len() <= child.index {
                         results.resize(child.index + 1, None);
