@@ -127,6 +127,38 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("attempts", "answered", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
+/// A job's tasks counted by stage and state, kept by triggers as tasks are recorded and move:
+/// progress (five times a second while a job runs, and every poll of the console) reads a few
+/// rows instead of counting a job's 100,000 tasks. Made after [`ADDED_COLUMNS`] (the triggers
+/// name `tasks.stage`); a job table from before it is counted once when it is made.
+const TASK_COUNTS: &str = r#"
+CREATE TABLE IF NOT EXISTS task_counts (
+    job_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    -- attempts beyond each task's first
+    retries INTEGER NOT NULL,
+    PRIMARY KEY (job_id, stage, state)
+);
+CREATE TRIGGER IF NOT EXISTS task_counts_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts(job_id, stage, state, n, retries)
+    VALUES (NEW.job_id, NEW.stage, NEW.state, 1, MAX(NEW.attempts - 1, 0))
+    ON CONFLICT(job_id, stage, state) DO UPDATE SET n = n + 1, retries = retries + excluded.retries;
+END;
+CREATE TRIGGER IF NOT EXISTS task_counts_update AFTER UPDATE OF state, attempts, stage ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1, retries = retries - MAX(OLD.attempts - 1, 0)
+    WHERE job_id = OLD.job_id AND stage = OLD.stage AND state = OLD.state;
+    INSERT INTO task_counts(job_id, stage, state, n, retries)
+    VALUES (NEW.job_id, NEW.stage, NEW.state, 1, MAX(NEW.attempts - 1, 0))
+    ON CONFLICT(job_id, stage, state) DO UPDATE SET n = n + 1, retries = retries + excluded.retries;
+END;
+CREATE TRIGGER IF NOT EXISTS task_counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1, retries = retries - MAX(OLD.attempts - 1, 0)
+    WHERE job_id = OLD.job_id AND stage = OLD.stage AND state = OLD.state;
+END;
+"#;
+
 /// A job's tasks counted by state (see [`SqliteJobStore::task_counts`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskCounts {
@@ -349,6 +381,36 @@ impl SqliteJobStore {
                 .map_err(backend)?;
             }
         }
+        // Made and, for an older job table, counted in one write transaction: two processes
+        // opening the same table at once cannot both count it.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+        let made = (|| {
+            let fresh = conn
+                .row_cached(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'task_counts'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(backend)?
+                == 0;
+            conn.execute_batch(TASK_COUNTS).map_err(backend)?;
+            if fresh {
+                conn.execute_batch(
+                    "INSERT INTO task_counts(job_id, stage, state, n, retries)
+                     SELECT job_id, stage, state, COUNT(*), SUM(MAX(attempts - 1, 0)) FROM tasks
+                     GROUP BY job_id, stage, state",
+                )
+                .map_err(backend)?;
+            }
+            Ok::<_, StoreError>(())
+        })();
+        match made {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(backend)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
         let (requests, queue) = mpsc::channel::<Box<dyn Request>>();
         let commits = Arc::new(AtomicU64::new(0));
         let counted = commits.clone();
@@ -531,14 +593,15 @@ impl SqliteJobStore {
         })
     }
 
-    /// A job's tasks counted by state, and their retries in all: one indexed aggregate query
-    /// instead of reading every task (progress is asked for several times a second).
+    /// A job's tasks counted by state, and their retries in all, from the counts the triggers
+    /// keep ([`TASK_COUNTS`]): a few rows, however many tasks (progress is asked for several
+    /// times a second).
     pub fn task_counts(&self, job: &JobId) -> Result<TaskCounts, StoreError> {
         let job = job.clone();
         self.with(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT state, COUNT(*), COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM tasks WHERE job_id = ?1 GROUP BY state",
+                    "SELECT state, SUM(n), SUM(retries) FROM task_counts WHERE job_id = ?1 GROUP BY state HAVING SUM(n) > 0",
                 )
                 .map_err(backend)?;
             let rows = stmt
@@ -588,7 +651,7 @@ impl SqliteJobStore {
         self.with(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT stage, state, COUNT(*), COALESCE(SUM(MAX(attempts - 1, 0)), 0) FROM tasks WHERE job_id = ?1 GROUP BY stage, state",
+                    "SELECT stage, state, n, retries FROM task_counts WHERE job_id = ?1 AND n > 0",
                 )
                 .map_err(backend)?;
             let rows = stmt
@@ -1272,6 +1335,136 @@ mod tests {
                 .total(),
             0
         );
+    }
+
+    /// What the counts must be: the tasks counted one by one.
+    fn counted(
+        store: &SqliteJobStore,
+        job: &JobId,
+    ) -> std::collections::BTreeMap<String, (i64, i64)> {
+        let job = job.clone();
+        store
+            .with(move |c| {
+                let mut stmt = c
+                    .prepare(
+                        "SELECT stage || '/' || state, COUNT(*), SUM(MAX(attempts - 1, 0)) FROM tasks
+                         WHERE job_id = ?1 GROUP BY stage, state",
+                    )
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(params![job.as_str()], |r| {
+                        Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)
+            })
+            .unwrap()
+    }
+
+    /// The counts the triggers keep, by "stage/state".
+    fn kept(store: &SqliteJobStore, job: &JobId) -> std::collections::BTreeMap<String, i64> {
+        store
+            .task_counts_by_stage(job)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(stage, counts)| {
+                counts
+                    .by_state
+                    .into_iter()
+                    .map(move |(state, n)| (format!("{stage}/{}", state.as_str()), n as i64))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_kept_counts_follow_every_transition() {
+        let store = SqliteJobStore::in_memory().unwrap();
+        let job = JobId::new("j").unwrap();
+        let tasks: Vec<Task> = (0..40)
+            .map(|i| Task {
+                job_id: job.clone(),
+                id: TaskId::new(format!("t{i}")).unwrap(),
+                stage: if i % 3 == 0 { "a".into() } else { "b".into() },
+                index: i,
+                params: Default::default(),
+                state: TaskState::Pending,
+                attempts: 0,
+                spot_interruptions: 0,
+                result: None,
+                last_error: None,
+                updated_at: Utc::now(),
+            })
+            .collect();
+        store.put_tasks(&tasks).await.unwrap();
+        // The same tasks again (a redelivered plan): ignored, and not counted twice.
+        store.put_tasks(&tasks).await.unwrap();
+        let moves = [
+            (TaskState::Running, 1),
+            (TaskState::Retrying, 1),
+            (TaskState::Running, 2),
+            (TaskState::Succeeded, 2),
+        ];
+        for (i, task) in tasks.iter().enumerate() {
+            for (to, attempts) in moves.iter().take(i % 5) {
+                store
+                    .transition_task(
+                        &job,
+                        &task.id,
+                        *to,
+                        TaskUpdate {
+                            attempts: Some(*attempts),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        let truth = counted(&store, &job);
+        let by_state: std::collections::BTreeMap<String, i64> =
+            truth.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+        assert_eq!(kept(&store, &job), by_state);
+        let counts = store.task_counts(&job).unwrap();
+        assert_eq!(counts.total(), 40);
+        assert_eq!(
+            counts.retries as i64,
+            truth.values().map(|v| v.1).sum::<i64>(),
+            "retries over all tasks"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_table_from_before_the_kept_counts_is_counted_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch("ALTER TABLE tasks ADD COLUMN stage TEXT NOT NULL DEFAULT ''")
+                .unwrap();
+            c.execute_batch(
+                "INSERT INTO tasks(job_id, task_id, idx, params, state, attempts, updated_at)
+                 VALUES ('old', 'a', 0, '{}', 'SUCCEEDED', 3, '2026-11-01T10:00:00Z'),
+                        ('old', 'b', 1, '{}', 'FAILED', 1, '2026-11-01T10:00:00Z'),
+                        ('old', 'c', 2, '{}', 'SUCCEEDED', 1, '2026-11-01T10:00:00Z');",
+            )
+            .unwrap();
+        }
+        let store = SqliteJobStore::open(&path).unwrap();
+        let job = JobId::new("old").unwrap();
+        let counts = store.task_counts(&job).unwrap();
+        assert_eq!(
+            (
+                counts.get(TaskState::Succeeded),
+                counts.get(TaskState::Failed),
+                counts.retries
+            ),
+            (2, 1, 2)
+        );
+        drop(store);
+        // Opened again: counted once, not twice.
+        let again = SqliteJobStore::open(&path).unwrap();
+        assert_eq!(again.task_counts(&job).unwrap().total(), 3);
     }
 
     #[tokio::test]
