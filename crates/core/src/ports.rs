@@ -115,6 +115,58 @@ pub trait JobStore: Send + Sync {
     /// Record that the attempt's [`Attempt::answer`] reached the orchestrator (or found its
     /// token closed). `Rejected` when the attempt has no answer to mark; idempotent.
     async fn mark_answered(&self, key: &AttemptKey) -> Result<Transition<Attempt>, StoreError>;
+
+    // What a handler reads or writes together, one request where the store can do it in one
+    // (the SQLite table: one trip to its thread, one transaction). The defaults compose the
+    // calls above, in order, and are what a store without such a request uses.
+
+    /// The task and its attempts (in attempt order); `None` if the task does not exist.
+    async fn get_task_with_attempts(
+        &self,
+        job: &JobId,
+        task: &TaskId,
+    ) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
+        let Some(found) = self.get_task(job, task).await? else {
+            return Ok(None);
+        };
+        let attempts = self.list_attempts(job, task).await?;
+        Ok(Some((found, attempts)))
+    }
+
+    /// Records a new attempt ([`JobStore::create_attempt`]) and, if it was new, moves its
+    /// task to `to` ([`JobStore::transition_task`]). `false`: the attempt existed, nothing
+    /// was written.
+    async fn start_attempt(
+        &self,
+        attempt: &Attempt,
+        to: TaskState,
+        update: TaskUpdate,
+    ) -> Result<bool, StoreError> {
+        if !self.create_attempt(attempt).await? {
+            return Ok(false);
+        }
+        let key = &attempt.key;
+        self.transition_task(&key.job_id, &key.task_id, to, update)
+            .await?;
+        Ok(true)
+    }
+
+    /// Moves the attempt ([`JobStore::transition_attempt`]) and, if that applied, its task
+    /// by `task` ([`JobStore::transition_task`]); the attempt's transition is returned.
+    async fn end_attempt(
+        &self,
+        key: &AttemptKey,
+        to: AttemptState,
+        update: AttemptUpdate,
+        task: Option<(TaskState, TaskUpdate)>,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        let moved = self.transition_attempt(key, to, update).await?;
+        if let (Transition::Applied(_), Some((state, update))) = (&moved, task) {
+            self.transition_task(&key.job_id, &key.task_id, state, update)
+                .await?;
+        }
+        Ok(moved)
+    }
 }
 
 /// An object or a prefix of objects a task reads or writes.

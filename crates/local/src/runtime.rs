@@ -726,9 +726,32 @@ impl LocalBus {
     }
 }
 
+/// Whether one of the stack's EventBridge rules (infra/template.yaml) would deliver `event` to
+/// a target: the rules on ECS and Batch state changes match only the end of a task (`STOPPED`;
+/// `SUCCEEDED` / `FAILED`), the one on EC2 state changes only an instance going away. Every
+/// event is still logged to `events.jsonl`, as it would be on the bus; only what a rule matches
+/// reaches a handler, so a task's RUNNING event costs nothing here, as on AWS.
+pub(crate) fn a_rule_matches(event: &Value) -> bool {
+    let detail = &event["detail"];
+    let field = |name: &str| detail.get(name).and_then(Value::as_str).unwrap_or("");
+    match event.get("detail-type").and_then(Value::as_str) {
+        Some(sluice_core::events::ECS_TASK_STATE_CHANGE) => field("lastStatus") == "STOPPED",
+        Some(sluice_core::events::BATCH_JOB_STATE_CHANGE) => {
+            matches!(field("status"), "SUCCEEDED" | "FAILED")
+        }
+        Some(sluice_core::events::EC2_INSTANCE_STATE_CHANGE) => {
+            matches!(field("state"), "shutting-down" | "stopping")
+        }
+        _ => true,
+    }
+}
+
 impl EventSink for LocalBus {
     fn publish(&self, event: Value) {
         self.log(&event);
+        if !a_rule_matches(&event) {
+            return;
+        }
         let Some(services) = self.services.get().cloned() else {
             tracing::error!("event published before the runtime started; dropped");
             return;
@@ -773,4 +796,82 @@ async fn deliver_with_retries(services: Services, event: Value) {
         }
     }
     tracing::error!("event delivery failed 4 times; dropped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(detail_type: &str, detail: Value) -> Value {
+        json!({"detail-type": detail_type, "detail": detail})
+    }
+
+    #[test]
+    fn only_what_the_stacks_rules_match_reaches_a_handler() {
+        use sluice_core::events::*;
+        let cases = [
+            (
+                ECS_TASK_STATE_CHANGE,
+                json!({"lastStatus": "RUNNING"}),
+                false,
+            ),
+            (
+                ECS_TASK_STATE_CHANGE,
+                json!({"lastStatus": "PENDING"}),
+                false,
+            ),
+            (
+                ECS_TASK_STATE_CHANGE,
+                json!({"lastStatus": "STOPPED"}),
+                true,
+            ),
+            (BATCH_JOB_STATE_CHANGE, json!({"status": "RUNNING"}), false),
+            (BATCH_JOB_STATE_CHANGE, json!({"status": "FAILED"}), true),
+            (BATCH_JOB_STATE_CHANGE, json!({"status": "SUCCEEDED"}), true),
+            (
+                EC2_INSTANCE_STATE_CHANGE,
+                json!({"state": "running"}),
+                false,
+            ),
+            (
+                EC2_INSTANCE_STATE_CHANGE,
+                json!({"state": "shutting-down"}),
+                true,
+            ),
+            (
+                EC2_INSTANCE_STATE_CHANGE,
+                json!({"state": "stopping"}),
+                true,
+            ),
+            (
+                EC2_SPOT_INTERRUPTION_WARNING,
+                json!({"instance-id": "i-1"}),
+                true,
+            ),
+            (S3_OBJECT_CREATED, json!({"bucket": {"name": "b"}}), true),
+        ];
+        for (detail_type, detail, routed) in cases {
+            assert_eq!(
+                a_rule_matches(&event(detail_type, detail.clone())),
+                routed,
+                "{detail_type} {detail}"
+            );
+        }
+    }
+
+    /// The filter above copies the stack's event patterns: if they change, this says so.
+    #[test]
+    fn the_filter_is_the_one_of_the_stacks_rules() {
+        let template = include_str!("../../../infra/template.yaml");
+        for pattern in [
+            "lastStatus: [STOPPED]",
+            "status: [SUCCEEDED, FAILED]",
+            "state: [shutting-down, stopping]",
+        ] {
+            assert!(
+                template.contains(pattern),
+                "infra/template.yaml no longer has the rule pattern `{pattern}`"
+            );
+        }
+    }
 }

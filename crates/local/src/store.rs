@@ -180,10 +180,12 @@ impl TaskCounts {
 ///
 /// The thread owns the connection and runs every request: async handlers await the answer
 /// instead of blocking an executor thread on SQLite (or on a lock held by the journal's batch
-/// commit). It takes whatever has queued up while it was busy and runs it in one transaction,
-/// each request in a savepoint of its own (a failing request undoes only itself), and answers
-/// each request once the transaction holding it is committed: one commit for many transitions
-/// when the pool is busy, with the same durability per answer as a commit of its own.
+/// commit). It takes whatever has queued up while it was busy. Reads run first, each on its
+/// own (no write lock, nothing to commit) and are answered at once; the writes then run in one
+/// transaction, each in a savepoint of its own when there are several (a failing request
+/// undoes only itself), and are answered once that transaction is committed: one commit for
+/// many transitions when the pool is busy, with the same durability per answer as a commit of
+/// its own.
 #[derive(Clone)]
 pub struct SqliteJobStore {
     requests: mpsc::Sender<Box<dyn Request>>,
@@ -193,9 +195,22 @@ pub struct SqliteJobStore {
 /// Most requests in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// A request to the store's thread: run on its connection, then answered after the commit.
+/// Whether a request may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Only reads committed data: runs outside any write transaction, answered at once.
+    Read,
+    /// Writes: runs in the batch's write transaction, answered after its commit.
+    Write,
+}
+
+/// A request to the store's thread: run on its connection, then answered.
 trait Request: Send {
-    fn run(&mut self, c: &mut Connection);
+    fn access(&self) -> Access;
+    /// Runs the request; with `savepoint`, inside a savepoint of its own that a failure
+    /// rolls back.
+    fn run(&mut self, c: &mut Connection, savepoint: bool);
+    fn failed(&self) -> bool;
     fn answer(self: Box<Self>, committed: Result<(), String>);
 }
 
@@ -205,6 +220,7 @@ enum Reply<T> {
 }
 
 struct Call<T, F> {
+    access: Access,
     f: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: Reply<T>,
@@ -215,14 +231,22 @@ where
     T: Send,
     F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, c: &mut Connection) {
+    fn access(&self) -> Access {
+        self.access
+    }
+
+    fn run(&mut self, c: &mut Connection, savepoint: bool) {
         let Some(f) = self.f.take() else { return };
-        if let Err(e) = c.exec_cached("SAVEPOINT request", []) {
+        if savepoint && let Err(e) = c.exec_cached("SAVEPOINT request", []) {
             self.result = Some(Err(backend(e)));
             return;
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
             .unwrap_or_else(|_| Err(backend("a job table request panicked")));
+        if !savepoint {
+            self.result = Some(result);
+            return;
+        }
         let end = if result.is_ok() {
             c.exec_cached("RELEASE request", [])
         } else {
@@ -235,12 +259,20 @@ where
         });
     }
 
+    fn failed(&self) -> bool {
+        matches!(self.result, Some(Err(_)))
+    }
+
     fn answer(self: Box<Self>, committed: Result<(), String>) {
         let result = match committed {
             Ok(()) => self
                 .result
                 .unwrap_or_else(|| Err(backend("the request was not run"))),
-            Err(e) => Err(backend(e)),
+            // A failed request keeps its own error; the others learn why nothing was kept.
+            Err(e) => match self.result {
+                Some(Err(own)) => Err(own),
+                _ => Err(backend(e)),
+            },
         };
         match self.reply {
             Reply::Blocking(tx) => {
@@ -253,7 +285,7 @@ where
     }
 }
 
-/// The store's thread: batches of requests, one transaction each.
+/// The store's thread: what has queued up, reads first, then the writes in one transaction.
 fn serve(
     mut conn: Connection,
     requests: mpsc::Receiver<Box<dyn Request>>,
@@ -267,11 +299,21 @@ fn serve(
                 Err(_) => break,
             }
         }
-        let committed = run_batch(&mut conn, &mut batch);
+        // Reads see what is committed, never the batch's own writes, which may yet roll back.
+        let (reads, mut writes): (Vec<_>, Vec<_>) =
+            batch.into_iter().partition(|r| r.access() == Access::Read);
+        for mut read in reads {
+            read.run(&mut conn, false);
+            read.answer(Ok(()));
+        }
+        if writes.is_empty() {
+            continue;
+        }
+        let committed = run_batch(&mut conn, &mut writes);
         if committed.is_ok() {
             commits.fetch_add(1, Ordering::Relaxed);
         }
-        for request in batch {
+        for request in writes {
             request.answer(committed.clone());
         }
     }
@@ -282,8 +324,14 @@ fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Request>]) -> Result<()
     // find its snapshot outdated by another process's commit when it comes to write.
     conn.exec_cached("BEGIN IMMEDIATE", [])
         .map_err(|e| e.to_string())?;
+    // A request alone needs no savepoint: if it fails, the whole transaction is rolled back.
+    let alone = batch.len() == 1;
     for request in batch.iter_mut() {
-        request.run(conn);
+        request.run(conn, !alone);
+    }
+    if alone && batch[0].failed() {
+        let _ = conn.exec_cached("ROLLBACK", []);
+        return Err("the request failed; nothing it wrote was kept".into());
     }
     match conn.exec_cached("COMMIT", []) {
         Ok(_) => Ok(()),
@@ -426,12 +474,13 @@ impl SqliteJobStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    fn send<T, F>(&self, f: F, reply: Reply<T>) -> Result<(), StoreError>
+    fn send<T, F>(&self, access: Access, f: F, reply: Reply<T>) -> Result<(), StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let call = Call {
+            access,
             f: Some(f),
             result: None,
             reply,
@@ -449,7 +498,24 @@ impl SqliteJobStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(f, Reply::Blocking(tx))?;
+        self.send(Access::Write, f, Reply::Blocking(tx))?;
+        rx.recv()
+            .map_err(|_| backend("the job table's thread has stopped"))?
+    }
+
+    /// [`SqliteJobStore::with`] for a request that only reads: it runs outside any write
+    /// transaction (no write lock, nothing to commit) and sees what is committed.
+    pub(crate) fn read_with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(
+            Access::Read,
+            move |c: &mut Connection| f(c),
+            Reply::Blocking(tx),
+        )?;
         rx.recv()
             .map_err(|_| backend("the job table's thread has stopped"))?
     }
@@ -461,7 +527,23 @@ impl SqliteJobStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(f, Reply::Async(tx))?;
+        self.send(Access::Write, f, Reply::Async(tx))?;
+        rx.await
+            .map_err(|_| backend("the job table's thread has stopped"))?
+    }
+
+    /// [`SqliteJobStore::read_with`] for async code.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(
+            Access::Read,
+            move |c: &mut Connection| f(c),
+            Reply::Async(tx),
+        )?;
         rx.await
             .map_err(|_| backend("the job table's thread has stopped"))?
     }
@@ -495,7 +577,7 @@ impl SqliteJobStore {
 
     /// (sum of slots, number of leases).
     pub fn lease_totals(&self) -> Result<(u64, u32), StoreError> {
-        self.with(move |c| {
+        self.read_with(move |c| {
             c.row_cached(
                 "SELECT COALESCE(SUM(slots), 0), COUNT(*) FROM leases",
                 [],
@@ -565,7 +647,7 @@ impl SqliteJobStore {
     /// The job a watched file with this path and content already became, if any.
     pub fn ingested_file(&self, path: &str, sha256: &str) -> Result<Option<String>, StoreError> {
         let (path, sha256) = (path.to_string(), sha256.to_string());
-        self.with(move |c| {
+        self.read_with(move |c| {
             c.row_cached(
                 "SELECT job_id FROM ingested_files WHERE path = ?1 AND sha256 = ?2",
                 params![path, sha256],
@@ -598,7 +680,7 @@ impl SqliteJobStore {
     /// times a second).
     pub fn task_counts(&self, job: &JobId) -> Result<TaskCounts, StoreError> {
         let job = job.clone();
-        self.with(move |c| {
+        self.read_with(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT state, SUM(n), SUM(retries) FROM task_counts WHERE job_id = ?1 GROUP BY state HAVING SUM(n) > 0",
@@ -627,7 +709,7 @@ impl SqliteJobStore {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        self.with(move |c| {
+        self.read_with(move |c| {
             let sql = format!(
                 "SELECT * FROM jobs WHERE state IN ({}) ORDER BY created_at, id",
                 placeholders(states.len())
@@ -648,7 +730,7 @@ impl SqliteJobStore {
         job: &JobId,
     ) -> Result<std::collections::BTreeMap<String, TaskCounts>, StoreError> {
         let job = job.clone();
-        self.with(move |c| {
+        self.read_with(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT stage, state, n, retries FROM task_counts WHERE job_id = ?1 AND n > 0",
@@ -687,7 +769,7 @@ impl SqliteJobStore {
         limit: usize,
     ) -> Result<(Vec<Task>, usize), StoreError> {
         let job = job.clone();
-        self.with(move |c| {
+        self.read_with(move |c| {
             let state = state.map(|s| s.as_str());
             let total: i64 = c
                 .row_cached(
@@ -719,7 +801,7 @@ impl SqliteJobStore {
         }
         let job = job.clone();
         let tasks: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
-        self.with(move |c| {
+        self.read_with(move |c| {
             let mut out = Vec::new();
             // In batches: SQLite limits the parameters of one statement.
             for batch in tasks.chunks(500) {
@@ -761,7 +843,7 @@ impl SqliteJobStore {
 
     pub fn history(&self, execution_arn: &str) -> Result<Vec<serde_json::Value>, StoreError> {
         let execution_arn = execution_arn.to_string();
-        self.with(move |c| {
+        self.read_with(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT event FROM history WHERE execution_arn = ?1 ORDER BY event_id",
@@ -910,11 +992,11 @@ impl JobStore for SqliteJobStore {
 
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
         let id = id.clone();
-        self.call(move |c| Self::read_job(c, id.as_str())).await
+        self.read(move |c| Self::read_job(c, id.as_str())).await
     }
 
     async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1")
                 .map_err(backend)?;
@@ -992,13 +1074,13 @@ impl JobStore for SqliteJobStore {
 
     async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError> {
         let (job, task) = (job.clone(), task.clone());
-        self.call(move |c| Self::read_task(c, job.as_str(), task.as_str()))
+        self.read(move |c| Self::read_task(c, job.as_str(), task.as_str()))
             .await
     }
 
     async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError> {
         let job = job.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx")
                 .map_err(backend)?;
@@ -1018,65 +1100,18 @@ impl JobStore for SqliteJobStore {
         update: TaskUpdate,
     ) -> Result<Transition<Task>, StoreError> {
         let (job, task) = (job.clone(), task.clone());
-        self.call(move |c| {
-            let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
-            let sql = format!(
-                "UPDATE tasks SET state = ?, attempts = COALESCE(?, attempts), spot_interruptions = COALESCE(?, spot_interruptions),
-                 result = COALESCE(?, result), last_error = CASE WHEN ? THEN ? ELSE last_error END, updated_at = ?
-                 WHERE job_id = ? AND task_id = ? AND state IN ({})",
-                placeholders(allowed.len().max(1))
-            );
-            let result = update.result.as_ref().map(serde_json::to_string).transpose().map_err(backend)?;
-            let (set_error, error) = match &update.last_error {
-                Some(e) => (true, e.clone()),
-                None => (false, None),
-            };
-            let now = ts(&Utc::now());
-            let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
-                Box::new(to.as_str()), Box::new(update.attempts), Box::new(update.spot_interruptions),
-                Box::new(result), Box::new(set_error), Box::new(error), Box::new(now),
-                Box::new(job.as_str().to_string()), Box::new(task.as_str().to_string()),
-            ];
-            if allowed.is_empty() {
-                values.push(Box::new("<none>"));
-            }
-            for a in &allowed {
-                values.push(Box::new(a.to_string()));
-            }
-            let n = c.exec_cached(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
-            let current = Self::read_task(c, job.as_str(), task.as_str())?;
-            Ok(match (n, current) {
-                (_, None) => Transition::Missing,
-                (0, Some(t)) => Transition::Rejected(t),
-                (_, Some(t)) => Transition::Applied(t),
-            })
-        })
-        .await
+        self.call(move |c| write_task_transition(c, &job, &task, to, &update))
+            .await
     }
 
     async fn create_attempt(&self, a: &Attempt) -> Result<bool, StoreError> {
         let a = a.clone();
-        self.call(move |c| {
-            let n = c
-                .exec_cached(
-                    "INSERT OR IGNORE INTO attempts(job_id, task_id, number, state, capacity, task_token, compute_id, exit_code, stop_code, stopped_reason, event_version, started_at, stopped_at, reclaim_notice, answer, answered)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                    params![
-                        a.key.job_id.as_str(), a.key.task_id.as_str(), a.key.number, a.state.as_str(), a.capacity.as_str(),
-                        a.task_token, a.compute_id, a.exit_code, a.stop_code, a.stopped_reason,
-                        a.event_version.map(|v| v as i64), ts(&a.started_at), a.stopped_at.as_ref().map(ts),
-                        a.reclaim_notice, answer_json(a.answer.as_ref())?, a.answered
-                    ],
-                )
-                .map_err(backend)?;
-            Ok(n == 1)
-        })
-        .await
+        self.call(move |c| insert_attempt(c, &a)).await
     }
 
     async fn get_attempt(&self, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
         let key = key.clone();
-        self.call(move |c| Self::read_attempt(c, &key)).await
+        self.read(move |c| Self::read_attempt(c, &key)).await
     }
 
     async fn find_attempt_by_compute_id(
@@ -1084,7 +1119,7 @@ impl JobStore for SqliteJobStore {
         compute_id: &str,
     ) -> Result<Option<Attempt>, StoreError> {
         let compute_id = compute_id.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             c.row_cached(
                 "SELECT * FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1",
                 params![compute_id.as_str()],
@@ -1099,18 +1134,7 @@ impl JobStore for SqliteJobStore {
 
     async fn list_attempts(&self, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
         let (job, task) = (job.clone(), task.clone());
-        self.call(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![job.as_str(), task.as_str()], |r| Ok(attempt_row(r)))
-                .map_err(backend)?;
-            rows.map(|r| r.map_err(backend)?).collect()
-        })
-        .await
+        self.read(move |c| read_attempts(c, &job, &task)).await
     }
 
     async fn transition_attempt(
@@ -1120,42 +1144,8 @@ impl JobStore for SqliteJobStore {
         update: AttemptUpdate,
     ) -> Result<Transition<Attempt>, StoreError> {
         let key = key.clone();
-        self.call(move |c| {
-            let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
-            let sql = format!(
-                "UPDATE attempts SET state = ?, compute_id = COALESCE(?, compute_id), exit_code = COALESCE(?, exit_code),
-                 stop_code = COALESCE(?, stop_code), stopped_reason = COALESCE(?, stopped_reason),
-                 event_version = COALESCE(?, event_version), stopped_at = COALESCE(?, stopped_at),
-                 answer = COALESCE(?, answer)
-                 WHERE job_id = ? AND task_id = ? AND number = ?
-                 AND (? IS NULL OR event_version IS NULL OR event_version < ?)
-                 AND state IN ({})",
-                placeholders(allowed.len().max(1))
-            );
-            let version = update.event_version.map(|v| v as i64);
-            let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
-                Box::new(to.as_str()), Box::new(update.compute_id.clone()), Box::new(update.exit_code),
-                Box::new(update.stop_code.clone()), Box::new(update.stopped_reason.clone()), Box::new(version),
-                Box::new(update.stopped_at.as_ref().map(ts)),
-                Box::new(answer_json(update.answer.as_ref())?),
-                Box::new(key.job_id.as_str().to_string()), Box::new(key.task_id.as_str().to_string()), Box::new(key.number),
-                Box::new(version), Box::new(version),
-            ];
-            if allowed.is_empty() {
-                values.push(Box::new("<none>"));
-            }
-            for a in &allowed {
-                values.push(Box::new(a.to_string()));
-            }
-            let n = c.exec_cached(&sql, rusqlite::params_from_iter(values.iter())).map_err(backend)?;
-            let current = Self::read_attempt(c, &key)?;
-            Ok(match (n, current) {
-                (_, None) => Transition::Missing,
-                (0, Some(a)) => Transition::Rejected(a),
-                (_, Some(a)) => Transition::Applied(a),
-            })
-        })
-        .await
+        self.call(move |c| write_attempt_transition(c, &key, to, &update))
+            .await
     }
 
     async fn note_reclaim(
@@ -1184,6 +1174,57 @@ impl JobStore for SqliteJobStore {
         .await
     }
 
+    async fn get_task_with_attempts(
+        &self,
+        job: &JobId,
+        task: &TaskId,
+    ) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
+        let (job, task) = (job.clone(), task.clone());
+        self.read(move |c| {
+            let Some(found) = Self::read_task(c, job.as_str(), task.as_str())? else {
+                return Ok(None);
+            };
+            Ok(Some((found, read_attempts(c, &job, &task)?)))
+        })
+        .await
+    }
+
+    async fn start_attempt(
+        &self,
+        attempt: &Attempt,
+        to: TaskState,
+        update: TaskUpdate,
+    ) -> Result<bool, StoreError> {
+        let attempt = attempt.clone();
+        self.call(move |c| {
+            if !insert_attempt(c, &attempt)? {
+                return Ok(false);
+            }
+            let key = &attempt.key;
+            write_task_transition(c, &key.job_id, &key.task_id, to, &update)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn end_attempt(
+        &self,
+        key: &AttemptKey,
+        to: AttemptState,
+        update: AttemptUpdate,
+        task: Option<(TaskState, TaskUpdate)>,
+    ) -> Result<Transition<Attempt>, StoreError> {
+        let key = key.clone();
+        self.call(move |c| {
+            let moved = write_attempt_transition(c, &key, to, &update)?;
+            if let (Transition::Applied(_), Some((state, update))) = (&moved, &task) {
+                write_task_transition(c, &key.job_id, &key.task_id, *state, update)?;
+            }
+            Ok(moved)
+        })
+        .await
+    }
+
     async fn mark_answered(&self, key: &AttemptKey) -> Result<Transition<Attempt>, StoreError> {
         let key = key.clone();
         self.call(move |c| {
@@ -1198,6 +1239,139 @@ impl JobStore for SqliteJobStore {
         })
         .await
     }
+}
+
+/// A task's attempts in attempt order, on the store's connection.
+fn read_attempts(c: &Connection, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
+    let mut stmt = c
+        .prepare_cached("SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![job.as_str(), task.as_str()], |r| Ok(attempt_row(r)))
+        .map_err(backend)?;
+    rows.map(|r| r.map_err(backend)?).collect()
+}
+
+/// The conditional UPDATE of [`JobStore::transition_task`], on the store's connection.
+fn write_task_transition(
+    c: &Connection,
+    job: &JobId,
+    task: &TaskId,
+    to: TaskState,
+    update: &TaskUpdate,
+) -> Result<Transition<Task>, StoreError> {
+    let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
+    let sql = format!(
+                "UPDATE tasks SET state = ?, attempts = COALESCE(?, attempts), spot_interruptions = COALESCE(?, spot_interruptions),
+                 result = COALESCE(?, result), last_error = CASE WHEN ? THEN ? ELSE last_error END, updated_at = ?
+                 WHERE job_id = ? AND task_id = ? AND state IN ({})",
+                placeholders(allowed.len().max(1))
+            );
+    let result = update
+        .result
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(backend)?;
+    let (set_error, error) = match &update.last_error {
+        Some(e) => (true, e.clone()),
+        None => (false, None),
+    };
+    let now = ts(&Utc::now());
+    let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+        Box::new(to.as_str()),
+        Box::new(update.attempts),
+        Box::new(update.spot_interruptions),
+        Box::new(result),
+        Box::new(set_error),
+        Box::new(error),
+        Box::new(now),
+        Box::new(job.as_str().to_string()),
+        Box::new(task.as_str().to_string()),
+    ];
+    if allowed.is_empty() {
+        values.push(Box::new("<none>"));
+    }
+    for a in &allowed {
+        values.push(Box::new(a.to_string()));
+    }
+    let n = c
+        .exec_cached(&sql, rusqlite::params_from_iter(values.iter()))
+        .map_err(backend)?;
+    let current = SqliteJobStore::read_task(c, job.as_str(), task.as_str())?;
+    Ok(match (n, current) {
+        (_, None) => Transition::Missing,
+        (0, Some(t)) => Transition::Rejected(t),
+        (_, Some(t)) => Transition::Applied(t),
+    })
+}
+
+/// The INSERT of [`JobStore::create_attempt`], on the store's connection.
+fn insert_attempt(c: &Connection, a: &Attempt) -> Result<bool, StoreError> {
+    let n = c
+                .exec_cached(
+                    "INSERT OR IGNORE INTO attempts(job_id, task_id, number, state, capacity, task_token, compute_id, exit_code, stop_code, stopped_reason, event_version, started_at, stopped_at, reclaim_notice, answer, answered)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    params![
+                        a.key.job_id.as_str(), a.key.task_id.as_str(), a.key.number, a.state.as_str(), a.capacity.as_str(),
+                        a.task_token, a.compute_id, a.exit_code, a.stop_code, a.stopped_reason,
+                        a.event_version.map(|v| v as i64), ts(&a.started_at), a.stopped_at.as_ref().map(ts),
+                        a.reclaim_notice, answer_json(a.answer.as_ref())?, a.answered
+                    ],
+                )
+                .map_err(backend)?;
+    Ok(n == 1)
+}
+
+/// The conditional UPDATE of [`JobStore::transition_attempt`], on the store's connection.
+fn write_attempt_transition(
+    c: &Connection,
+    key: &AttemptKey,
+    to: AttemptState,
+    update: &AttemptUpdate,
+) -> Result<Transition<Attempt>, StoreError> {
+    let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
+    let sql = format!(
+                "UPDATE attempts SET state = ?, compute_id = COALESCE(?, compute_id), exit_code = COALESCE(?, exit_code),
+                 stop_code = COALESCE(?, stop_code), stopped_reason = COALESCE(?, stopped_reason),
+                 event_version = COALESCE(?, event_version), stopped_at = COALESCE(?, stopped_at),
+                 answer = COALESCE(?, answer)
+                 WHERE job_id = ? AND task_id = ? AND number = ?
+                 AND (? IS NULL OR event_version IS NULL OR event_version < ?)
+                 AND state IN ({})",
+                placeholders(allowed.len().max(1))
+            );
+    let version = update.event_version.map(|v| v as i64);
+    let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+        Box::new(to.as_str()),
+        Box::new(update.compute_id.clone()),
+        Box::new(update.exit_code),
+        Box::new(update.stop_code.clone()),
+        Box::new(update.stopped_reason.clone()),
+        Box::new(version),
+        Box::new(update.stopped_at.as_ref().map(ts)),
+        Box::new(answer_json(update.answer.as_ref())?),
+        Box::new(key.job_id.as_str().to_string()),
+        Box::new(key.task_id.as_str().to_string()),
+        Box::new(key.number),
+        Box::new(version),
+        Box::new(version),
+    ];
+    if allowed.is_empty() {
+        values.push(Box::new("<none>"));
+    }
+    for a in &allowed {
+        values.push(Box::new(a.to_string()));
+    }
+    let n = c
+        .exec_cached(&sql, rusqlite::params_from_iter(values.iter()))
+        .map_err(backend)?;
+    let current = SqliteJobStore::read_attempt(c, key)?;
+    Ok(match (n, current) {
+        (_, None) => Transition::Missing,
+        (0, Some(a)) => Transition::Rejected(a),
+        (_, Some(a)) => Transition::Applied(a),
+    })
 }
 
 /// The outcome of a conditional UPDATE of one attempt, from the rows it changed.
@@ -1236,6 +1410,7 @@ mod tests {
         let (held, held_answer) = tokio::sync::oneshot::channel();
         store
             .send(
+                Access::Write,
                 move |_| {
                     started.send(()).map_err(backend)?;
                     hold.recv().map_err(backend)
@@ -1260,9 +1435,11 @@ mod tests {
         let (good, good_answer) = tokio::sync::oneshot::channel();
         let (bad, bad_answer) = tokio::sync::oneshot::channel();
         store
-            .send(insert("good", false), Reply::Async(good))
+            .send(Access::Write, insert("good", false), Reply::Async(good))
             .unwrap();
-        store.send(insert("bad", true), Reply::Async(bad)).unwrap();
+        store
+            .send(Access::Write, insert("bad", true), Reply::Async(bad))
+            .unwrap();
         let before = store.commits();
         release.send(()).unwrap();
         held_answer.await.unwrap().unwrap();
@@ -1275,6 +1452,81 @@ mod tests {
         );
         // The failing request's write was undone; the other's stands.
         assert_eq!(store.lease_totals().unwrap(), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn reads_commit_nothing_and_see_only_what_is_committed() {
+        let store = SqliteJobStore::in_memory().unwrap();
+        let (release, hold) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let (held, held_answer) = tokio::sync::oneshot::channel();
+        store
+            .send(
+                Access::Write,
+                move |_| {
+                    started.send(()).map_err(backend)?;
+                    hold.recv().map_err(backend)
+                },
+                Reply::Async(held),
+            )
+            .unwrap();
+        running.recv().unwrap();
+        // Queued together: a write, then a read. The read runs before the batch's write
+        // transaction (whose writes could yet roll back), so it sees what was committed.
+        let (wrote, wrote_answer) = tokio::sync::oneshot::channel();
+        store
+            .send(
+                Access::Write,
+                |c: &mut Connection| {
+                    c.exec_cached(
+                        "INSERT INTO leases(job_id, slots, acquired_at) VALUES ('a', 3, ?1)",
+                        params![ts(&Utc::now())],
+                    )
+                    .map(|_| ())
+                    .map_err(backend)
+                },
+                Reply::Async(wrote),
+            )
+            .unwrap();
+        let (read, read_answer) = tokio::sync::oneshot::channel();
+        store
+            .send(
+                Access::Read,
+                |c: &mut Connection| {
+                    c.row_cached("SELECT COUNT(*) FROM leases", [], |r| r.get::<_, i64>(0))
+                        .map_err(backend)
+                },
+                Reply::Async(read),
+            )
+            .unwrap();
+        let before = store.commits();
+        release.send(()).unwrap();
+        held_answer.await.unwrap().unwrap();
+        wrote_answer.await.unwrap().unwrap();
+        assert_eq!(read_answer.await.unwrap().unwrap(), 0);
+        assert_eq!(store.lease_totals().unwrap(), (3, 1));
+        assert_eq!(
+            store.commits() - before,
+            2,
+            "the held request's transaction and the write's; reads commit nothing"
+        );
+
+        // A write alone runs without a savepoint: when it fails, nothing it wrote is kept.
+        let failed = store.with(|c| {
+            c.exec_cached(
+                "INSERT INTO leases(job_id, slots, acquired_at) VALUES ('b', 5, ?1)",
+                params![ts(&Utc::now())],
+            )
+            .map_err(backend)?;
+            Err::<(), _>(backend("refused after writing"))
+        });
+        assert!(
+            failed
+                .unwrap_err()
+                .to_string()
+                .contains("refused after writing")
+        );
+        assert_eq!(store.lease_totals().unwrap(), (3, 1));
     }
 
     #[tokio::test]

@@ -72,9 +72,9 @@ pub struct LaunchOutput {
 pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOutput, StepError> {
     let job = services.job(&input.job_id).await?;
     let pipeline = services.job_pipeline(&job).await?;
-    let task = services
+    let (task, attempts) = services
         .jobs
-        .get_task(&job.id, &input.task_id)
+        .get_task_with_attempts(&job.id, &input.task_id)
         .await?
         .ok_or_else(|| {
             StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id))
@@ -102,7 +102,6 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         });
     }
 
-    let attempts = services.jobs.list_attempts(&job.id, &task.id).await?;
     let previous = attempts.iter().find(|a| a.task_token == input.task_token);
     // The same invocation delivered twice carries the same token: don't launch twice. Unless
     // the first delivery recorded the attempt and died before compute started it (LAUNCHING,
@@ -190,23 +189,24 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         answer: None,
         answered: false,
     };
-    if relaunch.is_none() && !services.jobs.create_attempt(&attempt).await? {
+    let running = TaskUpdate {
+        attempts: Some(number),
+        ..Default::default()
+    };
+    if relaunch.is_some() {
+        services
+            .jobs
+            .transition_task(&job.id, &task.id, TaskState::Running, running)
+            .await?;
+    } else if !services
+        .jobs
+        .start_attempt(&attempt, TaskState::Running, running)
+        .await?
+    {
         return Err(StepError::internal(format!(
             "attempt {key} was recorded concurrently"
         )));
     }
-    services
-        .jobs
-        .transition_task(
-            &job.id,
-            &task.id,
-            TaskState::Running,
-            TaskUpdate {
-                attempts: Some(number),
-                ..Default::default()
-            },
-        )
-        .await?;
 
     let mut env = stage.env.clone();
     env.insert(ENV_JOB_ID.into(), job.id.to_string());

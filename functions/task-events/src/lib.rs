@@ -6,9 +6,9 @@
 //! SendTaskFailure with the typed `Sluice.*` error the state machine retries on.
 //!
 //! **The answer survives a failed send.** The attempt's final state is written together with
-//! the answer it implies ([`TokenAnswer`]), with a conditional write (a duplicate or stale
-//! event changes nothing); then the task is updated, the answer sent, and the attempt marked
-//! `answered`. If sending fails (throttled, a network error), the handler fails, the event is
+//! the answer it implies ([`TokenAnswer`]) and the task's move, with a conditional write (a
+//! duplicate or stale event changes nothing; [`JobStore::end_attempt`](sluice_core::ports::JobStore::end_attempt), one transaction where
+//! the store has them); then the answer is sent and the attempt marked `answered`. If sending fails (throttled, a network error), the handler fails, the event is
 //! delivered again (Lambda's retries, or a replay from the dead-letter queue), finds the final
 //! attempt not yet answered and sends the recorded answer again, instead of dropping the event
 //! as a duplicate and leaving the Task state to time out. A token that is already closed is
@@ -38,6 +38,7 @@ use sluice_core::events::{
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, TokenAnswer};
 use sluice_core::ports::{Location, PortCall, TaskUpdate, Transition, WorkflowError};
 use sluice_core::stage::{item_of, output_location, require_stage_of};
+use sluice_core::{Task, TaskState};
 
 /// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
 /// contract test derives the function's role from this list, and the decision tests refuse
@@ -261,14 +262,27 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         return Ok(report);
     }
 
-    let attempt = match &key {
-        Some(k) => services.jobs.get_attempt(k).await?,
-        None => match &compute_id {
-            Some(id) => services.jobs.find_attempt_by_compute_id(id).await?,
+    // The attempt, its task and the task's other attempts, read together.
+    let found = match (&key, &compute_id) {
+        (Some(k), _) => services
+            .jobs
+            .get_task_with_attempts(&k.job_id, &k.task_id)
+            .await?
+            .and_then(|(task, attempts)| {
+                let attempt = attempts.iter().find(|a| a.key.number == k.number)?.clone();
+                Some((attempt, task, attempts))
+            }),
+        (None, Some(id)) => match services.jobs.find_attempt_by_compute_id(id).await? {
+            Some(attempt) => services
+                .jobs
+                .get_task_with_attempts(&attempt.key.job_id, &attempt.key.task_id)
+                .await?
+                .map(|(task, attempts)| (attempt, task, attempts)),
             None => None,
         },
+        (None, None) => None,
     };
-    let Some(attempt) = attempt else {
+    let Some((attempt, task, attempts)) = found else {
         report.action = "ignored: not a task sluice knows; nothing changed".into();
         return Ok(report);
     };
@@ -281,7 +295,15 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
                 report.classification = classification_of(attempt.state);
                 report.reason = attempt.stopped_reason.clone().unwrap_or_default();
                 report.error = error_of(&answer);
-                let sent = deliver(services, &attempt, &answer).await?;
+                // The task may not have moved with the attempt (a store that writes them one
+                // after the other, stopped between): move it now; the move is conditional.
+                if let Some((state, update)) = task_move(&task, &attempts, &attempt.key, &answer) {
+                    services
+                        .jobs
+                        .transition_task(&task.job_id, &task.id, state, update)
+                        .await?;
+                }
+                let sent = answer_token(services, &attempt, &answer).await?;
                 report.action = format!("again: {sent} (the first send had failed)");
                 Ok(report)
             }
@@ -301,13 +323,6 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
     }
     let job = services.job(&attempt.key.job_id).await?;
     let pipeline = services.job_pipeline(&job).await?;
-    let task = services
-        .jobs
-        .get_task(&job.id, &attempt.key.task_id)
-        .await?
-        .ok_or_else(|| {
-            StepError::internal(format!("attempt {} has no task record", attempt.key))
-        })?;
     let stage = require_stage_of(&pipeline, &task)?;
     let output = output_location(&services.buckets.data, &job.id, stage, item_of(&task));
 
@@ -351,10 +366,7 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
             ErrorName::TaskFailed | ErrorName::OutputMissing => {
                 // Application errors spend the pipeline's budget; reclaims never do. This
                 // attempt counts, the others as recorded.
-                let earlier = services
-                    .jobs
-                    .list_attempts(&job.id, &task.id)
-                    .await?
+                let earlier = attempts
                     .iter()
                     .filter(|a| {
                         a.key != attempt.key
@@ -384,9 +396,13 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         stopped_at: Some(Utc::now()),
         answer: Some(answer.clone()),
     };
+    // The attempt's end, the answer it implies and the task's move are written together; the
+    // token is answered after (the state machine moves on at once, and what comes next reads
+    // the task).
+    let moved = task_move(&task, &attempts, &attempt.key, &answer);
     let attempt = match services
         .jobs
-        .transition_attempt(&attempt.key, to, update)
+        .end_attempt(&attempt.key, to, update, moved)
         .await?
     {
         Transition::Applied(a) => a,
@@ -403,7 +419,7 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         }
     };
     report.error = error_of(&answer);
-    report.action = deliver(services, &attempt, &answer).await?;
+    report.action = answer_token(services, &attempt, &answer).await?;
     tracing::info!(attempt = %attempt.key, classification = report.classification, action = %report.action, "task event");
     Ok(report)
 }
@@ -426,49 +442,42 @@ fn classification_of(state: AttemptState) -> &'static str {
     }
 }
 
-/// Applies a final attempt's answer to its task, sends it to the token, and marks it answered.
-/// Safe to repeat: the task moves only from RUNNING (a conditional write) and only while no
-/// newer attempt of it exists, and a token answered before reports itself closed.
-async fn deliver(
+/// How a final attempt's answer moves its task: `None` when a newer attempt replaced it (its
+/// Task state timed out and was retried), whose task it is now. Applied only from RUNNING (a
+/// conditional write), so applying it twice changes nothing.
+fn task_move(
+    task: &Task,
+    attempts: &[Attempt],
+    key: &AttemptKey,
+    answer: &TokenAnswer,
+) -> Option<(TaskState, TaskUpdate)> {
+    if attempts.iter().any(|a| a.key.number > key.number) {
+        return None;
+    }
+    let update = match answer {
+        TokenAnswer::Success { result } => TaskUpdate {
+            result: result.clone(),
+            last_error: Some(None),
+            ..Default::default()
+        },
+        TokenAnswer::Failure { error, cause } => TaskUpdate {
+            spot_interruptions: (*error == ErrorName::SpotInterrupted)
+                .then_some(task.spot_interruptions + 1),
+            last_error: Some(Some(format!("{error}: {cause}"))),
+            ..Default::default()
+        },
+    };
+    Some((answer.task_state(), update))
+}
+
+/// Sends a final attempt's answer to its token and marks the attempt answered. Safe to repeat:
+/// a token answered before reports itself closed.
+async fn answer_token(
     services: &Services,
     attempt: &Attempt,
     answer: &TokenAnswer,
 ) -> Result<String, StepError> {
     let key = &attempt.key;
-    // The task is recorded first: the state machine moves on as soon as the token is answered,
-    // and what comes next (CloseStage, a redrive) reads the task.
-    let task = services
-        .jobs
-        .get_task(&key.job_id, &key.task_id)
-        .await?
-        .ok_or_else(|| StepError::internal(format!("attempt {key} has no task record")))?;
-    // A late re-send for an attempt that a newer one replaced (its Task state timed out and
-    // was retried) must not touch the task, which is the newer attempt's now.
-    let superseded = services
-        .jobs
-        .list_attempts(&key.job_id, &key.task_id)
-        .await?
-        .iter()
-        .any(|a| a.key.number > key.number);
-    if !superseded {
-        let update = match answer {
-            TokenAnswer::Success { result } => TaskUpdate {
-                result: result.clone(),
-                last_error: Some(None),
-                ..Default::default()
-            },
-            TokenAnswer::Failure { error, cause } => TaskUpdate {
-                spot_interruptions: (*error == ErrorName::SpotInterrupted)
-                    .then_some(task.spot_interruptions + 1),
-                last_error: Some(Some(format!("{error}: {cause}"))),
-                ..Default::default()
-            },
-        };
-        services
-            .jobs
-            .transition_task(&key.job_id, &key.task_id, answer.task_state(), update)
-            .await?;
-    }
     let sent = match answer {
         TokenAnswer::Success { result } => {
             let output = json!({"taskId": key.task_id, "attempt": key.number, "result": result});

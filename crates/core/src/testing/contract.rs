@@ -19,6 +19,7 @@ pub async fn job_store(store: &dyn JobStore, prefix: &str) {
     tasks(store, prefix).await;
     attempts(store, prefix).await;
     reclaims_and_answers(store, prefix).await;
+    attempts_with_their_task(store, prefix).await;
 }
 
 fn job_id(prefix: &str, name: &str) -> JobId {
@@ -481,4 +482,113 @@ pub async fn reclaims_and_answers(store: &dyn JobStore, prefix: &str) {
         store.mark_answered(&missing).await.unwrap(),
         Transition::Missing
     ));
+}
+
+/// The calls that read or write a task and its attempts together: the same outcome as the
+/// calls they stand for, and nothing written when the first part is refused.
+pub async fn attempts_with_their_task(store: &dyn JobStore, prefix: &str) {
+    let job = job_id(prefix, "together");
+    let t0 = TaskId::new("t-0").unwrap();
+    assert!(
+        store
+            .get_task_with_attempts(&job, &t0)
+            .await
+            .unwrap()
+            .is_none(),
+        "no such task"
+    );
+    store.put_tasks(&[task(&job, "t-0", 0)]).await.unwrap();
+    let (found, attempts) = store
+        .get_task_with_attempts(&job, &t0)
+        .await
+        .unwrap()
+        .expect("the task");
+    assert_eq!((found.state, attempts.len()), (TaskState::Pending, 0));
+
+    let running = |n| TaskUpdate {
+        attempts: Some(n),
+        ..Default::default()
+    };
+    let (a2, a1) = (attempt(&job, 2), attempt(&job, 1));
+    assert!(
+        store
+            .start_attempt(&a2, TaskState::Running, running(2))
+            .await
+            .unwrap()
+    );
+    assert!(store.create_attempt(&a1).await.unwrap());
+    // An attempt that exists is not started again, and its task is left alone.
+    assert!(
+        !store
+            .start_attempt(&a2, TaskState::Failed, running(9))
+            .await
+            .unwrap()
+    );
+    let (found, attempts) = store
+        .get_task_with_attempts(&job, &t0)
+        .await
+        .unwrap()
+        .expect("the task");
+    assert_eq!((found.state, found.attempts), (TaskState::Running, 2));
+    assert_eq!(
+        attempts.iter().map(|a| a.key.number).collect::<Vec<_>>(),
+        vec![1, 2],
+        "in attempt order"
+    );
+
+    let succeeded = |result: &str| {
+        (
+            TaskState::Succeeded,
+            TaskUpdate {
+                result: Some(ObjectRef::new("data", result)),
+                ..Default::default()
+            },
+        )
+    };
+    let ended = store
+        .end_attempt(
+            &a2.key,
+            AttemptState::Succeeded,
+            AttemptUpdate {
+                exit_code: Some(0),
+                ..Default::default()
+            },
+            Some(succeeded("out-2.json")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(&ended, Transition::Applied(a) if a.state == AttemptState::Succeeded));
+    // A second end of the same attempt is refused, and its task move with it.
+    let again = store
+        .end_attempt(
+            &a2.key,
+            AttemptState::Failed,
+            AttemptUpdate::default(),
+            Some((TaskState::Retrying, TaskUpdate::default())),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(&again, Transition::Rejected(a) if a.state == AttemptState::Succeeded));
+    let (found, _) = store
+        .get_task_with_attempts(&job, &t0)
+        .await
+        .unwrap()
+        .expect("the task");
+    assert_eq!(found.state, TaskState::Succeeded);
+    assert_eq!(found.result, Some(ObjectRef::new("data", "out-2.json")));
+    // Ending an attempt without a task move leaves the task as it is.
+    let ended = store
+        .end_attempt(
+            &a1.key,
+            AttemptState::SpotInterrupted,
+            AttemptUpdate::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(ended, Transition::Applied(_)));
+    assert_eq!(
+        store.get_task(&job, &t0).await.unwrap().map(|t| t.state),
+        Some(TaskState::Succeeded)
+    );
 }
