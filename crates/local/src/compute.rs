@@ -121,6 +121,7 @@ impl ProcessCompute {
             pool: Arc::new(Pool {
                 events,
                 logs: workdir.join("logs"),
+                base_env: base_env(&bin_dirs),
                 bin_dirs,
                 programs: Mutex::new(HashMap::new()),
                 interrupter,
@@ -290,6 +291,25 @@ struct Pool {
     log_dirs: Mutex<std::collections::HashSet<PathBuf>>,
     /// Running task ARN -> the simulated instance it runs on.
     instances: Mutex<HashMap<String, String>>,
+    /// What every task's environment starts from: sluice's own, with PATH searching beside
+    /// sluice first (as for the program itself). Made once, not per spawn.
+    base_env: Vec<(OsString, OsString)>,
+}
+
+/// sluice's environment with `bin_dirs` put first on PATH.
+fn base_env(bin_dirs: &[PathBuf]) -> Vec<(OsString, OsString)> {
+    let mut path: Vec<PathBuf> = bin_dirs.to_vec();
+    if let Some(p) = std::env::var_os("PATH") {
+        path.extend(std::env::split_paths(&p));
+    }
+    let mut env: Vec<(OsString, OsString)> =
+        std::env::vars_os().filter(|(k, _)| k != "PATH").collect();
+    match std::env::join_paths(path) {
+        Ok(path) => env.push(("PATH".into(), path)),
+        // A directory with ':' in its name cannot go on PATH: keep sluice's own PATH.
+        Err(_) => env.extend(std::env::var_os("PATH").map(|p| ("PATH".into(), p))),
+    }
+    env
 }
 
 /// How [`Compute::stop`] reaches the attempt that owns a process.
@@ -495,24 +515,24 @@ fn spawn(run: &Run, log_path: &Path, pool: &Pool) -> Result<TaskProcess, String>
         std::fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let working_dir = run.request.working_dir.as_deref().map(Path::new);
     let program = pool.program(&run.argv[0], working_dir)?;
-    // The task's PATH: beside sluice first, as for the program itself.
-    let mut path_var: Vec<PathBuf> = pool.bin_dirs.clone();
-    if let Some(p) = std::env::var_os("PATH") {
-        path_var.extend(std::env::split_paths(&p));
-    }
-    let path_var = std::env::join_paths(path_var).map_err(|e| e.to_string())?;
-    let mut env: HashMap<OsString, OsString> = std::env::vars_os().collect();
+    // sluice's own environment with the attempt's on top (the attempt's PATH, if it sets one,
+    // wins over the pool's).
+    let task_env = &run.request.env;
+    let mut env: Vec<(OsString, OsString)> = pool
+        .base_env
+        .iter()
+        .filter(|(k, _)| k.to_str().is_none_or(|k| !task_env.contains_key(k)))
+        .cloned()
+        .collect();
     env.extend(
-        run.request
-            .env
+        task_env
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v))),
     );
-    env.insert("PATH".into(), path_var);
     TaskProcess::spawn(SpawnSpec {
         program: &program,
         argv: &run.argv,
-        env: env.into_iter().collect(),
+        env,
         working_dir,
         output: &log,
     })
