@@ -1401,10 +1401,14 @@ mod tests {
         sluice_core::testing::contract::job_store(&store, "sqlite").await;
     }
 
-    #[tokio::test]
-    async fn requests_queued_together_commit_together_and_a_failing_one_undoes_only_itself() {
-        let store = SqliteJobStore::in_memory().unwrap();
-        // Hold the store's thread in a request until the others have queued behind it.
+    /// Holds the store's thread in a request until `release` is sent, so that the requests
+    /// sent meanwhile queue up behind it; the receiver answers when the held request ends.
+    fn hold_the_thread(
+        store: &SqliteJobStore,
+    ) -> (
+        mpsc::Sender<()>,
+        tokio::sync::oneshot::Receiver<Result<(), StoreError>>,
+    ) {
         let (release, hold) = mpsc::channel::<()>();
         let (started, running) = mpsc::channel::<()>();
         let (held, held_answer) = tokio::sync::oneshot::channel();
@@ -1419,6 +1423,13 @@ mod tests {
             )
             .unwrap();
         running.recv().unwrap();
+        (release, held_answer)
+    }
+
+    #[tokio::test]
+    async fn requests_queued_together_commit_together_and_a_failing_one_undoes_only_itself() {
+        let store = SqliteJobStore::in_memory().unwrap();
+        let (release, held_answer) = hold_the_thread(&store);
         let insert = |job: &'static str, fail: bool| {
             move |c: &mut Connection| {
                 c.exec_cached(
@@ -1457,20 +1468,7 @@ mod tests {
     #[tokio::test]
     async fn reads_commit_nothing_and_see_only_what_is_committed() {
         let store = SqliteJobStore::in_memory().unwrap();
-        let (release, hold) = mpsc::channel::<()>();
-        let (started, running) = mpsc::channel::<()>();
-        let (held, held_answer) = tokio::sync::oneshot::channel();
-        store
-            .send(
-                Access::Write,
-                move |_| {
-                    started.send(()).map_err(backend)?;
-                    hold.recv().map_err(backend)
-                },
-                Reply::Async(held),
-            )
-            .unwrap();
-        running.recv().unwrap();
+        let (release, held_answer) = hold_the_thread(&store);
         // Queued together: a write, then a read. The read runs before the batch's write
         // transaction (whose writes could yet roll back), so it sees what was committed.
         let (wrote, wrote_answer) = tokio::sync::oneshot::channel();
