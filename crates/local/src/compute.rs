@@ -38,6 +38,9 @@ use crate::spawn::{SpawnSpec, TaskProcess};
 pub const LOCAL_CLUSTER_ARN: &str = "arn:aws:ecs:local:000000000000:cluster/sluice-local";
 const CONTAINER_NAME: &str = "worker";
 
+/// The shortest delay a reclaim is timed by (see [`SpotInterrupter::plan`]).
+const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
+
 /// Decides which attempts a simulated Spot reclaim hits, and when.
 #[derive(Debug)]
 pub struct SpotInterrupter {
@@ -79,9 +82,15 @@ impl SpotInterrupter {
             .map(|d| if d.1 == 0 { 1.0 } else { d.0 / f64::from(d.1) })
             .unwrap_or(1.0);
         // Somewhere in the first 90% of a typical run, so the reclaim lands while it works.
-        Some(Duration::from_secs_f64(
-            self.uniform(key, "when") * mean * 0.9,
-        ))
+        let delay = Duration::from_secs_f64(self.uniform(key, "when") * mean * 0.9);
+        // tokio's timer ticks in milliseconds: a delay shorter than a tick or two would fire
+        // after a run of a few milliseconds had ended, and the reclaim would never land. Such
+        // short runs are reclaimed as they start.
+        Some(if delay < TIMER_RESOLUTION {
+            Duration::ZERO
+        } else {
+            delay
+        })
     }
 
     fn record(&self, took: Duration) {
@@ -442,14 +451,20 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
             };
             let (status, reclaimed) = tokio::select! {
                 s = child.wait() => (s, false),
-                _ = control.stop.notified() => (terminate(&mut child, STOP_GRACE).await, false),
+                _ = control.stop.notified() => {
+                    (terminate(&mut child, STOP_GRACE, false).await, false)
+                }
                 _ = reclaimed => {
                     // The warning is handled before the instance goes, as EC2's two-minute
-                    // notice is on AWS; then SIGTERM, like ECS stopping the task.
+                    // notice is on AWS; then SIGTERM, like ECS stopping the task. The task is
+                    // held (SIGSTOP) meanwhile: its fate is sealed when the warning goes out,
+                    // and a short run must not finish during the milliseconds the handling
+                    // takes here (on AWS it would have two minutes left to run, not to finish).
+                    child.signal_group(libc::SIGSTOP);
                     if let Some(i) = &instance {
                         events.deliver(spot_warning(i)).await;
                     }
-                    (terminate(&mut child, RECLAIM_GRACE).await, true)
+                    (terminate(&mut child, RECLAIM_GRACE, true).await, true)
                 }
             };
             if let Ok(mut instances) = pool.instances.lock() {
@@ -539,9 +554,17 @@ fn spawn(run: &Run, log_path: &Path, pool: &Pool) -> Result<TaskProcess, String>
     .map_err(|e| format!("{}: {e}", run.argv[0]))
 }
 
-/// SIGTERM to the task's process group; SIGKILL after `grace`.
-async fn terminate(child: &mut TaskProcess, grace: Duration) -> std::io::Result<ExitStatus> {
+/// SIGTERM to the task's process group (then SIGCONT, if it was `held` with SIGSTOP, so that
+/// it can act on the SIGTERM); SIGKILL after `grace`.
+async fn terminate(
+    child: &mut TaskProcess,
+    grace: Duration,
+    held: bool,
+) -> std::io::Result<ExitStatus> {
     child.signal_group(libc::SIGTERM);
+    if held {
+        child.signal_group(libc::SIGCONT);
+    }
     match tokio::time::timeout(grace, child.wait()).await {
         Ok(status) => status,
         Err(_) => {
