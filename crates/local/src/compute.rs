@@ -11,7 +11,8 @@
 //! is reclaimed at a random moment of its run the way EC2 reclaims an instance under ECS: every
 //! task runs on its own simulated instance (`i-<17 hex digits>`), an "EC2 Spot Instance
 //! Interruption Warning" for that instance goes to the bus and is handled first (on AWS it
-//! comes two minutes ahead), then the process gets SIGTERM, and its STOPPED event says only
+//! comes two minutes ahead) while the process is held (SIGSTOP), then the process gets SIGTERM
+//! (and SIGCONT), and its STOPPED event says only
 //! what ECS says of a standalone task on EC2: the essential container exited, with its exit
 //! code. No Spot stop code: only the warning tells task-events it was a reclaim.
 
