@@ -39,8 +39,11 @@ use crate::spawn::{SpawnSpec, TaskProcess};
 pub const LOCAL_CLUSTER_ARN: &str = "arn:aws:ecs:local:000000000000:cluster/sluice-local";
 const CONTAINER_NAME: &str = "worker";
 
-/// The shortest delay a reclaim is timed by (see [`SpotInterrupter::plan`]).
-const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
+/// No simulated reclaim comes sooner after a task starts. Launch records the attempt's task
+/// ARN right after the pool accepts it; a warning before that finds no attempt on the instance
+/// (on AWS the warning comes minutes after a task is placed), and the reclaim would count as an
+/// application error. A run shorter than this is never reclaimed.
+const EARLIEST_RECLAIM: Duration = Duration::from_millis(20);
 
 /// Decides which attempts a simulated Spot reclaim hits, and when.
 #[derive(Debug)]
@@ -84,14 +87,7 @@ impl SpotInterrupter {
             .unwrap_or(1.0);
         // Somewhere in the first 90% of a typical run, so the reclaim lands while it works.
         let delay = Duration::from_secs_f64(self.uniform(key, "when") * mean * 0.9);
-        // tokio's timer ticks in milliseconds: a delay shorter than a tick or two would fire
-        // after a run of a few milliseconds had ended, and the reclaim would never land. Such
-        // short runs are reclaimed as they start.
-        Some(if delay < TIMER_RESOLUTION {
-            Duration::ZERO
-        } else {
-            delay
-        })
+        Some(delay.max(EARLIEST_RECLAIM))
     }
 
     fn record(&self, took: Duration) {

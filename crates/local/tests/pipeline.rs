@@ -90,10 +90,11 @@ fn ber_pipeline() -> PipelineConfig {
     ))
     .unwrap();
     let mut cfg = PipelineConfig::from_toml("pipeline.toml", &text).unwrap();
-    // Tiny: 2 frames x 5,000 bits per task.
+    // Small: 2 frames x 5,000,000 bits per task, some 50 ms: long enough for the Spot
+    // simulator's reclaims to land (none comes in a run's first 20 ms).
     cfg.params.insert("frames".into(), toml::Value::Integer(2));
     cfg.params
-        .insert("bits_per_frame".into(), toml::Value::Integer(5000));
+        .insert("bits_per_frame".into(), toml::Value::Integer(5_000_000));
     cfg
 }
 
@@ -120,7 +121,7 @@ async fn ber_job_runs_end_to_end_and_spot_reclaims_do_not_change_the_results() {
     let calm = results_csv(&rt, &job);
     let lines: Vec<&str> = calm.lines().collect();
     assert_eq!(lines.len(), 9, "{calm}");
-    assert!(lines[1].starts_with("0,25,250000,"), "{calm}");
+    assert!(lines[1].starts_with("0,25,250000000,"), "{calm}");
     let png = job
         .results
         .iter()
