@@ -1252,6 +1252,24 @@ fn read_attempts(c: &Connection, job: &JobId, task: &TaskId) -> Result<Vec<Attem
     rows.map(|r| r.map_err(backend)?).collect()
 }
 
+/// Runs a conditional UPDATE whose last parameters are the allowed predecessor states
+/// (`state IN (...)`, one placeholder each; one that matches no state when there are none).
+fn exec_conditional(
+    c: &Connection,
+    sql: &str,
+    mut values: Vec<Box<dyn rusqlite::ToSql>>,
+    allowed: &[&str],
+) -> Result<usize, StoreError> {
+    if allowed.is_empty() {
+        values.push(Box::new("<none>"));
+    }
+    for a in allowed {
+        values.push(Box::new(a.to_string()));
+    }
+    c.exec_cached(sql, rusqlite::params_from_iter(values.iter()))
+        .map_err(backend)
+}
+
 /// The conditional UPDATE of [`JobStore::transition_task`], on the store's connection.
 fn write_task_transition(
     c: &Connection,
@@ -1278,7 +1296,7 @@ fn write_task_transition(
         None => (false, None),
     };
     let now = ts(&Utc::now());
-    let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+    let values: Vec<Box<dyn rusqlite::ToSql>> = vec![
         Box::new(to.as_str()),
         Box::new(update.attempts),
         Box::new(update.spot_interruptions),
@@ -1289,15 +1307,7 @@ fn write_task_transition(
         Box::new(job.as_str().to_string()),
         Box::new(task.as_str().to_string()),
     ];
-    if allowed.is_empty() {
-        values.push(Box::new("<none>"));
-    }
-    for a in &allowed {
-        values.push(Box::new(a.to_string()));
-    }
-    let n = c
-        .exec_cached(&sql, rusqlite::params_from_iter(values.iter()))
-        .map_err(backend)?;
+    let n = exec_conditional(c, &sql, values, &allowed)?;
     let current = SqliteJobStore::read_task(c, job.as_str(), task.as_str())?;
     Ok(match (n, current) {
         (_, None) => Transition::Missing,
@@ -1342,7 +1352,7 @@ fn write_attempt_transition(
                 placeholders(allowed.len().max(1))
             );
     let version = update.event_version.map(|v| v as i64);
-    let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![
+    let values: Vec<Box<dyn rusqlite::ToSql>> = vec![
         Box::new(to.as_str()),
         Box::new(update.compute_id.clone()),
         Box::new(update.exit_code),
@@ -1357,15 +1367,7 @@ fn write_attempt_transition(
         Box::new(version),
         Box::new(version),
     ];
-    if allowed.is_empty() {
-        values.push(Box::new("<none>"));
-    }
-    for a in &allowed {
-        values.push(Box::new(a.to_string()));
-    }
-    let n = c
-        .exec_cached(&sql, rusqlite::params_from_iter(values.iter()))
-        .map_err(backend)?;
+    let n = exec_conditional(c, &sql, values, &allowed)?;
     let current = SqliteJobStore::read_attempt(c, key)?;
     Ok(match (n, current) {
         (_, None) => Transition::Missing,
