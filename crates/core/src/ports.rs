@@ -79,6 +79,11 @@ pub trait JobStore: Send + Sync {
     async fn get_task(&self, job: &JobId, task: &TaskId) -> Result<Option<Task>, StoreError>;
     /// In index order.
     async fn list_tasks(&self, job: &JobId) -> Result<Vec<Task>, StoreError>;
+    /// How many tasks the job has, in all its stages. The default lists them; a store that
+    /// keeps counts answers without reading every task.
+    async fn count_tasks(&self, job: &JobId) -> Result<usize, StoreError> {
+        Ok(self.list_tasks(job).await?.len())
+    }
     /// Move the task to `to` if its state is in `to.allowed_from()`.
     async fn transition_task(
         &self,

@@ -17,6 +17,27 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
+// The columns each row decoder reads, in the order it reads them by index: a lookup by name
+// compares the name with every column's, for every value of every row.
+macro_rules! job_columns {
+    () => {
+        "id, pipeline, input_bucket, input_key, state, reason, execution_arn, task_count, \
+         results, redrive_count, created_at, updated_at"
+    };
+}
+macro_rules! task_columns {
+    () => {
+        "job_id, task_id, stage, idx, params, state, attempts, spot_interruptions, result, \
+         last_error, updated_at"
+    };
+}
+macro_rules! attempt_columns {
+    () => {
+        "job_id, task_id, number, state, capacity, task_token, compute_id, exit_code, stop_code, \
+         stopped_reason, event_version, started_at, stopped_at, reclaim_notice, answer, answered"
+    };
+}
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -711,7 +732,11 @@ impl SqliteJobStore {
         }
         self.read_with(move |c| {
             let sql = format!(
-                "SELECT * FROM jobs WHERE state IN ({}) ORDER BY created_at, id",
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs WHERE state IN ({}) ORDER BY created_at, id"
+                ),
                 placeholders(states.len())
             );
             let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
@@ -780,7 +805,7 @@ impl SqliteJobStore {
                 .map_err(backend)?;
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT * FROM tasks WHERE job_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY idx, task_id LIMIT ?3 OFFSET ?4",
+                    concat!("SELECT ", task_columns!(), " FROM tasks WHERE job_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY idx, task_id LIMIT ?3 OFFSET ?4"),
                 )
                 .map_err(backend)?;
             let rows = stmt
@@ -806,7 +831,7 @@ impl SqliteJobStore {
             // In batches: SQLite limits the parameters of one statement.
             for batch in tasks.chunks(500) {
                 let sql = format!(
-                    "SELECT * FROM attempts WHERE job_id = ? AND task_id IN ({}) ORDER BY task_id, number",
+                    concat!("SELECT ", attempt_columns!(), " FROM attempts WHERE job_id = ? AND task_id IN ({}) ORDER BY task_id, number"),
                     placeholders(batch.len())
                 );
                 let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
@@ -861,9 +886,11 @@ impl SqliteJobStore {
     }
 
     fn read_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
-        c.row_cached("SELECT * FROM jobs WHERE id = ?1", params![id], |r| {
-            Ok(job_row(r))
-        })
+        c.row_cached(
+            concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1"),
+            params![id],
+            |r| Ok(job_row(r)),
+        )
         .optional()
         .map_err(backend)?
         .transpose()
@@ -871,7 +898,11 @@ impl SqliteJobStore {
 
     fn read_task(c: &Connection, job: &str, task: &str) -> Result<Option<Task>, StoreError> {
         c.row_cached(
-            "SELECT * FROM tasks WHERE job_id = ?1 AND task_id = ?2",
+            concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks WHERE job_id = ?1 AND task_id = ?2"
+            ),
             params![job, task],
             |r| Ok(task_row(r)),
         )
@@ -882,7 +913,11 @@ impl SqliteJobStore {
 
     fn read_attempt(c: &Connection, key: &AttemptKey) -> Result<Option<Attempt>, StoreError> {
         c.row_cached(
-            "SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 AND number = ?3",
+            concat!(
+                "SELECT ",
+                attempt_columns!(),
+                " FROM attempts WHERE job_id = ?1 AND task_id = ?2 AND number = ?3"
+            ),
             params![key.job_id.as_str(), key.task_id.as_str(), key.number],
             |r| Ok(attempt_row(r)),
         )
@@ -892,79 +927,81 @@ impl SqliteJobStore {
     }
 }
 
-fn col<T: rusqlite::types::FromSql>(r: &Row, name: &str) -> Result<T, StoreError> {
-    r.get(name).map_err(|e| corrupt(name, e))
+/// Column `i` of a row, named `name` in an error (the columns are those of the decoder's
+/// `*_columns!` list, by position).
+fn col<T: rusqlite::types::FromSql>(r: &Row, i: usize, name: &str) -> Result<T, StoreError> {
+    r.get(i).map_err(|e| corrupt(name, e))
 }
 
 fn job_row(r: &Row) -> Result<Job, StoreError> {
-    let state: String = col(r, "state")?;
-    let results: String = col(r, "results")?;
+    let state: String = col(r, 4, "state")?;
+    let results: String = col(r, 8, "results")?;
     Ok(Job {
-        id: JobId::new(col::<String>(r, "id")?).map_err(|e| corrupt("job id", e))?,
-        pipeline: col(r, "pipeline")?,
+        id: JobId::new(col::<String>(r, 0, "id")?).map_err(|e| corrupt("job id", e))?,
+        pipeline: col(r, 1, "pipeline")?,
         input: ObjectRef::new(
-            col::<String>(r, "input_bucket")?,
-            col::<String>(r, "input_key")?,
+            col::<String>(r, 2, "input_bucket")?,
+            col::<String>(r, 3, "input_key")?,
         ),
         state: JobState::parse(&state).ok_or_else(|| corrupt("job state", &state))?,
-        reason: col(r, "reason")?,
-        execution_arn: col(r, "execution_arn")?,
-        task_count: col::<i64>(r, "task_count")? as u32,
+        reason: col(r, 5, "reason")?,
+        execution_arn: col(r, 6, "execution_arn")?,
+        task_count: col::<i64>(r, 7, "task_count")? as u32,
         results: serde_json::from_str(&results).map_err(|e| corrupt("job results", e))?,
-        redrive_count: col::<i64>(r, "redrive_count")? as u32,
-        created_at: parse_ts(&col::<String>(r, "created_at")?)?,
-        updated_at: parse_ts(&col::<String>(r, "updated_at")?)?,
+        redrive_count: col::<i64>(r, 9, "redrive_count")? as u32,
+        created_at: parse_ts(&col::<String>(r, 10, "created_at")?)?,
+        updated_at: parse_ts(&col::<String>(r, 11, "updated_at")?)?,
     })
 }
 
 fn task_row(r: &Row) -> Result<Task, StoreError> {
-    let state: String = col(r, "state")?;
-    let params: String = col(r, "params")?;
-    let result: Option<String> = col(r, "result")?;
+    let state: String = col(r, 5, "state")?;
+    let params: String = col(r, 4, "params")?;
+    let result: Option<String> = col(r, 8, "result")?;
     Ok(Task {
-        job_id: JobId::new(col::<String>(r, "job_id")?).map_err(|e| corrupt("job id", e))?,
-        id: TaskId::new(col::<String>(r, "task_id")?).map_err(|e| corrupt("task id", e))?,
-        stage: col(r, "stage")?,
-        index: col::<i64>(r, "idx")? as u32,
+        job_id: JobId::new(col::<String>(r, 0, "job_id")?).map_err(|e| corrupt("job id", e))?,
+        id: TaskId::new(col::<String>(r, 1, "task_id")?).map_err(|e| corrupt("task id", e))?,
+        stage: col(r, 2, "stage")?,
+        index: col::<i64>(r, 3, "idx")? as u32,
         params: serde_json::from_str(&params).map_err(|e| corrupt("task params", e))?,
         state: TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?,
-        attempts: col::<i64>(r, "attempts")? as u32,
-        spot_interruptions: col::<i64>(r, "spot_interruptions")? as u32,
+        attempts: col::<i64>(r, 6, "attempts")? as u32,
+        spot_interruptions: col::<i64>(r, 7, "spot_interruptions")? as u32,
         result: result
             .map(|s| serde_json::from_str(&s))
             .transpose()
             .map_err(|e| corrupt("task result", e))?,
-        last_error: col(r, "last_error")?,
-        updated_at: parse_ts(&col::<String>(r, "updated_at")?)?,
+        last_error: col(r, 9, "last_error")?,
+        updated_at: parse_ts(&col::<String>(r, 10, "updated_at")?)?,
     })
 }
 
 fn attempt_row(r: &Row) -> Result<Attempt, StoreError> {
-    let state: String = col(r, "state")?;
-    let capacity: String = col(r, "capacity")?;
-    let stopped_at: Option<String> = col(r, "stopped_at")?;
+    let state: String = col(r, 3, "state")?;
+    let capacity: String = col(r, 4, "capacity")?;
+    let stopped_at: Option<String> = col(r, 12, "stopped_at")?;
     Ok(Attempt {
         key: AttemptKey {
-            job_id: JobId::new(col::<String>(r, "job_id")?).map_err(|e| corrupt("job id", e))?,
-            task_id: TaskId::new(col::<String>(r, "task_id")?)
+            job_id: JobId::new(col::<String>(r, 0, "job_id")?).map_err(|e| corrupt("job id", e))?,
+            task_id: TaskId::new(col::<String>(r, 1, "task_id")?)
                 .map_err(|e| corrupt("task id", e))?,
-            number: col::<i64>(r, "number")? as u32,
+            number: col::<i64>(r, 2, "number")? as u32,
         },
         state: AttemptState::parse(&state).ok_or_else(|| corrupt("attempt state", &state))?,
         capacity: Capacity::parse(&capacity).ok_or_else(|| corrupt("capacity", &capacity))?,
-        task_token: col(r, "task_token")?,
-        compute_id: col(r, "compute_id")?,
-        exit_code: col(r, "exit_code")?,
-        stop_code: col(r, "stop_code")?,
-        stopped_reason: col(r, "stopped_reason")?,
-        event_version: col::<Option<i64>>(r, "event_version")?.map(|v| v as u64),
-        started_at: parse_ts(&col::<String>(r, "started_at")?)?,
+        task_token: col(r, 5, "task_token")?,
+        compute_id: col(r, 6, "compute_id")?,
+        exit_code: col(r, 7, "exit_code")?,
+        stop_code: col(r, 8, "stop_code")?,
+        stopped_reason: col(r, 9, "stopped_reason")?,
+        event_version: col::<Option<i64>>(r, 10, "event_version")?.map(|v| v as u64),
+        started_at: parse_ts(&col::<String>(r, 11, "started_at")?)?,
         stopped_at: stopped_at.as_deref().map(parse_ts).transpose()?,
-        reclaim_notice: col(r, "reclaim_notice")?,
-        answer: col::<Option<String>>(r, "answer")?
+        reclaim_notice: col(r, 13, "reclaim_notice")?,
+        answer: col::<Option<String>>(r, 14, "answer")?
             .map(|a| serde_json::from_str(&a).map_err(|e| corrupt("attempt answer", e)))
             .transpose()?,
-        answered: col::<i64>(r, "answered")? != 0,
+        answered: col::<i64>(r, 15, "answered")? != 0,
     })
 }
 
@@ -998,7 +1035,11 @@ impl JobStore for SqliteJobStore {
     async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         self.read(move |c| {
             let mut stmt = c
-                .prepare_cached("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?1")
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs ORDER BY created_at DESC, id LIMIT ?1"
+                ))
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![limit as i64], |r| Ok(job_row(r)))
@@ -1082,12 +1123,43 @@ impl JobStore for SqliteJobStore {
         let job = job.clone();
         self.read(move |c| {
             let mut stmt = c
-                .prepare_cached("SELECT * FROM tasks WHERE job_id = ?1 ORDER BY idx")
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    task_columns!(),
+                    " FROM tasks WHERE job_id = ?1 ORDER BY idx"
+                ))
                 .map_err(backend)?;
+            // Sized up front: growing a vector of 100,000 tasks by doubling has the allocator
+            // fetch (and the kernel zero) fresh memory at every step.
+            let count: i64 = c
+                .row_cached(
+                    "SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE job_id = ?1",
+                    params![job.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let mut tasks = Vec::with_capacity(count.max(0) as usize);
             let rows = stmt
                 .query_map(params![job.as_str()], |r| Ok(task_row(r)))
                 .map_err(backend)?;
-            rows.map(|r| r.map_err(backend)?).collect()
+            for row in rows {
+                tasks.push(row.map_err(backend)??);
+            }
+            Ok(tasks)
+        })
+        .await
+    }
+
+    async fn count_tasks(&self, job: &JobId) -> Result<usize, StoreError> {
+        let job = job.clone();
+        self.read(move |c| {
+            c.row_cached(
+                "SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE job_id = ?1",
+                params![job.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as usize)
+            .map_err(backend)
         })
         .await
     }
@@ -1121,7 +1193,11 @@ impl JobStore for SqliteJobStore {
         let compute_id = compute_id.to_string();
         self.read(move |c| {
             c.row_cached(
-                "SELECT * FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1",
+                concat!(
+                    "SELECT ",
+                    attempt_columns!(),
+                    " FROM attempts WHERE compute_id = ?1 ORDER BY number DESC LIMIT 1"
+                ),
                 params![compute_id.as_str()],
                 |r| Ok(attempt_row(r)),
             )
@@ -1244,7 +1320,11 @@ impl JobStore for SqliteJobStore {
 /// A task's attempts in attempt order, on the store's connection.
 fn read_attempts(c: &Connection, job: &JobId, task: &TaskId) -> Result<Vec<Attempt>, StoreError> {
     let mut stmt = c
-        .prepare_cached("SELECT * FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number")
+        .prepare_cached(concat!(
+            "SELECT ",
+            attempt_columns!(),
+            " FROM attempts WHERE job_id = ?1 AND task_id = ?2 ORDER BY number"
+        ))
         .map_err(backend)?;
     let rows = stmt
         .query_map(params![job.as_str(), task.as_str()], |r| Ok(attempt_row(r)))

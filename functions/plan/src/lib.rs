@@ -196,21 +196,28 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
             &services.buckets.data,
             layout::stage_manifest(&job.id, &stage.name),
         );
-        let planned = match read_manifest(services, &manifest).await? {
-            Some(count) => count,
-            None => plan(services, &pipeline, &job, index, &manifest).await?,
+        // A stage planned just now has run nothing (its Map reads the manifest, written last
+        // by the plan): only a stage planned before may be done already.
+        let (planned, fresh) = match read_manifest(services, &manifest).await? {
+            Some(count) => (count, false),
+            None => (
+                plan(services, &pipeline, &job, index, &manifest).await?,
+                true,
+            ),
         };
-        let all = match &mut tasks {
-            Some(t) => t,
-            None => tasks.insert(services.jobs.list_tasks(&job.id).await?),
-        };
-        let mine: Vec<&Task> = all
-            .iter()
-            .filter(|t| belongs_to(&pipeline, t, index))
-            .collect();
-        if stage_done(&mine, planned) {
-            tracing::info!(job = %job.id, stage = %stage.name, "stage already done; skipped");
-            continue;
+        if !fresh {
+            let all = match &mut tasks {
+                Some(t) => t,
+                None => tasks.insert(services.jobs.list_tasks(&job.id).await?),
+            };
+            let mine: Vec<&Task> = all
+                .iter()
+                .filter(|t| belongs_to(&pipeline, t, index))
+                .collect();
+            if stage_done(&mine, planned) {
+                tracing::info!(job = %job.id, stage = %stage.name, "stage already done; skipped");
+                continue;
+            }
         }
         let count = planned as u32;
         let slots = pipeline.stage_parallelism(stage).min(count).max(1);
@@ -329,7 +336,7 @@ async fn plan(
             .await?;
     }
     services.jobs.put_tasks(&planned.tasks).await?;
-    let task_count = services.jobs.list_tasks(&job.id).await?.len() as u32;
+    let task_count = services.jobs.count_tasks(&job.id).await? as u32;
     services
         .jobs
         .transition_job(

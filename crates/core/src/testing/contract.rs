@@ -185,6 +185,11 @@ pub async fn tasks(store: &dyn JobStore, prefix: &str) {
         .map(|t| t.id.to_string())
         .collect();
     assert_eq!(ids, ["t-0", "t-1", "t-2"]);
+    assert_eq!(store.count_tasks(&job).await.unwrap(), 3);
+    // Recorded again (a re-plan): still three.
+    store.put_tasks(&[task(&job, "t-1", 1)]).await.unwrap();
+    assert_eq!(store.count_tasks(&job).await.unwrap(), 3);
+    assert_eq!(store.count_tasks(&job_id(prefix, "none")).await.unwrap(), 0);
     let t0 = TaskId::new("t-0").unwrap();
     let tr = |to, update| store.transition_task(&job, &t0, to, update);
     assert!(
