@@ -261,7 +261,7 @@ async fn a_2000_task_stage_keeps_its_results_out_of_the_state() {
     let launched = run.functions.launches.lock().map(|l| l.len()).unwrap_or(0);
     assert_eq!(launched, 2000);
     // Every child's result is in the ResultWriter's files, under map-results/ in the bucket
-    // the manifest came from.
+    // the manifest came from: its output alone (COMPACT), one JSON line each (JSONL).
     let keys = run.store.keys("jobs");
     let manifests: Vec<&String> = keys
         .iter()
@@ -273,9 +273,13 @@ async fn a_2000_task_stage_keeps_its_results_out_of_the_state() {
         .filter(|k| k.starts_with("map-results/") && k.contains("/SUCCEEDED_"))
         .map(|k| {
             let body = run.store.get("jobs", k).unwrap_or_default();
-            serde_json::from_slice::<Vec<Value>>(&body)
-                .map(|v| v.len())
-                .unwrap_or(0)
+            String::from_utf8_lossy(&body)
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<Value>(line)
+                        .is_ok_and(|v| v.get("taskId").is_some() && v.get("ExecutionArn").is_none())
+                })
+                .count()
         })
         .sum();
     assert_eq!(written, 2000);
