@@ -57,6 +57,7 @@ pub async fn drive_to_end(
                         "exiting now; job {job_id} is left RUNNING: continue it with `sluice redrive {job_id} --workdir {}`",
                         workdir.display()
                     );
+                    sluice_local::store::flush_all();
                     std::process::exit(i32::from(INTERRUPTED));
                 }
             }

@@ -104,6 +104,9 @@ fn main() -> std::process::ExitCode {
             Command::Asl(cmd) => asl::run(cmd).await,
         }
     });
+    // The job table commits in short windows: what this process answered is committed before
+    // it exits, so the next `sluice status` sees what this one printed.
+    sluice_local::store::flush_all();
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {

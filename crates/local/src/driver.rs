@@ -179,6 +179,11 @@ impl Drivers {
                 );
                 drivers.deliver_status_change(event).await;
             }
+            // Settled means committed: whoever reads the job next, in this process or another
+            // (a redrive once the lock is let go), sees how it ended.
+            if let Err(e) = drivers.store.flushed().await {
+                tracing::error!(error = %e, "could not commit the job table");
+            }
             tx.send_replace(Some(outcome));
             // Let go of the job (the lock) only after the end is handled; keep the settled
             // outcome for whoever follows it.

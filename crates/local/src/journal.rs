@@ -92,7 +92,8 @@ impl Journal {
         let _ = self.tx.send(record);
     }
 
-    /// Waits until every record queued before this call is committed.
+    /// Waits until every record queued before this call is committed, with every write the job
+    /// table answered before it.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
         self.send(Record::Flush(tx));
@@ -134,6 +135,12 @@ fn writer(store: SqliteJobStore, rx: mpsc::Receiver<Record>) {
         });
         if let Err(e) = result {
             tracing::error!(error = %e, "could not write the execution journal");
+        }
+        // A flush means committed, with everything the job table has answered before it.
+        if !waiters.is_empty()
+            && let Err(e) = store.flush()
+        {
+            tracing::error!(error = %e, "could not commit the job table");
         }
         for w in waiters {
             let _ = w.send(());
