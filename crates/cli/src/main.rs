@@ -62,6 +62,10 @@ enum Command {
 /// mimalloc instead of glibc's malloc: the runtime allocates and frees many small JSON values
 /// and strings per task, and glibc's free lists (consolidation, trimming and the page faults
 /// that follow) were a tenth of sluice's own time per task (docs/benchmarks/orchestration.md).
+/// Built without its transparent-huge-page advice (`no_thp`): memory it freed and took back
+/// came as fresh 2 MiB pages, each zeroed by the kernel, which cost 7% of sluice's time per
+/// task; tasks keep the machine's huge-page settings (the alternative, `allow_thp=0`, turns
+/// huge pages off for the process and so for every task it starts).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
