@@ -219,7 +219,7 @@ impl TaskCounts {
 /// but not committed would otherwise be believed recorded.
 #[derive(Clone)]
 pub struct SqliteJobStore {
-    requests: Arc<mpsc::Sender<Box<dyn Request>>>,
+    requests: Arc<Queue>,
     commits: Arc<AtomicU64>,
 }
 
@@ -232,7 +232,10 @@ pub const COMMIT_IDLE: Duration = Duration::from_millis(1);
 
 /// Every store this process opened, for [`flush_all`] (weak: a store nobody holds is gone, and
 /// its thread committed when its last handle was dropped).
-static OPEN_STORES: Mutex<Vec<Weak<mpsc::Sender<Box<dyn Request>>>>> = Mutex::new(Vec::new());
+static OPEN_STORES: Mutex<Vec<Weak<Queue>>> = Mutex::new(Vec::new());
+
+/// Where a store's requests go to its thread.
+type Queue = mpsc::Sender<Box<dyn Request>>;
 
 /// Commits what every job table of this process has answered: called before `sluice` exits,
 /// so nothing it printed as recorded is left uncommitted.
