@@ -258,6 +258,25 @@ pub fn flush_all() {
     }
 }
 
+/// How often a connection that finds the write lock taken tries again, and for how long in
+/// all (about: each wait is at least [`LOCK_POLL`]).
+const LOCK_POLL: Duration = Duration::from_micros(250);
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// The busy handler of every sluice connection. SQLite's own (`busy_timeout`) sleeps 1, 2, 5 …
+/// up to 100 ms between tries; a store busy with a job holds the write lock for its commit
+/// window and lets go for well under a millisecond between windows, so another process (a
+/// `sluice cancel`, a second `sluice run` in the same work directory) waited up to seconds
+/// for its turn. Trying every quarter millisecond, it waits tens of milliseconds
+/// (bench/orchestration/lock_wait.py).
+fn wait_for_the_write_lock(tries: i32) -> bool {
+    if LOCK_POLL * tries.max(0) as u32 >= LOCK_WAIT {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
+}
+
 /// What a request does with the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -496,7 +515,7 @@ impl SqliteJobStore {
     }
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))
+        conn.busy_handler(Some(wait_for_the_write_lock))
             .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
