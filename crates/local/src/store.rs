@@ -230,6 +230,19 @@ pub const COMMIT_WINDOW: Duration = Duration::from_millis(5);
 /// A write transaction is committed once no request has come for this long.
 pub const COMMIT_IDLE: Duration = Duration::from_millis(1);
 
+/// When the store's thread commits its open write transaction: [`COMMIT_WINDOW`] and
+/// [`COMMIT_IDLE`], or (tests) longer, so that only a flush commits.
+#[derive(Debug, Clone, Copy)]
+struct CommitTiming {
+    window: Duration,
+    idle: Duration,
+}
+
+const COMMIT_TIMING: CommitTiming = CommitTiming {
+    window: COMMIT_WINDOW,
+    idle: COMMIT_IDLE,
+};
+
 /// Every store this process opened, for [`flush_all`] (weak: a store nobody holds is gone, and
 /// its thread committed when its last handle was dropped).
 static OPEN_STORES: Mutex<Vec<Weak<Queue>>> = Mutex::new(Vec::new());
@@ -247,15 +260,27 @@ pub fn flush_all() {
             all.iter().filter_map(Weak::upgrade).collect()
         })
         .unwrap_or_default();
-    for requests in stores {
-        let store = SqliteJobStore {
-            requests,
-            commits: Arc::new(AtomicU64::new(0)),
-        };
-        if let Err(e) = store.flush() {
+    for queue in stores {
+        if let Err(e) = flush_queue(&queue) {
             tracing::error!(error = %e, "could not commit the job table");
         }
     }
+}
+
+/// Sends a flush to a store's thread and waits until it has committed.
+fn flush_queue(queue: &Queue) -> Result<(), StoreError> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let flush = Call {
+        access: Access::Flush,
+        f: Some(|_: &mut Connection| Ok(())),
+        result: None,
+        reply: Reply::Blocking(tx),
+    };
+    queue
+        .send(Box::new(flush))
+        .map_err(|_| backend("the job table's thread has stopped"))?;
+    rx.recv()
+        .map_err(|_| backend("the job table's thread has stopped"))?
 }
 
 /// How often a connection that finds the write lock taken tries again, and for how long in
@@ -367,6 +392,7 @@ fn serve(
     mut conn: Connection,
     requests: mpsc::Receiver<Box<dyn Request>>,
     commits: Arc<AtomicU64>,
+    timing: CommitTiming,
 ) {
     // When the open write transaction began.
     let mut open: Option<Instant> = None;
@@ -377,8 +403,8 @@ fn serve(
                 Err(_) => return,
             },
             Some(began) => {
-                let left = COMMIT_WINDOW.saturating_sub(began.elapsed());
-                match requests.recv_timeout(left.min(COMMIT_IDLE)) {
+                let left = timing.window.saturating_sub(began.elapsed());
+                match requests.recv_timeout(left.min(timing.idle)) {
                     Ok(r) => r,
                     Err(timeout_or_gone) => {
                         commit(&conn, &commits);
@@ -427,7 +453,7 @@ fn serve(
                 }
             }
         }
-        if open.is_some_and(|began| began.elapsed() >= COMMIT_WINDOW) {
+        if open.is_some_and(|began| began.elapsed() >= timing.window) {
             commit(&conn, &commits);
             open = None;
         }
@@ -507,14 +533,17 @@ fn placeholders(n: usize) -> String {
 impl SqliteJobStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(backend)?;
-        Self::init(conn)
+        Self::init(conn, COMMIT_TIMING)
     }
 
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(backend)?)
+        Self::init(
+            Connection::open_in_memory().map_err(backend)?,
+            COMMIT_TIMING,
+        )
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    fn init(conn: Connection, timing: CommitTiming) -> Result<Self, StoreError> {
         conn.busy_handler(Some(wait_for_the_write_lock))
             .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -574,7 +603,7 @@ impl SqliteJobStore {
         let counted = commits.clone();
         std::thread::Builder::new()
             .name("sluice-store".into())
-            .spawn(move || serve(conn, queue, counted))
+            .spawn(move || serve(conn, queue, counted, timing))
             .map_err(backend)?;
         let requests = Arc::new(requests);
         if let Ok(mut all) = OPEN_STORES.lock() {
@@ -587,10 +616,7 @@ impl SqliteJobStore {
     /// Commits every write answered so far (and waits for the commit): what another process
     /// reads from the job table from now on includes them.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Access::Flush, |_| Ok(()), Reply::Blocking(tx))?;
-        rx.recv()
-            .map_err(|_| backend("the job table's thread has stopped"))?
+        flush_queue(&self.requests)
     }
 
     /// [`SqliteJobStore::flush`] for async code.
@@ -1242,14 +1268,7 @@ impl JobStore for SqliteJobStore {
                 .map_err(backend)?;
             // Sized up front: growing a vector of 100,000 tasks by doubling has the allocator
             // fetch (and the kernel zero) fresh memory at every step.
-            let count: i64 = c
-                .row_cached(
-                    "SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE job_id = ?1",
-                    params![job.as_str()],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            let mut tasks = Vec::with_capacity(count.max(0) as usize);
+            let mut tasks = Vec::with_capacity(kept_task_count(c, &job)?);
             let rows = stmt
                 .query_map(params![job.as_str()], |r| Ok(task_row(r)))
                 .map_err(backend)?;
@@ -1263,16 +1282,7 @@ impl JobStore for SqliteJobStore {
 
     async fn count_tasks(&self, job: &JobId) -> Result<usize, StoreError> {
         let job = job.clone();
-        self.read(move |c| {
-            c.row_cached(
-                "SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE job_id = ?1",
-                params![job.as_str()],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n.max(0) as usize)
-            .map_err(backend)
-        })
-        .await
+        self.read(move |c| kept_task_count(c, &job)).await
     }
 
     async fn transition_task(
@@ -1426,6 +1436,17 @@ impl JobStore for SqliteJobStore {
         })
         .await
     }
+}
+
+/// How many tasks a job has, from the counts the triggers keep (no task is read).
+fn kept_task_count(c: &Connection, job: &JobId) -> Result<usize, StoreError> {
+    c.row_cached(
+        "SELECT COALESCE(SUM(n), 0) FROM task_counts WHERE job_id = ?1",
+        params![job.as_str()],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as usize)
+    .map_err(backend)
 }
 
 /// A task's attempts in attempt order, on the store's connection.
@@ -1692,7 +1713,12 @@ mod tests {
     async fn a_write_is_seen_at_once_here_and_by_other_processes_once_committed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
-        let store = SqliteJobStore::open(&path).unwrap();
+        // A window that never ends on its own: only a flush commits.
+        let forever = CommitTiming {
+            window: Duration::from_secs(3600),
+            idle: Duration::from_secs(3600),
+        };
+        let store = SqliteJobStore::init(Connection::open(&path).unwrap(), forever).unwrap();
         let (release, held_answer) = hold_the_thread(&store);
         let (wrote, wrote_answer) = tokio::sync::oneshot::channel();
         store
@@ -1718,29 +1744,31 @@ mod tests {
         wrote_answer.await.unwrap().unwrap();
         // In this process, a read sees every write answered before it.
         assert_eq!(read_answer.await.unwrap().unwrap(), 1);
-        // The flush committed it (the idle commit would come a millisecond later).
+        // The flush committed it.
         flush_answer.await.unwrap().unwrap();
         assert_eq!(committed_leases(&path), 1);
 
-        // Without a flush, the open transaction is committed on its own within the window.
+        // Answered, not committed: another process does not see it until flush_all.
         store.with(insert_lease("b", false)).unwrap();
+        assert_eq!(store.lease_totals().unwrap(), (4, 2));
+        assert_eq!(committed_leases(&path), 1);
+        flush_all();
+        assert_eq!(committed_leases(&path), 2);
+    }
+
+    #[tokio::test]
+    async fn the_open_transaction_is_committed_on_its_own_within_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        let store = SqliteJobStore::open(&path).unwrap();
+        let before = store.commits();
+        store.with(insert_lease("a", false)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while committed_leases(&path) < 2 {
+        while committed_leases(&path) < 1 {
             assert!(Instant::now() < deadline, "never committed");
             std::thread::sleep(Duration::from_millis(5));
         }
-
-        // flush_all commits every store of the process.
-        let (release, held_answer) = hold_the_thread(&store);
-        let (wrote, wrote_answer) = tokio::sync::oneshot::channel();
-        store
-            .send(Access::Write, insert_lease("c", false), Reply::Async(wrote))
-            .unwrap();
-        release.send(()).unwrap();
-        held_answer.await.unwrap().unwrap();
-        wrote_answer.await.unwrap().unwrap();
-        flush_all();
-        assert_eq!(committed_leases(&path), 3);
+        assert_eq!(store.commits() - before, 1);
     }
 
     #[tokio::test]
