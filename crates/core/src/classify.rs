@@ -3,8 +3,8 @@
 //! One classification for both compute back ends, because the state machine retries on the
 //! meaning, not on the back end: a Spot reclaim is retried with backoff and does not count
 //! against the application's retry budget; a launch failure is retried a few times; running out
-//! of memory is not retried (the same size will fail again); a non-zero exit follows the
-//! pipeline's retry policy.
+//! of memory is not retried (the same size will fail again); a non-zero exit, and a run stopped
+//! for outliving its timeout, follow the pipeline's retry policy.
 
 use crate::error::ErrorName;
 use crate::events::{BatchJobStateChange, EcsTaskStateChange, StoppedContainer};
@@ -20,6 +20,9 @@ pub enum Classification {
     SpotInterrupted,
     LaunchFailed,
     OutOfMemory,
+    /// Stopped by compute because the attempt ran longer than its timeout (AWS Batch's
+    /// `attemptDurationSeconds`, the local pool's run timeout).
+    TimedOut,
     TaskFailed,
 }
 
@@ -32,6 +35,7 @@ impl Classification {
             Classification::SpotInterrupted => "spot-interrupted",
             Classification::LaunchFailed => "launch-failed",
             Classification::OutOfMemory => "out-of-memory",
+            Classification::TimedOut => "timed-out",
             Classification::TaskFailed => "task-failed",
         }
     }
@@ -44,6 +48,7 @@ impl Classification {
             Classification::SpotInterrupted => Some(ErrorName::SpotInterrupted),
             Classification::LaunchFailed => Some(ErrorName::LaunchFailed),
             Classification::OutOfMemory => Some(ErrorName::OutOfMemory),
+            Classification::TimedOut => Some(ErrorName::TaskTimedOut),
             Classification::TaskFailed => Some(ErrorName::TaskFailed),
         }
     }
@@ -80,6 +85,16 @@ const LAUNCH_FAILURE_REASONS: &[&str] = &[
     "taskfailedtostart",
     "dockertimeouterror",
 ];
+
+/// The text AWS Batch puts in an attempt's statusReason when it stopped the attempt for running
+/// longer than `attemptDurationSeconds`; the local pool says the same of its run timeout.
+pub const TIMEOUT_REASON: &str = "Job attempt duration exceeded timeout";
+
+fn is_timeout(reason: &str) -> bool {
+    reason
+        .to_ascii_lowercase()
+        .contains(&TIMEOUT_REASON.to_ascii_lowercase())
+}
 
 fn contains_any(text: &str, needles: &[&str]) -> bool {
     let lower = text.to_ascii_lowercase();
@@ -154,6 +169,15 @@ pub fn classify_ecs(detail: &EcsTaskStateChange) -> Stop {
     if is_oom(&stopped_reason) {
         return Stop {
             classification: Classification::OutOfMemory,
+            exit_code: first_exit_code(detail),
+            stop_code,
+            reason: stopped_reason,
+        };
+    }
+    // ECS itself never times a task out; a compute that does (the local pool) says so here.
+    if is_timeout(&stopped_reason) {
+        return Stop {
+            classification: Classification::TimedOut,
             exit_code: first_exit_code(detail),
             stop_code,
             reason: stopped_reason,
@@ -247,6 +271,8 @@ pub fn classify_batch(detail: &BatchJobStateChange) -> Stop {
                 stop(Classification::LaunchFailed, named(name, reason))
             } else if contains_any(&status_reason, LAUNCH_FAILURE_REASONS) {
                 stop(Classification::LaunchFailed, status_reason)
+            } else if is_timeout(&status_reason) {
+                stop(Classification::TimedOut, status_reason)
             } else {
                 let reason = match (failed, exit_code) {
                     (Some(StoppedContainer { name: Some(n), .. }), Some(code)) => {
@@ -282,13 +308,14 @@ pub fn on_reclaimed_host(stop: Stop, notice: &str) -> Stop {
         Classification::NotFinal | Classification::Succeeded | Classification::SpotInterrupted => {
             stop
         }
-        Classification::LaunchFailed | Classification::OutOfMemory | Classification::TaskFailed => {
-            Stop {
-                classification: Classification::SpotInterrupted,
-                reason: format!("{notice}; then: {}", stop.reason),
-                ..stop
-            }
-        }
+        Classification::LaunchFailed
+        | Classification::OutOfMemory
+        | Classification::TimedOut
+        | Classification::TaskFailed => Stop {
+            classification: Classification::SpotInterrupted,
+            reason: format!("{notice}; then: {}", stop.reason),
+            ..stop
+        },
     }
 }
 
@@ -401,6 +428,14 @@ mod tests {
                     vec![container(Some(143), "")],
                 ),
                 Classification::TaskFailed,
+            ),
+            (
+                ecs(
+                    "UserInitiated",
+                    "Job attempt duration exceeded timeout (ran 2 s)",
+                    vec![container(Some(143), "")],
+                ),
+                Classification::TimedOut,
             ),
         ];
         for (detail, expected) in cases {
@@ -524,6 +559,16 @@ mod tests {
 
     #[test]
     fn batch_cases() {
+        assert_eq!(
+            classify_batch(&batch(
+                "FAILED",
+                "Job attempt duration exceeded timeout",
+                Some(137),
+                ""
+            ))
+            .classification,
+            Classification::TimedOut
+        );
         assert_eq!(
             classify_batch(&batch(
                 "SUCCEEDED",

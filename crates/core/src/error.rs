@@ -15,6 +15,10 @@ pub enum ErrorName {
     OutOfMemory,
     /// The application exited non-zero and the pipeline's retry policy allows another attempt.
     TaskFailed,
+    /// The attempt ran longer than its stage's `timeout_seconds` and compute stopped it. Spends
+    /// the pipeline's application-error budget, like a non-zero exit (on AWS Batch a timed-out
+    /// attempt is one of the job's attempts too); RetriesExhausted when the budget is spent.
+    TaskTimedOut,
     /// The application failed and the pipeline's retry budget for application errors is spent.
     RetriesExhausted,
     /// The task exited 0 without writing the output file its stage requires. Not retried
@@ -29,11 +33,12 @@ pub enum ErrorName {
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 9] = [
+    pub const ALL: [ErrorName; 10] = [
         ErrorName::SpotInterrupted,
         ErrorName::LaunchFailed,
         ErrorName::OutOfMemory,
         ErrorName::TaskFailed,
+        ErrorName::TaskTimedOut,
         ErrorName::RetriesExhausted,
         ErrorName::OutputMissing,
         ErrorName::TasksFailed,
@@ -48,6 +53,7 @@ impl ErrorName {
             ErrorName::LaunchFailed => "Sluice.LaunchFailed",
             ErrorName::OutOfMemory => "Sluice.OutOfMemory",
             ErrorName::TaskFailed => "Sluice.TaskFailed",
+            ErrorName::TaskTimedOut => "Sluice.TaskTimedOut",
             ErrorName::RetriesExhausted => "Sluice.RetriesExhausted",
             ErrorName::OutputMissing => "Sluice.OutputMissing",
             ErrorName::TasksFailed => "Sluice.TasksFailed",
@@ -69,6 +75,7 @@ impl ErrorName {
             ErrorName::SpotInterrupted
                 | ErrorName::LaunchFailed
                 | ErrorName::TaskFailed
+                | ErrorName::TaskTimedOut
                 | ErrorName::Internal
         )
     }

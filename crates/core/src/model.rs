@@ -271,6 +271,8 @@ pub enum AttemptState {
     SpotInterrupted,
     LaunchFailed,
     OutOfMemory,
+    /// Stopped by compute for running longer than its stage's timeout.
+    TimedOut,
     Failed,
     /// Exited 0 without writing the output file its stage requires.
     OutputMissing,
@@ -315,6 +317,7 @@ impl AttemptState {
             AttemptState::SpotInterrupted => "SPOT_INTERRUPTED",
             AttemptState::LaunchFailed => "LAUNCH_FAILED",
             AttemptState::OutOfMemory => "OUT_OF_MEMORY",
+            AttemptState::TimedOut => "TIMED_OUT",
             AttemptState::Failed => "FAILED",
             AttemptState::OutputMissing => "OUTPUT_MISSING",
             AttemptState::Interrupted => "INTERRUPTED",
@@ -328,6 +331,7 @@ impl AttemptState {
             AttemptState::SpotInterrupted,
             AttemptState::LaunchFailed,
             AttemptState::OutOfMemory,
+            AttemptState::TimedOut,
             AttemptState::Failed,
             AttemptState::OutputMissing,
             AttemptState::Interrupted,

@@ -246,6 +246,8 @@ pub struct LaunchRequest {
     pub image: Option<String>,
     pub cpu: u32,
     pub memory_mib: u32,
+    /// How long the attempt may run once started; compute stops it after that and reports
+    /// it timed out ([`crate::classify::TIMEOUT_REASON`]). `None`: compute's own limit.
     pub timeout_seconds: Option<u64>,
 }
 
@@ -282,7 +284,10 @@ pub trait Compute: Send + Sync {
     /// a slot, so that a slot freed by a finished task is taken at once instead of after the
     /// round trip through the state machine (task event, callback, next Map iteration, launch).
     /// The stage's Map runs `slots + launch_ahead(slots)` iterations at once while the lease
-    /// stays `slots`. A waiting attempt's Task timeout runs from its launch. Default: none.
+    /// stays `slots`. A compute that holds attempts waiting must stop each attempt once it has
+    /// *run* for its `timeout_seconds` (as AWS Batch does): the Task state's timeout, which
+    /// counts from the launch, is then only a backstop that also covers the wait (see the
+    /// plan's `task_state_timeout`). Default: none.
     fn launch_ahead(&self, _slots: u32) -> u32 {
         0
     }

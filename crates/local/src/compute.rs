@@ -6,6 +6,10 @@
 //! into the data bucket directory, and when it stops the event goes to the event bus, where the
 //! task-events handler — the same code as on AWS — classifies it.
 //!
+//! Slots go to waiting launches first come, first served ([`crate::capacity::Slots`]), and a run
+//! is stopped once it has run for its `timeout_seconds`, timed from its start as AWS Batch times
+//! `attemptDurationSeconds`: an attempt launched ahead loses none of its time waiting.
+//!
 //! Spot interruptions can be injected: a deterministic share of attempts (decided from the seed,
 //! the task id and the attempt number, so a given seed interrupts the same attempts every run)
 //! is reclaimed at a random moment of its run the way EC2 reclaims an instance under ECS: every
@@ -20,6 +24,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sluice_core::classify::TIMEOUT_REASON;
 use sluice_core::events::{EC2_SPOT_INTERRUPTION_WARNING, ECS_TASK_STATE_CHANGE};
 use sluice_core::model::AttemptKey;
 use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
@@ -383,6 +388,19 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// What ended a process's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunEnd {
+    /// It exited by itself.
+    Exited,
+    /// [`Compute::stop`] stopped it.
+    Stopped,
+    /// It ran past its timeout and the pool stopped it.
+    TimedOut,
+    /// Its simulated Spot instance was reclaimed.
+    Reclaimed,
+}
+
 /// How a run ended, for the event.
 struct Ended {
     exit_code: Option<i32>,
@@ -446,10 +464,22 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
                     None => std::future::pending().await,
                 }
             };
-            let (status, reclaimed) = tokio::select! {
-                s = child.wait() => (s, false),
+            // The attempt's time runs from its start, not its launch (like AWS Batch's
+            // attemptDurationSeconds): waiting for a slot does not use it up.
+            let timeout = run.request.timeout_seconds.map(Duration::from_secs);
+            let timed_out = async {
+                match timeout {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (status, end) = tokio::select! {
+                s = child.wait() => (s, RunEnd::Exited),
                 _ = control.stop.notified() => {
-                    (terminate(&mut child, STOP_GRACE, false).await, false)
+                    (terminate(&mut child, STOP_GRACE, false).await, RunEnd::Stopped)
+                }
+                _ = timed_out => {
+                    (terminate(&mut child, STOP_GRACE, false).await, RunEnd::TimedOut)
                 }
                 _ = reclaimed => {
                     // The warning is handled before the instance goes, as EC2's two-minute
@@ -461,7 +491,7 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
                     if let Some(i) = &instance {
                         events.deliver(spot_warning(i)).await;
                     }
-                    (terminate(&mut child, RECLAIM_GRACE, true).await, true)
+                    (terminate(&mut child, RECLAIM_GRACE, true).await, RunEnd::Reclaimed)
                 }
             };
             if let Ok(mut instances) = pool.instances.lock() {
@@ -476,10 +506,20 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
                 },
                 // What ECS reports for a standalone task on a reclaimed EC2 instance at worst:
                 // an exit code, nothing about Spot (the warning told task-events).
-                Ok(status) if reclaimed => Ended {
+                Ok(status) if end == RunEnd::Reclaimed => Ended {
                     exit_code: exit_code(&status),
                     stop_code: "EssentialContainerExited",
                     stopped_reason: "Essential container in task exited".into(),
+                    container_reason: None,
+                },
+                // Batch's words for it, which task-events classifies as a timeout.
+                Ok(status) if end == RunEnd::TimedOut => Ended {
+                    exit_code: exit_code(&status),
+                    stop_code: "UserInitiated",
+                    stopped_reason: format!(
+                        "{TIMEOUT_REASON}: ran longer than {} s",
+                        timeout.unwrap_or_default().as_secs()
+                    ),
                     container_reason: None,
                 },
                 Ok(status) => {

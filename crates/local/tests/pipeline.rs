@@ -2,7 +2,7 @@
 //! engine, the real handlers, SQLite, directory buckets and real processes.
 
 use serde_json::{Value, json};
-use sluice_core::{JobId, JobState, PipelineConfig, TaskState};
+use sluice_core::{AttemptState, JobId, JobState, PipelineConfig, TaskState};
 use sluice_local::{LocalRuntime, RuntimeOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -232,6 +232,67 @@ async fn application_errors_follow_the_retry_policy_and_fail_the_job_not_the_oth
         .await
         .unwrap();
     assert!(attempts.iter().all(|a| a.exit_code == Some(3)));
+}
+
+/// A stage's `timeout_seconds` is how long an attempt may *run*: attempts launched ahead and
+/// waiting for the one slot do not spend it (four 1.2 s tasks behind each other, 2 s each),
+/// and a run past it is stopped by the pool, recorded as timed out and retried within the
+/// application budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timeout_counts_from_the_start_of_the_run_not_the_launch() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    let text = r#"
+name = "timed"
+[input]
+columns = { seconds = "string" }
+[task]
+command = ["sh", "-c", "sleep {seconds} && echo '{{}}' > {output}"]
+timeout_seconds = 2
+[parallelism]
+max = 1
+[retry]
+task_failed_attempts = 2
+"#;
+    rt.register_pipeline(&PipelineConfig::from_toml("timed.toml", text).unwrap())
+        .unwrap();
+    let csv = write(dir.path(), "in.csv", "seconds\n1.2\n1.2\n1.2\n1.2\n30\n");
+    let started = submit(&rt, &csv, "timed/in.csv").await;
+    let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Failed);
+    let tasks = rt.services.jobs.list_tasks(&job.id).await.unwrap();
+    let (hung, quick) = tasks.split_last().unwrap();
+    for t in quick {
+        assert_eq!(
+            (t.state, t.attempts),
+            (TaskState::Succeeded, 1),
+            "{}: waited behind the others, still within its time",
+            t.id
+        );
+    }
+    assert_eq!(hung.state, TaskState::Failed);
+    let attempts = rt
+        .services
+        .jobs
+        .list_attempts(&job.id, &hung.id)
+        .await
+        .unwrap();
+    let states: Vec<_> = attempts.iter().map(|a| a.state).collect();
+    assert_eq!(
+        states,
+        [AttemptState::TimedOut, AttemptState::TimedOut],
+        "stopped at its timeout, retried once, stopped again"
+    );
+    let reason = attempts[1].stopped_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("exceeded timeout: ran longer than 2 s"),
+        "{reason}"
+    );
+    let last_error = hung.last_error.clone().unwrap_or_default();
+    assert!(
+        last_error.starts_with("Sluice.RetriesExhausted"),
+        "{last_error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -231,7 +231,7 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         image: stage.image.clone(),
         cpu: stage.cpu,
         memory_mib: stage.memory_mib,
-        timeout_seconds: stage.timeout_seconds,
+        timeout_seconds: Some(stage.attempt_timeout_seconds()),
     };
 
     match services.compute.launch(&request).await {

@@ -39,8 +39,29 @@ pub const PORT_CALLS: &[PortCall] = &[
     PortCall::JobUpdate,
 ];
 
-/// Default per-attempt timeout when the pipeline sets none: a day.
-pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 86_400;
+pub use sluice_core::pipeline::DEFAULT_TASK_TIMEOUT_SECONDS;
+
+/// What a backstop Task state timeout allows beyond the runs it covers: compute's stop grace
+/// (the local pool's SIGTERM-to-SIGKILL 5 s) and the way of the STOPPED event to the token.
+const BACKSTOP_MARGIN_SECONDS: u64 = 60;
+
+/// The Task state timeout of one attempt of a stage whose attempts may run `attempt` seconds
+/// each, `slots` at once, with `ahead` more launched and waiting in compute.
+///
+/// With none waiting, the Task state's timeout is the attempt's (ECS has no timeout of its
+/// own: Step Functions' is the one that stops a task). With attempts waiting, compute stops
+/// each attempt `attempt` seconds after it starts, and slots are taken first come, first
+/// served, so a launched attempt waits for at most `ceil(ahead / slots)` runs before its own:
+/// the Task state's timeout covers all of them and is only a backstop for a lost STOPPED event.
+pub fn task_state_timeout(attempt: u64, slots: u32, ahead: u32) -> u64 {
+    if ahead == 0 {
+        return attempt;
+    }
+    let runs = 1 + u64::from(ahead.div_ceil(slots.max(1)));
+    attempt
+        .saturating_mul(runs)
+        .saturating_add(BACKSTOP_MARGIN_SECONDS)
+}
 
 /// What the state machine asks for.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -115,6 +136,8 @@ pub struct StagePlan {
     /// The Map's MaxConcurrency: `slots` plus what compute holds waiting
     /// ([`sluice_core::ports::Compute::launch_ahead`]), at most the stage's tasks.
     pub max_concurrency: u32,
+    /// Each attempt's Task state timeout ([`task_state_timeout`]): the stage's attempt timeout,
+    /// plus the wait of an attempt launched ahead.
     pub task_timeout_seconds: u64,
     pub manifest: Option<ObjectRef>,
 }
@@ -222,16 +245,19 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
         let count = planned as u32;
         let slots = pipeline.stage_parallelism(stage).min(count).max(1);
         let ahead = services.compute.launch_ahead(slots);
+        let max_concurrency = slots.saturating_add(ahead).min(count.max(slots));
         return Ok(StagePlan {
             index: index as i64,
             name: Some(stage.name.clone()),
             kind: NextKind::Tasks,
             task_count: count,
             slots,
-            max_concurrency: slots.saturating_add(ahead).min(count.max(slots)),
-            task_timeout_seconds: stage
-                .timeout_seconds
-                .unwrap_or(DEFAULT_TASK_TIMEOUT_SECONDS),
+            max_concurrency,
+            task_timeout_seconds: task_state_timeout(
+                stage.attempt_timeout_seconds(),
+                slots,
+                max_concurrency - slots,
+            ),
             manifest: Some(manifest),
         });
     }

@@ -117,13 +117,14 @@ name = "fan"
 columns = { n = "integer" }
 [task]
 command = ["work", "{n}"]
+timeout_seconds = 100
 [parallelism]
 max = 3
 "#;
 
-/// The stage's lease (`slots`) and its Map's concurrency for a job of `rows` rows when compute
-/// holds `ahead` attempts waiting.
-async fn stage_concurrency(rows: u32, ahead: u32) -> (u32, u32) {
+/// The stage's lease (`slots`), its Map's concurrency and its Task state timeout for a job of
+/// `rows` rows when compute holds `ahead` attempts waiting.
+async fn stage_concurrency(rows: u32, ahead: u32) -> (u32, u32, u64) {
     use sluice_fn_plan::{NextStageInput, PlanResponse};
     let w = World::new();
     w.pipeline(FAN_OUT);
@@ -147,16 +148,20 @@ async fn stage_concurrency(rows: u32, ahead: u32) -> (u32, u32) {
         panic!("a stage plan")
     };
     assert_eq!(plan.task_count, rows);
-    (plan.slots, plan.max_concurrency)
+    (plan.slots, plan.max_concurrency, plan.task_timeout_seconds)
 }
 
 #[tokio::test]
 async fn the_map_runs_ahead_of_the_lease_by_what_compute_holds_waiting() {
-    // AWS compute holds nothing waiting: the Map runs exactly the leased slots.
-    assert_eq!(stage_concurrency(10, 0).await, (3, 3));
-    // The local pool holds one attempt per slot: six iterations, three processes.
-    assert_eq!(stage_concurrency(10, 3).await, (3, 6));
+    // AWS compute holds nothing waiting: the Map runs exactly the leased slots, and the Task
+    // state's timeout is the stage's (100 s).
+    assert_eq!(stage_concurrency(10, 0).await, (3, 3, 100));
+    // One attempt waiting per slot: six iterations, three processes; an attempt may wait for
+    // one run of 100 s before its own, plus the margin.
+    assert_eq!(stage_concurrency(10, 3).await, (3, 6, 260));
+    // Seven waiting for three slots: up to three runs before its own.
+    assert_eq!(stage_concurrency(10, 12).await, (3, 10, 460));
     // Never more iterations than tasks, never fewer than the slots.
-    assert_eq!(stage_concurrency(4, 3).await, (3, 4));
-    assert_eq!(stage_concurrency(2, 3).await, (2, 2));
+    assert_eq!(stage_concurrency(4, 3).await, (3, 4, 260));
+    assert_eq!(stage_concurrency(2, 3).await, (2, 2, 100));
 }

@@ -345,6 +345,7 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         Classification::SpotInterrupted => AttemptState::SpotInterrupted,
         Classification::LaunchFailed => AttemptState::LaunchFailed,
         Classification::OutOfMemory => AttemptState::OutOfMemory,
+        Classification::TimedOut => AttemptState::TimedOut,
         Classification::TaskFailed | Classification::NotFinal => AttemptState::Failed,
     };
 
@@ -363,22 +364,27 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         match name {
             // A step that exited 0 may have had side effects: not run again unless asked.
             ErrorName::OutputMissing if !pipeline.retry.retry_missing_output => {}
-            ErrorName::TaskFailed | ErrorName::OutputMissing => {
-                // Application errors spend the pipeline's budget; reclaims never do. This
-                // attempt counts, the others as recorded.
+            ErrorName::TaskFailed | ErrorName::TaskTimedOut | ErrorName::OutputMissing => {
+                // Application errors (a run past its timeout is one) spend the pipeline's
+                // budget; reclaims never do. This attempt counts, the others as recorded.
                 let earlier = attempts
                     .iter()
                     .filter(|a| {
                         a.key != attempt.key
-                            && matches!(a.state, AttemptState::Failed | AttemptState::OutputMissing)
+                            && matches!(
+                                a.state,
+                                AttemptState::Failed
+                                    | AttemptState::OutputMissing
+                                    | AttemptState::TimedOut
+                            )
                     })
                     .count() as u32;
-                name = if earlier + 1 >= pipeline.retry.task_failed_attempts {
-                    ErrorName::RetriesExhausted
-                } else {
-                    // The state machine retries application errors by this name.
-                    ErrorName::TaskFailed
-                };
+                if earlier + 1 >= pipeline.retry.task_failed_attempts {
+                    name = ErrorName::RetriesExhausted;
+                } else if name == ErrorName::OutputMissing {
+                    // The state machine retries application errors by these names.
+                    name = ErrorName::TaskFailed;
+                }
             }
             _ => {}
         }
@@ -437,6 +443,7 @@ fn classification_of(state: AttemptState) -> &'static str {
         AttemptState::SpotInterrupted => Classification::SpotInterrupted.label(),
         AttemptState::LaunchFailed => Classification::LaunchFailed.label(),
         AttemptState::OutOfMemory => Classification::OutOfMemory.label(),
+        AttemptState::TimedOut => Classification::TimedOut.label(),
         AttemptState::OutputMissing => "output-missing",
         _ => Classification::TaskFailed.label(),
     }

@@ -129,6 +129,47 @@ async fn application_errors_spend_the_budget_and_the_last_one_is_retries_exhaust
     assert_eq!(t.state, TaskState::Failed);
 }
 
+/// A run stopped by compute for outliving its timeout is recorded as timed out, retried by its
+/// own name, and spends the application budget with the other application errors.
+#[tokio::test]
+async fn a_run_past_its_timeout_is_timed_out_and_spends_the_budget() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    let mut event = stopped(&job, 1, 143, "UserInitiated", 2);
+    event["detail"]["stoppedReason"] =
+        json!("Job attempt duration exceeded timeout: ran longer than 2 s");
+    let report = handle(&w.services, event.clone()).await.unwrap();
+    assert_eq!(report.classification, "timed-out");
+    let attempt = |n| {
+        let w = &w;
+        let job = &job;
+        async move { w.jobs.get_attempt(&key(job, n)).await.unwrap().unwrap() }
+    };
+    assert_eq!(attempt(1).await.state, AttemptState::TimedOut);
+    // The second delivery of the same event changes nothing.
+    let again = handle(&w.services, event).await.unwrap();
+    assert!(
+        again.action.contains("already TIMED_OUT"),
+        "{}",
+        again.action
+    );
+    // The next attempt exits non-zero: with one timeout spent, the budget of 2 is gone.
+    launched(&w, &job, 2).await;
+    handle(
+        &w.services,
+        stopped(&job, 2, 3, "EssentialContainerExited", 2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        failures(&w),
+        [
+            ("tok-1".to_string(), "Sluice.TaskTimedOut".to_string()),
+            ("tok-2".to_string(), "Sluice.RetriesExhausted".to_string())
+        ]
+    );
+}
+
 #[tokio::test]
 async fn interrupted_attempts_never_spend_the_application_budget() {
     let (w, job) = world().await;

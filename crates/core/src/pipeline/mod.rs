@@ -205,6 +205,9 @@ pub struct StageSpec {
     pub plot: Option<PlotSpec>,
 }
 
+/// How long one attempt of a task may run when its stage sets no `timeout_seconds`: a day.
+pub const DEFAULT_TASK_TIMEOUT_SECONDS: u64 = 86_400;
+
 /// The file name a task writes when the stage names none.
 pub const DEFAULT_OUTPUT_FILE: &str = "result.json";
 
@@ -244,6 +247,13 @@ impl StageSpec {
             Some(size) => StageKind::Chunks(source, size),
             None => StageKind::Rows(source),
         }
+    }
+
+    /// How long one attempt of the stage's tasks may run, from its start (not its launch):
+    /// compute stops it after that (AWS Batch's `attemptDurationSeconds`, the local pool's run
+    /// timeout), and the attempt has timed out.
+    pub fn attempt_timeout_seconds(&self) -> u64 {
+        self.timeout_seconds.unwrap_or(DEFAULT_TASK_TIMEOUT_SECONDS)
     }
 
     /// Whether the stage's tasks run on compute (every kind but the built-ins).
