@@ -245,6 +245,34 @@ impl Clock for VirtualClock {
     }
 }
 
+/// Work handed from one side to another: counts as one branch at work from its making until
+/// it is dropped. A task-token callback carries one to the waiting Task state, which drops it
+/// only once it runs again, so the virtual clock cannot jump to the Task's timeout between the
+/// callback and the moment the Task state is next polled (however late that is on a loaded
+/// machine). Dropped unread (the waiting state is gone), it still ends the work.
+pub(crate) struct WorkMark {
+    clock: Arc<dyn Clock>,
+}
+
+impl WorkMark {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
+        clock.work_started();
+        Self { clock }
+    }
+}
+
+impl Drop for WorkMark {
+    fn drop(&mut self) {
+        self.clock.work_stopped();
+    }
+}
+
+impl std::fmt::Debug for WorkMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkMark")
+    }
+}
+
 /// Marks a branch as at work on the clock for as long as it lives.
 pub(crate) struct WorkGuard {
     clock: Arc<dyn Clock>,
@@ -295,6 +323,24 @@ mod tests {
             .await;
         assert_eq!(clock.now() - start, chrono::Duration::seconds(3600));
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Work handed over with a mark holds time still until the mark is dropped, even with
+    /// nobody else at work and a deadline pending.
+    #[tokio::test]
+    async fn a_work_mark_holds_time_until_dropped() {
+        let clock = Arc::new(VirtualClock::new());
+        let start = clock.now();
+        let mark = WorkMark::new(clock.clone());
+        let c2 = clock.clone();
+        let sleeper = tokio::spawn(async move {
+            c2.sleep_until(start + chrono::Duration::seconds(10)).await;
+        });
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(clock.now(), start, "time moved while the mark was held");
+        drop(mark);
+        sleeper.await.unwrap();
+        assert_eq!(clock.now() - start, chrono::Duration::seconds(10));
     }
 
     #[tokio::test]

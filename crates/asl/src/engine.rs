@@ -10,8 +10,9 @@ pub use crate::config::EngineConfig;
 pub use crate::outcome::{ExecutionOutcome, ExecutionStatus};
 
 use crate::checkpoint::PersistedExecution;
+use crate::clock::WorkMark;
 use crate::error::StatesError;
-use crate::exec::record::{ExecutionRecord, RedrivePoint, TokenMessage, lock};
+use crate::exec::record::{ExecutionRecord, RedrivePoint, TokenDelivery, TokenMessage, lock};
 use crate::exec::{self, Host};
 use crate::history::{HistoryEvent, HistoryLog};
 use crate::model::StateMachine;
@@ -86,7 +87,7 @@ pub enum ExecutionError {
 }
 
 enum TokenSlot {
-    Open(mpsc::UnboundedSender<TokenMessage>),
+    Open(mpsc::UnboundedSender<TokenDelivery>),
     Closed,
 }
 
@@ -467,7 +468,11 @@ impl Engine {
             None => Err(CallbackError::InvalidToken(token.to_string())),
             Some(TokenSlot::Closed) => Err(CallbackError::TaskTimedOut(token.to_string())),
             Some(TokenSlot::Open(tx)) => {
-                if tx.send(msg).is_err() {
+                let delivery = TokenDelivery {
+                    message: msg,
+                    work: WorkMark::new(self.inner.config.clock.clone()),
+                };
+                if tx.send(delivery).is_err() {
                     // The waiting task is gone (execution stopped or timed out).
                     tokens.insert(token.to_string(), TokenSlot::Closed);
                     return Err(CallbackError::TaskTimedOut(token.to_string()));
@@ -511,7 +516,7 @@ impl Host for Engine {
         &self.inner.config
     }
 
-    fn issue_token(&self) -> (String, mpsc::UnboundedReceiver<TokenMessage>) {
+    fn issue_token(&self) -> (String, mpsc::UnboundedReceiver<TokenDelivery>) {
         let token = format!("sluice-tt-{}", uuid::Uuid::new_v4().simple());
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.inner.tokens).insert(token.clone(), TokenSlot::Open(tx));

@@ -3,7 +3,7 @@
 //! interpreter depends on this trait only, so `exec` never imports [`crate::engine`] and the
 //! engine — which launches executions through [`super::launch`] — sits above it.
 
-use super::record::{ExecutionRecord, TokenMessage};
+use super::record::{ExecutionRecord, TokenDelivery};
 use crate::config::EngineConfig;
 use crate::error::StatesError;
 use crate::model::StateMachine;
@@ -16,7 +16,7 @@ pub(crate) trait Host: Send + Sync {
     fn config(&self) -> &EngineConfig;
 
     /// Issues a task token bound to a waiting task; the receiver gets the callbacks.
-    fn issue_token(&self) -> (String, mpsc::UnboundedReceiver<TokenMessage>);
+    fn issue_token(&self) -> (String, mpsc::UnboundedReceiver<TokenDelivery>);
 
     /// Closes a token: later callbacks are refused as timed out.
     fn close_token(&self, token: &str);

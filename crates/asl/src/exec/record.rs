@@ -3,6 +3,7 @@
 //! outcome, stop signal and redrive point), the messages task-token callbacks deliver, and the
 //! lock helper both sides use.
 
+use crate::clock::WorkMark;
 use crate::error::StatesError;
 use crate::history::HistoryLog;
 use crate::model::StateMachine;
@@ -20,6 +21,14 @@ pub(crate) enum TokenMessage {
     Success(Value),
     Failure(StatesError),
     Heartbeat,
+}
+
+/// A callback on its way to the waiting Task state, with the work it hands over: the clock
+/// counts it as work until the Task state has taken it up (see [`WorkMark`]).
+#[derive(Debug)]
+pub(crate) struct TokenDelivery {
+    pub(crate) message: TokenMessage,
+    pub(crate) work: WorkMark,
 }
 
 /// Results of a Map's iterations by index (`None`: not succeeded), shared with a redrive.

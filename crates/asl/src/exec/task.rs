@@ -10,10 +10,11 @@
 //! A Lambda function error becomes a task error named by the function's error type, with the
 //! cause `{"errorMessage": ..., "errorType": ..., "stackTrace": []}` as AWS reports it.
 
-use super::record::{TokenMessage, lock};
+use super::record::{TokenDelivery, TokenMessage, lock};
 use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
 use crate::clock::WorkGuard;
+use crate::clock::WorkMark;
 use crate::error::{StatesError, names};
 use crate::history;
 use crate::model::{Seconds, State, TaskState};
@@ -234,7 +235,9 @@ pub(crate) async fn run_task(
                         let raced = race(run, wait, deadline);
                         match branch.guard.idle(raced).await {
                             None => Err(timeout_error()),
-                            Some(r) => r,
+                            // The callback's work ends here, now that this branch is at work
+                            // again (the mark drops at the end of the arm).
+                            Some((r, _handed_over)) => r,
                         }
                     }
                 },
@@ -312,35 +315,39 @@ async fn race<F: std::future::Future>(
 }
 
 /// Waits for SendTaskSuccess / SendTaskFailure, restarting the heartbeat countdown on each
-/// SendTaskHeartbeat.
+/// SendTaskHeartbeat. Returns the outcome with the work the callback handed over, for the
+/// caller to drop once it is at work again.
 async fn wait_for_token(
     run: &Run,
-    mut rx: mpsc::UnboundedReceiver<TokenMessage>,
+    mut rx: mpsc::UnboundedReceiver<TokenDelivery>,
     heartbeat: Option<u64>,
     state: &str,
-) -> Result<Value, StatesError> {
+) -> (Result<Value, StatesError>, Option<WorkMark>) {
     loop {
         let beat = heartbeat
             .map(|h| run.clock.now() + chrono::Duration::seconds(h.min(99_999_999) as i64));
         let msg = race(run, rx.recv(), beat).await;
         match msg {
             None => {
-                return Err(StatesError::new(
+                let error = StatesError::new(
                     names::HEARTBEAT_TIMEOUT,
                     format!(
                         "The task '{state}' sent no heartbeat within its HeartbeatSeconds of {}",
                         heartbeat.unwrap_or(0)
                     ),
-                ));
+                );
+                return (Err(error), None);
             }
             Some(None) => {
-                return Err(StatesError::runtime(format!(
-                    "the task token of '{state}' was dropped"
-                )));
+                let error =
+                    StatesError::runtime(format!("the task token of '{state}' was dropped"));
+                return (Err(error), None);
             }
-            Some(Some(TokenMessage::Success(v))) => return Ok(v),
-            Some(Some(TokenMessage::Failure(e))) => return Err(e),
-            Some(Some(TokenMessage::Heartbeat)) => continue,
+            Some(Some(TokenDelivery { message, work })) => match message {
+                TokenMessage::Success(v) => return (Ok(v), Some(work)),
+                TokenMessage::Failure(e) => return (Err(e), Some(work)),
+                TokenMessage::Heartbeat => continue,
+            },
         }
     }
 }
