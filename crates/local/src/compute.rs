@@ -165,6 +165,8 @@ struct Run {
     request: LaunchRequest,
     argv: Vec<String>,
     created_at: String,
+    /// What every event of the attempt says of its command and environment ([`overrides`]).
+    overrides: Value,
 }
 
 #[async_trait]
@@ -219,6 +221,7 @@ impl Compute for ProcessCompute {
             key: request.attempt.clone(),
             task_arn: task_arn.clone(),
             request: request.clone(),
+            overrides: overrides(&argv, &request.env),
             argv,
             created_at: now(),
         };
@@ -628,6 +631,35 @@ fn exit_code(status: &ExitStatus) -> Option<i32> {
     status.code().or_else(|| status.signal().map(|s| 128 + s))
 }
 
+/// The `overrides` of a task's events: its command and environment, as RunTask was given them.
+/// Made once per attempt (its two events share it) and straight as JSON values: through
+/// `json!` the argv and the environment were serialized anew for every event.
+fn overrides(argv: &[String], env: &std::collections::BTreeMap<String, String>) -> Value {
+    let string = |s: &String| Value::String(s.clone());
+    let environment = env
+        .iter()
+        .map(|(k, v)| {
+            let mut pair = serde_json::Map::with_capacity(2);
+            pair.insert("name".into(), string(k));
+            pair.insert("value".into(), string(v));
+            Value::Object(pair)
+        })
+        .collect();
+    let mut container = serde_json::Map::with_capacity(3);
+    container.insert("name".into(), Value::String(CONTAINER_NAME.into()));
+    container.insert(
+        "command".into(),
+        Value::Array(argv.iter().map(string).collect()),
+    );
+    container.insert("environment".into(), Value::Array(environment));
+    let mut overrides = serde_json::Map::with_capacity(1);
+    overrides.insert(
+        "containerOverrides".into(),
+        Value::Array(vec![Value::Object(container)]),
+    );
+    Value::Object(overrides)
+}
+
 fn event(
     run: &Run,
     last_status: &str,
@@ -635,12 +667,8 @@ fn event(
     started_at: &str,
     version: u64,
 ) -> Value {
-    let env: Vec<Value> = run
-        .request
-        .env
-        .iter()
-        .map(|(k, v)| json!({"name": k, "value": v}))
-        .collect();
+    // One clock reading for the event: its stop times and its delivery time agree.
+    let at = now();
     let capacity_provider = match run.request.capacity {
         sluice_core::Capacity::Spot => "sluice-local-spot",
         sluice_core::Capacity::OnDemand => "sluice-local-on-demand",
@@ -662,12 +690,12 @@ fn event(
         "group": format!("sluice:{}", run.key.job_id),
         "launchType": "EC2",
         "lastStatus": last_status,
-        "overrides": {"containerOverrides": [{"name": CONTAINER_NAME, "command": run.argv, "environment": env}]},
+        "overrides": run.overrides.clone(),
         "startedAt": started_at,
         "startedBy": "sluice",
         "taskArn": run.task_arn,
         "taskDefinitionArn": "arn:aws:ecs:local:000000000000:task-definition/sluice-worker:1",
-        "updatedAt": now(),
+        "updatedAt": at,
         "version": version,
     });
     if let Some(ended) = ended {
@@ -679,9 +707,9 @@ fn event(
         }
         detail["stopCode"] = json!(ended.stop_code);
         detail["stoppedReason"] = json!(ended.stopped_reason);
-        detail["stoppingAt"] = json!(now());
-        detail["stoppedAt"] = json!(now());
-        detail["executionStoppedAt"] = json!(now());
+        detail["stoppingAt"] = json!(at);
+        detail["stoppedAt"] = json!(at);
+        detail["executionStoppedAt"] = json!(at);
     }
     detail["containers"] = json!([container]);
     json!({
@@ -690,7 +718,7 @@ fn event(
         "detail-type": ECS_TASK_STATE_CHANGE,
         "source": "aws.ecs",
         "account": "000000000000",
-        "time": now(),
+        "time": at,
         "region": "local",
         "resources": [run.task_arn],
         "detail": detail,
