@@ -138,6 +138,20 @@ pub trait JobStore: Send + Sync {
         Ok(Some((found, attempts)))
     }
 
+    /// The job, with one of its tasks and that task's attempts: what launch and task-events
+    /// read for one attempt, in one request. `None`: no such job; `Some((job, None))`: the job
+    /// has no such task.
+    async fn get_job_task(
+        &self,
+        job: &JobId,
+        task: &TaskId,
+    ) -> Result<Option<(Job, Option<TaskWithAttempts>)>, StoreError> {
+        let Some(found) = self.get_job(job).await? else {
+            return Ok(None);
+        };
+        Ok(Some((found, self.get_task_with_attempts(job, task).await?)))
+    }
+
     /// Records a new attempt ([`JobStore::create_attempt`]) and, if it was new, moves its
     /// task to `to` ([`JobStore::transition_task`]). `false`: the attempt existed, nothing
     /// was written.
@@ -250,6 +264,9 @@ pub struct LaunchRequest {
     /// it timed out ([`crate::classify::TIMEOUT_REASON`]). `None`: compute's own limit.
     pub timeout_seconds: Option<u64>,
 }
+
+/// A task with its attempts, in attempt order.
+pub type TaskWithAttempts = (Task, Vec<Attempt>);
 
 /// A started task on compute.
 #[derive(Debug, Clone, PartialEq)]

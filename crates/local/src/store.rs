@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use sluice_core::model::{
     Attempt, AttemptKey, AttemptState, AttemptUpdate, JobUpdate, Lease, ObjectRef, TokenAnswer,
 };
-use sluice_core::ports::{JobStore, TaskUpdate, Transition};
+use sluice_core::ports::{JobStore, TaskUpdate, TaskWithAttempts, Transition};
 use sluice_core::{Capacity, Job, JobId, JobState, StoreError, Task, TaskId, TaskState};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1382,6 +1382,24 @@ impl JobStore for SqliteJobStore {
                 return Ok(None);
             };
             Ok(Some((found, read_attempts(c, &job, &task)?)))
+        })
+        .await
+    }
+
+    async fn get_job_task(
+        &self,
+        job: &JobId,
+        task: &TaskId,
+    ) -> Result<Option<(Job, Option<TaskWithAttempts>)>, StoreError> {
+        let (job, task) = (job.clone(), task.clone());
+        self.read(move |c| {
+            let Some(found) = Self::read_job(c, job.as_str())? else {
+                return Ok(None);
+            };
+            let Some(t) = Self::read_task(c, job.as_str(), task.as_str())? else {
+                return Ok(Some((found, None)));
+            };
+            Ok(Some((found, Some((t, read_attempts(c, &job, &task)?)))))
         })
         .await
     }

@@ -70,15 +70,16 @@ pub struct LaunchOutput {
 }
 
 pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOutput, StepError> {
-    let job = services.job(&input.job_id).await?;
-    let pipeline = services.job_pipeline(&job).await?;
-    let (task, attempts) = services
+    // The job, the task and its attempts in one read of the table.
+    let (job, found) = services
         .jobs
-        .get_task_with_attempts(&job.id, &input.task_id)
+        .get_job_task(&input.job_id, &input.task_id)
         .await?
-        .ok_or_else(|| {
-            StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id))
-        })?;
+        .ok_or_else(|| StepError::invalid_input(format!("unknown job '{}'", input.job_id)))?;
+    let pipeline = services.job_pipeline(&job).await?;
+    let (task, attempts) = found.ok_or_else(|| {
+        StepError::invalid_input(format!("job {} has no task '{}'", job.id, input.task_id))
+    })?;
     let stage = require_stage_of(&pipeline, &task)?;
     let data = services.buckets.data.clone();
 

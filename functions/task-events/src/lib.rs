@@ -262,27 +262,31 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         return Ok(report);
     }
 
-    // The attempt, its task and the task's other attempts, read together.
+    // The attempt, its job, its task and the task's other attempts, read together.
     let found = match (&key, &compute_id) {
         (Some(k), _) => services
             .jobs
-            .get_task_with_attempts(&k.job_id, &k.task_id)
+            .get_job_task(&k.job_id, &k.task_id)
             .await?
-            .and_then(|(task, attempts)| {
+            .and_then(|(job, found)| {
+                let (task, attempts) = found?;
                 let attempt = attempts.iter().find(|a| a.key.number == k.number)?.clone();
-                Some((attempt, task, attempts))
+                Some((attempt, job, task, attempts))
             }),
         (None, Some(id)) => match services.jobs.find_attempt_by_compute_id(id).await? {
             Some(attempt) => services
                 .jobs
-                .get_task_with_attempts(&attempt.key.job_id, &attempt.key.task_id)
+                .get_job_task(&attempt.key.job_id, &attempt.key.task_id)
                 .await?
-                .map(|(task, attempts)| (attempt, task, attempts)),
+                .and_then(|(job, found)| {
+                    let (task, attempts) = found?;
+                    Some((attempt, job, task, attempts))
+                }),
             None => None,
         },
         (None, None) => None,
     };
-    let Some((attempt, task, attempts)) = found else {
+    let Some((attempt, job, task, attempts)) = found else {
         report.action = "ignored: not a task sluice knows; nothing changed".into();
         return Ok(report);
     };
@@ -321,7 +325,6 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         report.classification = stop.classification.label();
         report.reason = stop.reason.clone();
     }
-    let job = services.job(&attempt.key.job_id).await?;
     let pipeline = services.job_pipeline(&job).await?;
     let stage = require_stage_of(&pipeline, &task)?;
     let output = output_location(&services.buckets.data, &job.id, stage, item_of(&task));

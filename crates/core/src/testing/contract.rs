@@ -581,6 +581,34 @@ pub async fn attempts_with_their_task(store: &dyn JobStore, prefix: &str) {
         .expect("the task");
     assert_eq!(found.state, TaskState::Succeeded);
     assert_eq!(found.result, Some(ObjectRef::new("data", "out-2.json")));
+    // The job with the task and its attempts, read together: no job, no task, or all three.
+    assert!(
+        store.get_job_task(&job, &t0).await.unwrap().is_none(),
+        "no such job"
+    );
+    store
+        .create_job(&Job::new(
+            job.clone(),
+            "p",
+            ObjectRef::new("b", "p/in.csv"),
+            Utc::now(),
+        ))
+        .await
+        .unwrap();
+    let (read_job, found) = store
+        .get_job_task(&job, &t0)
+        .await
+        .unwrap()
+        .expect("the job");
+    assert_eq!(read_job.id, job);
+    let (found, attempts) = found.expect("the task");
+    assert_eq!((found.state, attempts.len()), (TaskState::Succeeded, 2));
+    let (_, none) = store
+        .get_job_task(&job, &TaskId::new("t-9").unwrap())
+        .await
+        .unwrap()
+        .expect("the job");
+    assert!(none.is_none(), "the job has no task t-9");
     // Ending an attempt without a task move leaves the task as it is.
     let ended = store
         .end_attempt(
