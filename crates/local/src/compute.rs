@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::bucket::DirObjectStore;
-use crate::capacity::Slots;
+use crate::capacity::{SlotGuard, Slots};
 use crate::events::EventSink;
 use crate::spawn::{SpawnSpec, TaskProcess};
 
@@ -228,8 +228,9 @@ impl Compute for ProcessCompute {
         let slots = self.slots.clone();
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            let _slot = slots.acquire().await;
-            run_attempt(run, pool).await;
+            let prepared = prepare(&run, &pool);
+            let slot = slots.acquire().await;
+            run_attempt(run, pool, prepared, slot).await;
         });
         Ok(Launched {
             compute_id: task_arn,
@@ -420,7 +421,16 @@ struct Ended {
     container_reason: Option<String>,
 }
 
-async fn run_attempt(run: Run, pool: Arc<Pool>) {
+/// Runs one attempt in the slot it was given; the slot is given back as soon as the process
+/// has ended, before its STOPPED event is made and sent (as an ECS instance's capacity frees
+/// when the container stops, not when EventBridge has the event), so the next waiting attempt
+/// starts meanwhile.
+async fn run_attempt(
+    run: Run,
+    pool: Arc<Pool>,
+    prepared: Result<Prepared, String>,
+    slot: SlotGuard,
+) {
     let Pool {
         events,
         interrupter,
@@ -428,10 +438,6 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
         ..
     } = &*pool;
     let started_at = now();
-    let log_path = pool
-        .logs
-        .join(run.key.job_id.as_str())
-        .join(format!("{}-{}.log", run.key.task_id, run.key.number));
     // Registered before the stop check: a stop either finds the control or left its reason.
     let control = Arc::new(RunControl::default());
     if let Ok(mut running) = pool.running.lock() {
@@ -440,7 +446,9 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
     let spawned = match pool.stop_reason(&run.task_arn) {
         // Stopped while it waited for a slot: it never starts.
         Some(reason) => Err(SpawnError::Stopped(reason)),
-        None => spawn(&run, &log_path, &pool).map_err(SpawnError::Failed),
+        None => prepared
+            .and_then(|prepared| spawn(&run, prepared))
+            .map_err(SpawnError::Failed),
     };
     let ended = match spawned {
         Err(SpawnError::Stopped(reason)) => Ended {
@@ -505,6 +513,7 @@ async fn run_attempt(run: Run, pool: Arc<Pool>) {
                     (terminate(&mut child, RECLAIM_GRACE, true).await, RunEnd::Reclaimed)
                 }
             };
+            drop(slot);
             if let Ok(mut instances) = pool.instances.lock() {
                 instances.remove(&run.task_arn);
             }
@@ -569,13 +578,26 @@ enum SpawnError {
     Failed(String),
 }
 
-fn spawn(run: &Run, log_path: &Path, pool: &Pool) -> Result<TaskProcess, String> {
+/// What a process needs that can be made before it has a slot: its log file, its program and
+/// its environment. Made while the attempt waits, so that once a slot frees only the clone and
+/// exec stand between one task's end and the next one's start.
+struct Prepared {
+    log: std::fs::File,
+    program: PathBuf,
+    env: Vec<(OsString, OsString)>,
+}
+
+fn prepare(run: &Run, pool: &Pool) -> Result<Prepared, String> {
+    let log_path = pool
+        .logs
+        .join(run.key.job_id.as_str())
+        .join(format!("{}-{}.log", run.key.task_id, run.key.number));
     if let Some(parent) = log_path.parent() {
         pool.ensure_dir(parent)
             .map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     let log =
-        std::fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let working_dir = run.request.working_dir.as_deref().map(Path::new);
     let program = pool.program(&run.argv[0], working_dir)?;
     // sluice's own environment with the attempt's on top (the attempt's PATH, if it sets one,
@@ -592,12 +614,16 @@ fn spawn(run: &Run, log_path: &Path, pool: &Pool) -> Result<TaskProcess, String>
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v))),
     );
+    Ok(Prepared { log, program, env })
+}
+
+fn spawn(run: &Run, prepared: Prepared) -> Result<TaskProcess, String> {
     TaskProcess::spawn(SpawnSpec {
-        program: &program,
+        program: &prepared.program,
         argv: &run.argv,
-        env,
-        working_dir,
-        output: &log,
+        env: prepared.env,
+        working_dir: run.request.working_dir.as_deref().map(Path::new),
+        output: &prepared.log,
     })
     .map_err(|e| format!("{}: {e}", run.argv[0]))
 }
