@@ -4,10 +4,13 @@ the process itself, not of the task processes it starts), its children's CPU sec
 peak resident set (VmHWM), sampled from /proc every 10 ms until it exits.
 
 The last sample can miss up to 10 ms of the process's own CPU; for runs of seconds that is
-below the noise of a shared machine.
+below the noise of a shared machine. The children's CPU is taken once the process has been
+waited for (the CPU of everything it started and waited for, minus its own), so it also counts
+grandchildren that /proc only adds when their parent exits (`sh -c "xargs ..."`).
 """
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -41,6 +44,8 @@ def main():
             pass
         time.sleep(0.01)
     wall = time.monotonic() - start
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = max(children, waited.ru_utime + waited.ru_stime - own)
     print(json.dumps({"rc": proc.returncode, "wall": wall, "own_cpu": own,
                       "children_cpu": children, "peak_rss": peak}))
 
