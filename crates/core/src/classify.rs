@@ -166,18 +166,17 @@ pub fn classify_ecs(detail: &EcsTaskStateChange) -> Stop {
             reason: non_empty(stopped_reason, "task failed to start"),
         };
     }
-    if is_oom(&stopped_reason) {
-        return Stop {
-            classification: Classification::OutOfMemory,
-            exit_code: first_exit_code(detail),
-            stop_code,
-            reason: stopped_reason,
-        };
-    }
     // ECS itself never times a task out; a compute that does (the local pool) says so here.
-    if is_timeout(&stopped_reason) {
+    let by_reason = if is_oom(&stopped_reason) {
+        Some(Classification::OutOfMemory)
+    } else if is_timeout(&stopped_reason) {
+        Some(Classification::TimedOut)
+    } else {
+        None
+    };
+    if let Some(classification) = by_reason {
         return Stop {
-            classification: Classification::TimedOut,
+            classification,
             exit_code: first_exit_code(detail),
             stop_code,
             reason: stopped_reason,
