@@ -35,6 +35,45 @@ group_by = "k"
 sum = ["n"]
 "#;
 
+/// A job whose last stage is a fan-out with no aggregate has a prefix for its result: `sluice
+/// run` shows its directory and exits 0 (it printed an invalid-object error and exited 2).
+#[test]
+fn a_job_whose_result_is_a_prefix_shows_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.toml"),
+        r#"
+name = "fan"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["sh", "-c", "echo {n} > {output}"]
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("in.csv"), "n\n1\n2\n").unwrap();
+    let work = dir.path().join("work");
+    let out = sluice(&[
+        "run",
+        dir.path().join("in.csv").to_str().unwrap(),
+        "--workdir",
+        work.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result = text
+        .lines()
+        .find_map(|l| l.strip_prefix("result     "))
+        .unwrap_or_else(|| panic!("no result line: {text}"));
+    let files = std::fs::read_dir(result).unwrap().count();
+    assert_eq!(files, 2, "{result}: one output per task");
+}
+
 #[test]
 fn run_succeeds_and_status_lists_the_job() {
     let dir = tempfile::tempdir().unwrap();

@@ -378,8 +378,11 @@ impl LocalRuntime {
     }
 
     /// The directory-bucket file behind an object.
+    /// Where `object` is on disk. A prefix (a key ending in '/': the result of a stage that
+    /// writes a directory, or one file per task) is its directory.
     pub fn path_of(&self, object: &ObjectRef) -> anyhow::Result<PathBuf> {
-        Ok(self.buckets.path_of_ref(object)?)
+        let key = object.key.strip_suffix('/').unwrap_or(&object.key);
+        Ok(self.buckets.path_of(&object.bucket, key)?)
     }
 }
 
