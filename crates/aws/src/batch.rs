@@ -155,6 +155,12 @@ impl Compute for BatchCompute {
             })
     }
 
+    /// `attemptDurationSeconds` (set from the attempt's timeout on SubmitJob) stops an attempt
+    /// that runs too long, and its event says so.
+    fn times_attempts(&self) -> bool {
+        true
+    }
+
     /// Batch owns its instances and their ECS cluster, and its job ids are not ECS task ARNs:
     /// "cannot tell". A Batch job on a reclaimed instance fails with the status reason
     /// "Host EC2 (instance i-...) terminated.", which classify_batch takes for a reclaim.

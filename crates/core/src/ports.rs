@@ -301,12 +301,18 @@ pub trait Compute: Send + Sync {
     /// a slot, so that a slot freed by a finished task is taken at once instead of after the
     /// round trip through the state machine (task event, callback, next Map iteration, launch).
     /// The stage's Map runs `slots + launch_ahead(slots)` iterations at once while the lease
-    /// stays `slots`. A compute that holds attempts waiting must stop each attempt once it has
-    /// *run* for its `timeout_seconds` (as AWS Batch does): the Task state's timeout, which
-    /// counts from the launch, is then only a backstop that also covers the wait (see the
-    /// plan's `task_state_timeout`). Default: none.
+    /// stays `slots`. A compute that holds attempts waiting must time its attempts itself
+    /// ([`Compute::times_attempts`]): the Task state's timeout, which counts from the launch,
+    /// is then only a backstop that also covers the wait (see the plan's
+    /// `task_state_timeout`). Default: none.
     fn launch_ahead(&self, _slots: u32) -> u32 {
         0
+    }
+    /// Whether compute stops an attempt itself once it has run for its `timeout_seconds` and
+    /// reports it timed out (AWS Batch, the local pool), so that the Task state's timeout is
+    /// only a backstop; `false` (ECS, the default): the Task state's timeout is what stops it.
+    fn times_attempts(&self) -> bool {
+        false
     }
     /// The compute ids of this compute's live tasks on the EC2 instance `instance_id` (a Spot
     /// interruption warning or a shutdown names only the instance). Empty when the instance is

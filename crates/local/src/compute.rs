@@ -248,6 +248,11 @@ impl Compute for ProcessCompute {
         slots.saturating_mul(LAUNCH_AHEAD_PER_SLOT)
     }
 
+    /// Each run is stopped at its timeout, timed from its start (see `run_attempt`).
+    fn times_attempts(&self) -> bool {
+        true
+    }
+
     async fn stop(&self, compute_id: &str, reason: &str) -> Result<(), ComputeError> {
         if !compute_id.starts_with(LOCAL_TASK_ARN_PREFIX) {
             // Not a task of the local pool: nothing here can be running it.

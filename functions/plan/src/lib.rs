@@ -48,13 +48,15 @@ const BACKSTOP_MARGIN_SECONDS: u64 = 60;
 /// The Task state timeout of one attempt of a stage whose attempts may run `attempt` seconds
 /// each, `slots` at once, with `ahead` more launched and waiting in compute.
 ///
-/// With none waiting, the Task state's timeout is the attempt's (ECS has no timeout of its
-/// own: Step Functions' is the one that stops a task). With attempts waiting, compute stops
-/// each attempt `attempt` seconds after it starts, and slots are taken first come, first
-/// served, so a launched attempt waits for at most `ceil(ahead / slots)` runs before its own:
-/// the Task state's timeout covers all of them and is only a backstop for a lost STOPPED event.
-pub fn task_state_timeout(attempt: u64, slots: u32, ahead: u32) -> u64 {
-    if ahead == 0 {
+/// When compute does not time attempts itself (`times_attempts` false: ECS, which has no
+/// timeout of its own), the Task state's timeout is the attempt's: Step Functions' is the one
+/// that stops a task. When it does (AWS Batch, the local pool), compute stops each attempt
+/// `attempt` seconds after it starts and reports it timed out, and the Task state's timeout is a
+/// backstop for a lost STOPPED event, which must not fire first: it covers the attempt's run,
+/// the runs it may wait for (slots are taken first come, first served, so at most
+/// `ceil(ahead / slots)` runs before its own) and a margin for the stop and the event.
+pub fn task_state_timeout(attempt: u64, slots: u32, ahead: u32, times_attempts: bool) -> u64 {
+    if !times_attempts {
         return attempt;
     }
     let runs = 1 + u64::from(ahead.div_ceil(slots.max(1)));
@@ -257,6 +259,7 @@ async fn next_stage(services: &Services, input: NextStageInput) -> Result<StageP
                 stage.attempt_timeout_seconds(),
                 slots,
                 max_concurrency - slots,
+                services.compute.times_attempts(),
             ),
             manifest: Some(manifest),
         });

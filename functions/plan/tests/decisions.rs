@@ -123,12 +123,18 @@ max = 3
 "#;
 
 /// The stage's lease (`slots`), its Map's concurrency and its Task state timeout for a job of
-/// `rows` rows when compute holds `ahead` attempts waiting.
+/// `rows` rows when compute holds `ahead` attempts waiting (and times its attempts itself, as
+/// compute that holds attempts waiting must).
 async fn stage_concurrency(rows: u32, ahead: u32) -> (u32, u32, u64) {
+    stage_plan(rows, ahead, ahead > 0).await
+}
+
+async fn stage_plan(rows: u32, ahead: u32, times_attempts: bool) -> (u32, u32, u64) {
     use sluice_fn_plan::{NextStageInput, PlanResponse};
     let w = World::new();
     w.pipeline(FAN_OUT);
     *w.compute.launch_ahead.lock().unwrap() = ahead;
+    *w.compute.times_attempts.lock().unwrap() = times_attempts;
     let job = w.running_job("fan-1", "fan", 0).await;
     let csv: String = std::iter::once("n".to_string())
         .chain((0..rows).map(|i| i.to_string()))
@@ -163,5 +169,10 @@ async fn the_map_runs_ahead_of_the_lease_by_what_compute_holds_waiting() {
     assert_eq!(stage_concurrency(10, 12).await, (3, 10, 460));
     // Never more iterations than tasks, never fewer than the slots.
     assert_eq!(stage_concurrency(4, 3).await, (3, 4, 260));
-    assert_eq!(stage_concurrency(2, 3).await, (2, 2, 100));
+    // Two tasks, two slots: none waits, but compute still times the run, so the Task state's
+    // timeout stays a backstop (it must not fire before compute's, from an earlier start).
+    assert_eq!(stage_concurrency(2, 3).await, (2, 2, 160));
+    // Compute that times its attempts with none waiting (AWS Batch); one that does not (ECS).
+    assert_eq!(stage_plan(10, 0, true).await, (3, 3, 160));
+    assert_eq!(stage_plan(10, 0, false).await, (3, 3, 100));
 }

@@ -374,6 +374,8 @@ pub struct ScriptedCompute {
     pub fail_stops: Mutex<bool>,
     /// What [`Compute::launch_ahead`] answers.
     pub launch_ahead: Mutex<u32>,
+    /// What [`Compute::times_attempts`] answers.
+    pub times_attempts: Mutex<bool>,
     /// EC2 instance id -> compute ids of the live tasks on it ([`Compute::tasks_on_instance`]).
     pub instances: Mutex<HashMap<String, Vec<String>>>,
     /// Answer `tasks_on_instance` with "cannot tell", as AWS Batch does.
@@ -429,6 +431,9 @@ impl Compute for ScriptedCompute {
     }
     fn launch_ahead(&self, _slots: u32) -> u32 {
         *lock(&self.launch_ahead)
+    }
+    fn times_attempts(&self) -> bool {
+        *lock(&self.times_attempts)
     }
     async fn stop(&self, compute_id: &str, _reason: &str) -> Result<(), ComputeError> {
         self.guard.check(PortCall::ComputeStop);
