@@ -58,6 +58,7 @@ pub async fn drive_to_end(
                         workdir.display()
                     );
                     sluice_local::store::flush_all();
+                    sluice_local::compute::kill_running();
                     std::process::exit(i32::from(INTERRUPTED));
                 }
             }

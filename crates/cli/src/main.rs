@@ -111,6 +111,7 @@ fn main() -> std::process::ExitCode {
     // The job table commits in short windows: what this process answered is committed before
     // it exits, so the next `sluice status` sees what this one printed.
     sluice_local::store::flush_all();
+    sluice_local::compute::kill_running();
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {

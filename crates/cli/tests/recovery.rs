@@ -624,17 +624,20 @@ fn the_ber_example_killed_and_redriven_gives_byte_identical_results() {
 fn a_second_ctrl_c_exits_at_once_and_leaves_the_job_for_redrive() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    // Tasks that ignore SIGTERM: the graceful stop would wait out its grace period.
+    // Tasks that ignore SIGTERM: the graceful stop would wait out its grace period. Each runs
+    // a child of its own (its command line names the test's directory), which the kernel's
+    // parent-death signal does not reach: sluice must kill it on the way out.
     let pipeline = r#"
 name = "stubborn"
 [input]
 columns = { n = "integer" }
 [task]
-command = ["sh", "-c", "trap '' TERM; sleep 1; printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
+command = ["sh", "-c", "trap '' TERM; sh -c 'sleep 3; true' MARKER; printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
 [aggregate]
 group_by = "k"
 sum = ["n"]
-"#;
+"#
+    .replace("MARKER", s(root));
     std::fs::write(root.join("pipeline.toml"), pipeline).unwrap();
     std::fs::write(root.join("in.csv"), "n\n1\n2\n3\n4\n").unwrap();
     let work = root.join("work");
@@ -674,6 +677,11 @@ sum = ["n"]
         sent.elapsed() < Duration::from_secs(2),
         "the second Ctrl-C exits at once, not after the stop's grace period: {:?}",
         sent.elapsed()
+    );
+    assert_eq!(
+        processes_mentioning(s(root)),
+        Vec::<String>::new(),
+        "nothing of the stopped tasks is left running"
     );
     assert_eq!(
         status(&work, &job)["job"]["state"],

@@ -130,22 +130,27 @@ impl ProcessCompute {
         bin_dirs: Vec<PathBuf>,
         interrupter: Option<Arc<SpotInterrupter>>,
     ) -> Self {
+        let pool = Arc::new(Pool {
+            events,
+            logs: workdir.join("logs"),
+            base_env: base_env(&bin_dirs),
+            bin_dirs,
+            programs: Mutex::new(HashMap::new()),
+            interrupter,
+            versions: AtomicU64::new(0),
+            stopped: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            log_dirs: Mutex::new(Default::default()),
+            instances: Mutex::new(HashMap::new()),
+        });
+        if let Ok(mut pools) = LIVE_POOLS.lock() {
+            pools.retain(|p| p.strong_count() > 0);
+            pools.push(Arc::downgrade(&pool));
+        }
         Self {
             buckets,
             slots,
-            pool: Arc::new(Pool {
-                events,
-                logs: workdir.join("logs"),
-                base_env: base_env(&bin_dirs),
-                bin_dirs,
-                programs: Mutex::new(HashMap::new()),
-                interrupter,
-                versions: AtomicU64::new(0),
-                stopped: Mutex::new(HashMap::new()),
-                running: Mutex::new(HashMap::new()),
-                log_dirs: Mutex::new(Default::default()),
-                instances: Mutex::new(HashMap::new()),
-            }),
+            pool,
         }
     }
 }
@@ -345,6 +350,36 @@ fn base_env(bin_dirs: &[PathBuf]) -> Vec<(OsString, OsString)> {
 struct RunControl {
     stop: tokio::sync::Notify,
     done: tokio::sync::watch::Sender<bool>,
+    /// The process group the attempt's process leads while it runs (0: none), for
+    /// [`kill_running`].
+    group: std::sync::atomic::AtomicI32,
+}
+
+/// The pools of this process, for [`kill_running`] (weak: a pool nobody holds has no tasks).
+static LIVE_POOLS: Mutex<Vec<std::sync::Weak<Pool>>> = Mutex::new(Vec::new());
+
+/// Kills (SIGKILL) the process group of every task this process still runs: called when
+/// `sluice` exits. A task is killed by the kernel when the thread that started it dies
+/// (`PR_SET_PDEATHSIG`), but the processes it started are not: a `sh -c` whose child ignores
+/// SIGTERM would leave that child running if sluice exited in the middle of stopping it.
+pub fn kill_running() {
+    let pools: Vec<Arc<Pool>> = LIVE_POOLS
+        .lock()
+        .map(|pools| pools.iter().filter_map(std::sync::Weak::upgrade).collect())
+        .unwrap_or_default();
+    for pool in pools {
+        let Ok(running) = pool.running.lock() else {
+            continue;
+        };
+        for control in running.values() {
+            let group = control.group.load(Ordering::SeqCst);
+            if group > 0 {
+                // SAFETY: a group led by our child, which is not reaped yet (the group is
+                // cleared as soon as the process has been waited for).
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+            }
+        }
+    }
 }
 
 impl Pool {
@@ -469,6 +504,9 @@ async fn run_attempt(
             container_reason: Some(format!("CannotStartContainerError: {reason}")),
         },
         Ok(mut child) => {
+            control
+                .group
+                .store(child.id() as i32, std::sync::atomic::Ordering::SeqCst);
             let instance = instance_of(&run.task_arn);
             if let (Some(i), Ok(mut instances)) = (&instance, pool.instances.lock()) {
                 instances.insert(run.task_arn.clone(), i.clone());
@@ -518,6 +556,7 @@ async fn run_attempt(
                     (terminate(&mut child, RECLAIM_GRACE, true).await, RunEnd::Reclaimed)
                 }
             };
+            control.group.store(0, std::sync::atomic::Ordering::SeqCst);
             drop(slot);
             if let Ok(mut instances) = pool.instances.lock() {
                 instances.remove(&run.task_arn);
