@@ -35,29 +35,17 @@ group_by = "k"
 sum = ["n"]
 "#;
 
-/// A job whose last stage is a fan-out with no aggregate has a prefix for its result: `sluice
-/// run` shows its directory and exits 0 (it printed an invalid-object error and exited 2).
-#[test]
-fn a_job_whose_result_is_a_prefix_shows_its_directory() {
+/// `sluice run` of `csv` with `pipeline` in a fresh directory, which must succeed: its output
+/// and the directory (its work directory is `work` in it).
+fn run_ok(pipeline: &str, csv: &str) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("pipeline.toml"),
-        r#"
-name = "fan"
-[input]
-columns = { n = "integer" }
-[task]
-command = ["sh", "-c", "echo {n} > {output}"]
-"#,
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("in.csv"), "n\n1\n2\n").unwrap();
-    let work = dir.path().join("work");
+    std::fs::write(dir.path().join("pipeline.toml"), pipeline).unwrap();
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
     let out = sluice(&[
         "run",
         dir.path().join("in.csv").to_str().unwrap(),
         "--workdir",
-        work.to_str().unwrap(),
+        dir.path().join("work").to_str().unwrap(),
     ]);
     let text = stdout(&out);
     assert_eq!(
@@ -65,6 +53,23 @@ command = ["sh", "-c", "echo {n} > {output}"]
         Some(0),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    (text, dir)
+}
+
+/// A job whose last stage is a fan-out with no aggregate has a prefix for its result: `sluice
+/// run` shows its directory and exits 0 (it printed an invalid-object error and exited 2).
+#[test]
+fn a_job_whose_result_is_a_prefix_shows_its_directory() {
+    let (text, _dir) = run_ok(
+        r#"
+name = "fan"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["sh", "-c", "echo {n} > {output}"]
+"#,
+        "n\n1\n2\n",
     );
     let result = text
         .lines()
@@ -76,24 +81,8 @@ command = ["sh", "-c", "echo {n} > {output}"]
 
 #[test]
 fn run_succeeds_and_status_lists_the_job() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pipeline.toml"), SHELL_PIPELINE).unwrap();
-    std::fs::write(dir.path().join("in.csv"), "n\n1\n2\n39\n").unwrap();
+    let (text, dir) = run_ok(SHELL_PIPELINE, "n\n1\n2\n39\n");
     let work = dir.path().join("work");
-    let out = sluice(&[
-        "run",
-        dir.path().join("in.csv").to_str().unwrap(),
-        "--workdir",
-        work.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = stdout(&out);
     assert!(text.contains("state      SUCCEEDED"), "{text}");
     assert!(text.contains("k,tasks,n\nx,3,42\n"), "{text}");
     let status = sluice(&["status", "--workdir", work.to_str().unwrap()]);

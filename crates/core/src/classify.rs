@@ -90,11 +90,7 @@ const LAUNCH_FAILURE_REASONS: &[&str] = &[
 /// longer than `attemptDurationSeconds`; the local pool says the same of its run timeout.
 pub const TIMEOUT_REASON: &str = "Job attempt duration exceeded timeout";
 
-fn is_timeout(reason: &str) -> bool {
-    reason
-        .to_ascii_lowercase()
-        .contains(&TIMEOUT_REASON.to_ascii_lowercase())
-}
+const TIMEOUT_REASONS: &[&str] = &["job attempt duration exceeded timeout"];
 
 fn contains_any(text: &str, needles: &[&str]) -> bool {
     let lower = text.to_ascii_lowercase();
@@ -169,7 +165,7 @@ pub fn classify_ecs(detail: &EcsTaskStateChange) -> Stop {
     // ECS itself never times a task out; a compute that does (the local pool) says so here.
     let by_reason = if is_oom(&stopped_reason) {
         Some(Classification::OutOfMemory)
-    } else if is_timeout(&stopped_reason) {
+    } else if contains_any(&stopped_reason, TIMEOUT_REASONS) {
         Some(Classification::TimedOut)
     } else {
         None
@@ -270,7 +266,7 @@ pub fn classify_batch(detail: &BatchJobStateChange) -> Stop {
                 stop(Classification::LaunchFailed, named(name, reason))
             } else if contains_any(&status_reason, LAUNCH_FAILURE_REASONS) {
                 stop(Classification::LaunchFailed, status_reason)
-            } else if is_timeout(&status_reason) {
+            } else if contains_any(&status_reason, TIMEOUT_REASONS) {
                 stop(Classification::TimedOut, status_reason)
             } else {
                 let reason = match (failed, exit_code) {
@@ -554,6 +550,11 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_timeout_text_is_what_the_reason_list_matches() {
+        assert!(contains_any(TIMEOUT_REASON, TIMEOUT_REASONS));
     }
 
     #[test]

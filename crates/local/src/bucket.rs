@@ -53,8 +53,11 @@ impl DirObjectStore {
         Ok(self.root.join(bucket).join(key))
     }
 
+    /// Where `object` is on disk. A prefix (a key ending in '/': a directory output, or a
+    /// stage's one file per task) is its directory.
     pub fn path_of_ref(&self, object: &ObjectRef) -> Result<PathBuf, StoreError> {
-        self.path_of(&object.bucket, &object.key)
+        let key = object.key.strip_suffix('/').unwrap_or(&object.key);
+        self.path_of(&object.bucket, key)
     }
 
     pub fn get_sync(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {

@@ -87,7 +87,6 @@ impl Slots {
                     return SlotGuard::new(self);
                 }
                 let (tx, rx) = oneshot::channel();
-                s.waiting.retain(|w| !w.is_closed());
                 s.waiting.push_back(tx);
                 rx
             };

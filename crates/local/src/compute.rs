@@ -177,12 +177,9 @@ struct Run {
 #[async_trait]
 impl Compute for ProcessCompute {
     fn path_for(&self, location: &Location) -> Result<String, ComputeError> {
-        let object = location.object();
-        // A prefix ends with '/': its directory is the path of the prefix without it.
-        let key = object.key.trim_end_matches('/');
         let path = self
             .buckets
-            .path_of(&object.bucket, key)
+            .path_of_ref(location.object())
             .map_err(|e| ComputeError::Invalid(e.to_string()))?;
         let mut text = path.to_string_lossy().to_string();
         if location.is_dir() {
@@ -504,9 +501,7 @@ async fn run_attempt(
             container_reason: Some(format!("CannotStartContainerError: {reason}")),
         },
         Ok(mut child) => {
-            control
-                .group
-                .store(child.id() as i32, std::sync::atomic::Ordering::SeqCst);
+            control.group.store(child.id() as i32, Ordering::SeqCst);
             let instance = instance_of(&run.task_arn);
             if let (Some(i), Ok(mut instances)) = (&instance, pool.instances.lock()) {
                 instances.insert(run.task_arn.clone(), i.clone());
@@ -556,7 +551,7 @@ async fn run_attempt(
                     (terminate(&mut child, RECLAIM_GRACE, true).await, RunEnd::Reclaimed)
                 }
             };
-            control.group.store(0, std::sync::atomic::Ordering::SeqCst);
+            control.group.store(0, Ordering::SeqCst);
             drop(slot);
             if let Ok(mut instances) = pool.instances.lock() {
                 instances.remove(&run.task_arn);

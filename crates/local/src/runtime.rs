@@ -377,12 +377,9 @@ impl LocalRuntime {
         dispatch(&self.services, function, payload).await
     }
 
-    /// The directory-bucket file behind an object.
-    /// Where `object` is on disk. A prefix (a key ending in '/': the result of a stage that
-    /// writes a directory, or one file per task) is its directory.
+    /// The directory-bucket file behind an object; a prefix's directory.
     pub fn path_of(&self, object: &ObjectRef) -> anyhow::Result<PathBuf> {
-        let key = object.key.strip_suffix('/').unwrap_or(&object.key);
-        Ok(self.buckets.path_of(&object.bucket, key)?)
+        Ok(self.buckets.path_of_ref(object)?)
     }
 }
 

@@ -1022,6 +1022,18 @@ impl SqliteJobStore {
         })
     }
 
+    /// A task and its attempts in attempt order, on the store's connection.
+    fn read_task_with_attempts(
+        c: &Connection,
+        job: &JobId,
+        task: &TaskId,
+    ) -> Result<Option<TaskWithAttempts>, StoreError> {
+        let Some(found) = Self::read_task(c, job.as_str(), task.as_str())? else {
+            return Ok(None);
+        };
+        Ok(Some((found, read_attempts(c, job, task)?)))
+    }
+
     fn read_job(c: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
         c.row_cached(
             concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1"),
@@ -1377,13 +1389,8 @@ impl JobStore for SqliteJobStore {
         task: &TaskId,
     ) -> Result<Option<(Task, Vec<Attempt>)>, StoreError> {
         let (job, task) = (job.clone(), task.clone());
-        self.read(move |c| {
-            let Some(found) = Self::read_task(c, job.as_str(), task.as_str())? else {
-                return Ok(None);
-            };
-            Ok(Some((found, read_attempts(c, &job, &task)?)))
-        })
-        .await
+        self.read(move |c| Self::read_task_with_attempts(c, &job, &task))
+            .await
     }
 
     async fn get_job_task(
@@ -1396,10 +1403,10 @@ impl JobStore for SqliteJobStore {
             let Some(found) = Self::read_job(c, job.as_str())? else {
                 return Ok(None);
             };
-            let Some(t) = Self::read_task(c, job.as_str(), task.as_str())? else {
-                return Ok(Some((found, None)));
-            };
-            Ok(Some((found, Some((t, read_attempts(c, &job, &task)?)))))
+            Ok(Some((
+                found,
+                Self::read_task_with_attempts(c, &job, &task)?,
+            )))
         })
         .await
     }

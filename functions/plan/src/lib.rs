@@ -39,7 +39,7 @@ pub const PORT_CALLS: &[PortCall] = &[
     PortCall::JobUpdate,
 ];
 
-pub use sluice_core::pipeline::DEFAULT_TASK_TIMEOUT_SECONDS;
+use sluice_core::pipeline::DEFAULT_TASK_TIMEOUT_SECONDS;
 
 /// What a backstop Task state timeout allows beyond the runs it covers: compute's stop grace
 /// (the local pool's SIGTERM-to-SIGKILL 5 s) and the way of the STOPPED event to the token.

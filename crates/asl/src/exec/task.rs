@@ -13,8 +13,7 @@
 use super::record::{TokenDelivery, TokenMessage, lock};
 use super::shim::PathField;
 use super::{Branch, Run, input_path, shim};
-use crate::clock::WorkGuard;
-use crate::clock::WorkMark;
+use crate::clock::{WorkGuard, WorkMark};
 use crate::error::{StatesError, names};
 use crate::history;
 use crate::model::{Seconds, State, TaskState};
