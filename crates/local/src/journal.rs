@@ -27,12 +27,12 @@ use sluice_asl::{
     HistorySink, PersistedExecution,
 };
 use sluice_core::StoreError;
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 /// How long the writer gathers records before committing them.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
-/// Most records in one transaction.
+/// Records that make the writer commit without waiting out its window.
 pub const BATCH_MAX: usize = 4096;
 
 enum Record {
@@ -74,22 +74,111 @@ enum Record {
 /// The engine's history and checkpoint sink on the job table.
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<Record>,
+    queue: Arc<Sender>,
+}
+
+/// The records waiting for the writer, and whether the writer must not wait out its window.
+#[derive(Default)]
+struct Pending {
+    records: Vec<Record>,
+    /// A flush is queued, or the batch is full: commit now.
+    urgent: bool,
+    /// Every [`Journal`] is gone: write what is left and stop.
+    closed: bool,
+}
+
+/// What the engine's threads and the writer share. Queuing a record wakes the writer only
+/// when it waits for a first record or must commit now: a task makes about ten records, and a
+/// wake-up per record (a futex call each side, a context switch) cost the journal more than
+/// its SQL did.
+struct Queue {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+    /// How long a batch gathers records ([`BATCH_WINDOW`]).
+    window: Duration,
+}
+
+/// The handle every clone of a [`Journal`] shares: when the last one goes, the writer stops.
+struct Sender(Arc<Queue>);
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_one();
+    }
+}
+
+impl Queue {
+    fn new(window: Duration) -> Self {
+        Self {
+            pending: Mutex::new(Pending::default()),
+            ready: Condvar::new(),
+            window,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic while holding the lock leaves the records intact: carry on with them.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, record: Record) {
+        let mut pending = self.lock();
+        let flush = matches!(record, Record::Flush(_));
+        pending.records.push(record);
+        let first = pending.records.len() == 1;
+        if flush || pending.records.len() >= BATCH_MAX {
+            pending.urgent = true;
+        }
+        let wake = first || pending.urgent;
+        drop(pending);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next batch: what has queued from the first record for the window, or up to
+    /// a flush or [`BATCH_MAX`] records; `None` once closed with nothing left.
+    fn next_batch(&self) -> Option<Vec<Record>> {
+        let mut pending = self.lock();
+        while pending.records.is_empty() {
+            if pending.closed {
+                return None;
+            }
+            pending = self.ready.wait(pending).unwrap_or_else(|p| p.into_inner());
+        }
+        let deadline = Instant::now() + self.window;
+        while !pending.urgent && !pending.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            pending = self
+                .ready
+                .wait_timeout(pending, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        pending.urgent = false;
+        Some(std::mem::take(&mut pending.records))
+    }
 }
 
 impl Journal {
     /// Starts the writer thread on `store`'s connection.
     pub fn start(store: SqliteJobStore) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel();
+        let queue = Arc::new(Queue::new(BATCH_WINDOW));
+        let for_writer = queue.clone();
         std::thread::Builder::new()
             .name("sluice-journal".into())
-            .spawn(move || writer(store, rx))?;
-        Ok(Self { tx })
+            .spawn(move || writer(store, &for_writer))?;
+        Ok(Self {
+            queue: Arc::new(Sender(queue)),
+        })
     }
 
     fn send(&self, record: Record) {
-        // The writer lives as long as any sender: a send fails only while the process exits.
-        let _ = self.tx.send(record);
+        self.queue.0.push(record);
     }
 
     /// Waits until every record queued before this call is committed, with every write the job
@@ -107,17 +196,8 @@ impl Journal {
     }
 }
 
-fn writer(store: SqliteJobStore, rx: mpsc::Receiver<Record>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        let deadline = Instant::now() + BATCH_WINDOW;
-        while batch.len() < BATCH_MAX && !matches!(batch.last(), Some(Record::Flush(_))) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+fn writer(store: SqliteJobStore, queue: &Queue) {
+    while let Some(batch) = queue.next_batch() {
         let mut waiters = Vec::new();
         let mut records = Vec::with_capacity(batch.len());
         for record in batch {
@@ -366,5 +446,107 @@ impl SqliteJobStore {
                 map_results,
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(id: u64) -> Record {
+        Record::History {
+            arn: "arn".into(),
+            id,
+            event: "{}".into(),
+        }
+    }
+
+    fn ids(batch: &[Record]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|r| match r {
+                Record::History { id, .. } => id.to_string(),
+                Record::Flush(_) => "flush".into(),
+                _ => "other".into(),
+            })
+            .collect()
+    }
+
+    /// Runs `next_batch` on a thread of its own and waits for it at most 10 s (a batch that
+    /// waited out an hour-long window is a failure, not a hang).
+    fn next_batch_of(queue: &Arc<Queue>) -> Option<Vec<String>> {
+        let (tx, rx) = mpsc::channel();
+        let q = queue.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(q.next_batch().map(|b| ids(&b)));
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the batch was not handed over in 10 s")
+    }
+
+    #[test]
+    fn a_flush_ends_the_batch_without_waiting_out_the_window() {
+        let queue = Arc::new(Queue::new(Duration::from_secs(3600)));
+        let (tx, _rx) = mpsc::channel();
+        queue.push(history(1));
+        queue.push(history(2));
+        queue.push(Record::Flush(tx));
+        assert_eq!(
+            next_batch_of(&queue),
+            Some(vec!["1".into(), "2".into(), "flush".into()])
+        );
+        // The next batch waits for its own first record.
+        queue.push(history(3));
+        let (tx, _rx) = mpsc::channel();
+        queue.push(Record::Flush(tx));
+        assert_eq!(
+            next_batch_of(&queue),
+            Some(vec!["3".into(), "flush".into()])
+        );
+    }
+
+    #[test]
+    fn records_without_a_flush_are_handed_over_when_the_window_ends() {
+        let queue = Arc::new(Queue::new(Duration::from_millis(20)));
+        queue.push(history(1));
+        queue.push(history(2));
+        assert_eq!(next_batch_of(&queue), Some(vec!["1".into(), "2".into()]));
+    }
+
+    #[test]
+    fn a_full_batch_is_handed_over_at_once() {
+        let queue = Arc::new(Queue::new(Duration::from_secs(3600)));
+        for id in 0..BATCH_MAX as u64 {
+            queue.push(history(id));
+        }
+        assert_eq!(next_batch_of(&queue).map(|b| b.len()), Some(BATCH_MAX));
+    }
+
+    #[test]
+    fn when_the_last_journal_goes_the_writer_gets_what_is_left_then_stops() {
+        let queue = Arc::new(Queue::new(Duration::from_secs(3600)));
+        let sender = Sender(queue.clone());
+        queue.push(history(7));
+        drop(sender);
+        assert_eq!(next_batch_of(&queue), Some(vec!["7".into()]));
+        assert_eq!(next_batch_of(&queue), None);
+    }
+
+    #[test]
+    fn the_writer_wakes_for_a_record_that_comes_while_it_waits() {
+        let queue = Arc::new(Queue::new(Duration::from_millis(1)));
+        let (tx, rx) = mpsc::channel();
+        let q = queue.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(q.next_batch().map(|b| ids(&b)));
+        });
+        // The writer is (most likely) asleep on an empty queue by now.
+        std::thread::sleep(Duration::from_millis(50));
+        queue.push(history(9));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("the writer did not wake"),
+            Some(vec!["9".into()])
+        );
     }
 }
