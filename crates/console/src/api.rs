@@ -257,7 +257,14 @@ async fn attempt_log(
             n.chars().take(40).collect::<String>()
         ))
     })?;
-    let path = app.reader.log_path(&id, &task, n).await?;
+    let Some(path) = app.reader.log_path(&id, &task, n).await? else {
+        // A known attempt that has written nothing: its log is empty.
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            String::new(),
+        )
+            .into_response());
+    };
     let (text, cut) = tokio::task::spawn_blocking(move || views::tail(&path, LOG_TAIL))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?

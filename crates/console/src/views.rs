@@ -579,13 +579,14 @@ impl Reader {
         self.object_path(&ObjectRef::new(DATA_BUCKET, layout::rejects(id, stage)))
     }
 
-    /// The log of an attempt that the job table knows (`logs/<job>/<task>-<n>.log`).
+    /// The log of an attempt that the job table knows (`logs/<job>/<task>-<n>.log`); `None`
+    /// when it has none: the pool makes an attempt's log on its first byte of output.
     pub async fn log_path(
         &self,
         id: &JobId,
         task: &sluice_core::TaskId,
         number: u32,
-    ) -> Result<PathBuf, ApiError> {
+    ) -> Result<Option<PathBuf>, ApiError> {
         self.job(id).await?;
         let key = sluice_core::model::AttemptKey {
             job_id: id.clone(),
@@ -607,7 +608,12 @@ impl Reader {
             .join("logs")
             .join(id.as_str())
             .join(format!("{task}-{number}.log"));
-        inside(self.workdir(), &path)
+        // Not even a dangling link: the attempt wrote nothing (yet).
+        if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Ok(None);
+        }
+        inside(self.workdir(), &path).map(Some)
     }
 }
 

@@ -30,6 +30,7 @@ use sluice_core::model::AttemptKey;
 use sluice_core::ports::{Compute, ComputeError, LaunchRequest, Launched, Location};
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use crate::bucket::DirObjectStore;
 use crate::capacity::{SlotGuard, Slots};
 use crate::events::EventSink;
 use crate::spawn::{SpawnSpec, TaskProcess};
+use crate::tasklog::{LogWriter, TaskLog};
 
 /// Attempts launched and waiting in the pool per slot of capacity (see
 /// [`ProcessCompute::launch_ahead`]).
@@ -140,7 +142,7 @@ impl ProcessCompute {
             versions: AtomicU64::new(0),
             stopped: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
-            log_dirs: Mutex::new(Default::default()),
+            output_dirs: Mutex::new(Default::default()),
             instances: Mutex::new(HashMap::new()),
         });
         if let Ok(mut pools) = LIVE_POOLS.lock() {
@@ -207,7 +209,7 @@ impl Compute for ProcessCompute {
                 std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
             } else {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                    self.pool.ensure_dir(parent).map_err(|e| io(parent, e))?;
                 }
                 // An earlier attempt that wrote the file and then failed must not make this
                 // one look successful (on ECS nothing is uploaded unless the command exits 0).
@@ -317,8 +319,9 @@ struct Pool {
     stopped: Mutex<HashMap<String, String>>,
     /// The attempts whose process runs (or is about to), by task ARN.
     running: Mutex<HashMap<String, Arc<RunControl>>>,
-    /// Log directories already made (one per job), so a spawn does not make them again.
-    log_dirs: Mutex<std::collections::HashSet<PathBuf>>,
+    /// Output directories already made (one per stage of a job), so that a launch does not
+    /// make them again.
+    output_dirs: Mutex<std::collections::HashSet<PathBuf>>,
     /// Running task ARN -> the simulated instance it runs on.
     instances: Mutex<HashMap<String, String>>,
     /// What every task's environment starts from: sluice's own, with PATH searching beside
@@ -381,12 +384,12 @@ pub fn kill_running() {
 
 impl Pool {
     fn ensure_dir(&self, dir: &Path) -> std::io::Result<()> {
-        if self.log_dirs.lock().is_ok_and(|d| d.contains(dir)) {
+        if self.output_dirs.lock().is_ok_and(|d| d.contains(dir)) {
             return Ok(());
         }
         std::fs::create_dir_all(dir)?;
-        if let Ok(mut dirs) = self.log_dirs.lock() {
-            // Bounded: a long `sluice serve` makes one per job.
+        if let Ok(mut dirs) = self.output_dirs.lock() {
+            // Bounded: a long `sluice serve` makes some per job.
             if dirs.len() > 1024 {
                 dirs.clear();
             }
@@ -500,7 +503,7 @@ async fn run_attempt(
             stopped_reason: format!("CannotStartContainerError: {reason}"),
             container_reason: Some(format!("CannotStartContainerError: {reason}")),
         },
-        Ok(mut child) => {
+        Ok((mut child, mut log)) => {
             control.group.store(child.id() as i32, Ordering::SeqCst);
             let instance = instance_of(&run.task_arn);
             if let (Some(i), Ok(mut instances)) = (&instance, pool.instances.lock()) {
@@ -530,7 +533,9 @@ async fn run_attempt(
                     None => std::future::pending().await,
                 }
             };
-            let (status, end) = tokio::select! {
+            let exited = tokio::sync::Notify::new();
+            let run_to_end = async {
+                let ended = tokio::select! {
                 s = child.wait() => (s, RunEnd::Exited),
                 _ = control.stop.notified() => {
                     (terminate(&mut child, STOP_GRACE, false).await, RunEnd::Stopped)
@@ -550,7 +555,28 @@ async fn run_attempt(
                     }
                     (terminate(&mut child, RECLAIM_GRACE, true).await, RunEnd::Reclaimed)
                 }
+                };
+                exited.notify_one();
+                ended
             };
+            // The log is copied while the process runs (a full pipe would stall it), until
+            // the pipe closes or the process has exited; then what the pipe still holds.
+            let copy = async {
+                tokio::select! {
+                    copied = log.copy_until_closed() => copied.map(|_| ()),
+                    _ = exited.notified() => Ok(()),
+                }
+            };
+            let ((status, end), copied) = tokio::join!(run_to_end, copy);
+            if let Some(e) = copied
+                .and_then(|_| log.copy_available().map(|_| ()))
+                .err()
+                .as_ref()
+                .or(log.lost())
+            {
+                tracing::warn!(log = %log.path().display(), error = %e, "could not keep the task's output");
+            }
+            drop(log);
             control.group.store(0, Ordering::SeqCst);
             drop(slot);
             if let Ok(mut instances) = pool.instances.lock() {
@@ -617,11 +643,12 @@ enum SpawnError {
     Failed(String),
 }
 
-/// What a process needs that can be made before it has a slot: its log file, its program and
-/// its environment. Made while the attempt waits, so that once a slot frees only the clone and
-/// exec stand between one task's end and the next one's start.
+/// What a process needs that can be made before it has a slot: its log's pipe, its program
+/// and its environment. Made while the attempt waits, so that once a slot frees only the clone
+/// and exec stand between one task's end and the next one's start.
 struct Prepared {
-    log: std::fs::File,
+    log: TaskLog,
+    writer: LogWriter,
     program: PathBuf,
     env: Vec<(OsString, OsString)>,
 }
@@ -631,12 +658,8 @@ fn prepare(run: &Run, pool: &Pool) -> Result<Prepared, String> {
         .logs
         .join(run.key.job_id.as_str())
         .join(format!("{}-{}.log", run.key.task_id, run.key.number));
-    if let Some(parent) = log_path.parent() {
-        pool.ensure_dir(parent)
-            .map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let (log, writer) =
+        TaskLog::open(log_path).map_err(|e| format!("a pipe for the task's log: {e}"))?;
     let working_dir = run.request.working_dir.as_deref().map(Path::new);
     let program = pool.program(&run.argv[0], working_dir)?;
     // sluice's own environment with the attempt's on top (the attempt's PATH, if it sets one,
@@ -653,18 +676,32 @@ fn prepare(run: &Run, pool: &Pool) -> Result<Prepared, String> {
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v))),
     );
-    Ok(Prepared { log, program, env })
+    Ok(Prepared {
+        log,
+        writer,
+        program,
+        env,
+    })
 }
 
-fn spawn(run: &Run, prepared: Prepared) -> Result<TaskProcess, String> {
-    TaskProcess::spawn(SpawnSpec {
-        program: &prepared.program,
+fn spawn(run: &Run, prepared: Prepared) -> Result<(TaskProcess, TaskLog), String> {
+    let Prepared {
+        log,
+        writer,
+        program,
+        env,
+    } = prepared;
+    let child = TaskProcess::spawn(SpawnSpec {
+        program: &program,
         argv: &run.argv,
-        env: prepared.env,
+        env,
         working_dir: run.request.working_dir.as_deref().map(Path::new),
-        output: &prepared.log,
+        output: writer.as_fd(),
     })
-    .map_err(|e| format!("{}: {e}", run.argv[0]))
+    .map_err(|e| format!("{}: {e}", run.argv[0]))?;
+    // Only the process (and what it starts) holds the pipe now: it closes when they are done.
+    drop(writer);
+    Ok((child, log))
 }
 
 /// SIGTERM to the task's process group (then SIGCONT, if it was `held` with SIGSTOP, so that

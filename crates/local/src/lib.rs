@@ -11,6 +11,7 @@
 //! - [`journal`]: the engine's history and checkpoints, batched into the job table.
 //! - [`pipelines`]: loading a pipeline file with the checks that need the file system.
 //! - [`spawn`]: starting a task process without forking sluice, tied to its life.
+//! - [`tasklog`]: an attempt's log, made on its first byte.
 //! - [`runtime`]: the wiring — the sluice-asl engine running `statemachines/pipeline.asl.json`
 //!   with Lambda resources served by the in-process handlers (the Workflows port).
 
@@ -25,6 +26,7 @@ pub mod pipelines;
 pub mod runtime;
 pub mod spawn;
 pub mod store;
+pub mod tasklog;
 
 pub use driver::{Cancelled, Driver, RedriveError, RedriveStarted};
 pub use runtime::{LocalRuntime, RuntimeOptions};

@@ -20,7 +20,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -36,7 +36,7 @@ pub struct SpawnSpec<'a> {
     pub env: Vec<(OsString, OsString)>,
     pub working_dir: Option<&'a Path>,
     /// Where stdout and stderr go (stdin is /dev/null).
-    pub output: &'a std::fs::File,
+    pub output: BorrowedFd<'a>,
 }
 
 /// A running task process, the leader of its own process group.
@@ -90,7 +90,7 @@ impl TaskProcess {
         argv_ptrs.push(std::ptr::null());
         let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
         envp_ptrs.push(std::ptr::null());
-        let stdin = std::fs::File::open("/dev/null")?;
+        let stdin = dev_null()?;
 
         let mut child = ChildArgs {
             program: program.as_ptr(),
@@ -173,8 +173,8 @@ impl TaskProcess {
             .env_clear()
             .envs(spec.env)
             .stdin(std::process::Stdio::null())
-            .stdout(spec.output.try_clone()?)
-            .stderr(spec.output.try_clone()?)
+            .stdout(spec.output.try_clone_to_owned()?)
+            .stderr(spec.output.try_clone_to_owned()?)
             .kill_on_drop(true)
             .process_group(0);
         let child = cmd.spawn()?;
@@ -251,6 +251,18 @@ impl Drop for TaskProcess {
             }
         }
     }
+}
+
+/// /dev/null, opened once for every task's stdin (close-on-exec; the child's dup2 onto fd 0
+/// is what it keeps).
+#[cfg(target_os = "linux")]
+fn dev_null() -> io::Result<BorrowedFd<'static>> {
+    static DEV_NULL: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    if let Some(file) = DEV_NULL.get() {
+        return Ok(file.as_fd());
+    }
+    let file = std::fs::File::open("/dev/null")?;
+    Ok(DEV_NULL.get_or_init(|| file).as_fd())
 }
 
 #[cfg(target_os = "linux")]
@@ -393,7 +405,7 @@ mod tests {
             argv,
             env: vec![("SLUICE_TEST".into(), "42".into())],
             working_dir: None,
-            output: out,
+            output: out.as_fd(),
         }
     }
 

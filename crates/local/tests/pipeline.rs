@@ -232,6 +232,13 @@ async fn application_errors_follow_the_retry_policy_and_fail_the_job_not_the_oth
         .await
         .unwrap();
     assert!(attempts.iter().all(|a| a.exit_code == Some(3)));
+    // Each failed attempt's log holds what it wrote; a task that wrote nothing has no log.
+    let logs = dir.path().join("logs").join(job.id.as_str());
+    for n in [1, 2] {
+        let log = std::fs::read_to_string(logs.join(format!("tasks_t-00002-{n}.log"))).unwrap();
+        assert_eq!(log, "boom\n");
+    }
+    assert!(!logs.join("tasks_t-00000-1.log").exists());
 }
 
 /// A stage's `timeout_seconds` is how long an attempt may *run*: attempts launched ahead and
@@ -688,4 +695,39 @@ async fn a_failed_stage_stops_the_job_and_a_redrive_resumes_there() {
         .recv_timeout(Duration::from_secs(10))
         .expect("success announced");
     assert_eq!(hook["job"]["status"], "SUCCEEDED");
+}
+
+/// A task's output goes to its log while it runs; a background process it leaves behind, still
+/// holding stdout, does not keep the attempt open: the attempt ends when the task's process
+/// does, with what was written by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_leaves_a_process_holding_its_output_still_ends_with_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), None);
+    let text = r#"
+name = "background"
+[input]
+columns = { n = "integer" }
+[task]
+command = ["sh", "-c", "echo 'task {n} starts'; sleep 60 & echo 'task {n} done' >&2; echo '{{}}' > {output}"]
+timeout_seconds = 30
+"#;
+    rt.register_pipeline(&PipelineConfig::from_toml("background.toml", text).unwrap())
+        .unwrap();
+    let csv = write(dir.path(), "in.csv", "n\n1\n2\n");
+    let began = std::time::Instant::now();
+    let started = submit(&rt, &csv, "background/in.csv").await;
+    let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.reason);
+    // Not held open until the `sleep 60` ends (generous: the tasks take milliseconds).
+    assert!(
+        began.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        began.elapsed()
+    );
+    let logs = dir.path().join("logs").join(job.id.as_str());
+    for (task, n) in [("tasks_t-00000", 1), ("tasks_t-00001", 2)] {
+        let log = std::fs::read_to_string(logs.join(format!("{task}-1.log"))).unwrap();
+        assert_eq!(log, format!("task {n} starts\ntask {n} done\n"));
+    }
 }
