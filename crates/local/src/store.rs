@@ -208,7 +208,9 @@ impl TaskCounts {
 /// they have run; reads run inside that transaction when one is open, so they see every write
 /// answered before them. A commit per request was the largest single cost of the job table
 /// (a third of its thread's time, with four writes per task); now a busy pool commits about
-/// every five milliseconds.
+/// every twenty milliseconds. (A 5 ms window with a 1 ms idle commit, before, committed
+/// about once per task on a storm of no-op tasks: each commit writes the pages the task
+/// touched anew, half again as many page writes as now.)
 ///
 /// What this costs: a process killed mid-window loses the writes of the last few milliseconds,
 /// as if it had been killed a few milliseconds earlier, which a redrive already handles (the
@@ -225,10 +227,13 @@ pub struct SqliteJobStore {
 
 /// Most requests taken off the queue at once.
 const MAX_BATCH: usize = 512;
-/// Longest a write transaction stays open for more writes.
-pub const COMMIT_WINDOW: Duration = Duration::from_millis(5);
+/// Longest a write transaction stays open for more writes. Another process that wants the
+/// write lock meanwhile (`sluice cancel`) gets it between two windows: with 20 ms it waited
+/// 42 ms at the median, 106 ms at worst (bench/orchestration/lock_wait.py); 50 ms windows
+/// left almost no gap for it.
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(20);
 /// A write transaction is committed once no request has come for this long.
-pub const COMMIT_IDLE: Duration = Duration::from_millis(1);
+pub const COMMIT_IDLE: Duration = Duration::from_millis(5);
 
 /// When the store's thread commits its open write transaction: [`COMMIT_WINDOW`] and
 /// [`COMMIT_IDLE`], or (tests) longer, so that only a flush commits.
