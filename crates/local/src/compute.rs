@@ -544,25 +544,26 @@ async fn run_attempt(
             let exited = tokio::sync::Notify::new();
             let run_to_end = async {
                 let ended = tokio::select! {
-                s = child.wait() => (s, RunEnd::Exited),
-                _ = control.stop.notified() => {
-                    (terminate(&mut child, STOP_GRACE, false).await, RunEnd::Stopped)
-                }
-                _ = timed_out => {
-                    (terminate(&mut child, STOP_GRACE, false).await, RunEnd::TimedOut)
-                }
-                _ = reclaimed => {
-                    // The warning is handled before the instance goes, as EC2's two-minute
-                    // notice is on AWS; then SIGTERM, like ECS stopping the task. The task is
-                    // held (SIGSTOP) meanwhile: its fate is sealed when the warning goes out,
-                    // and a short run must not finish during the milliseconds the handling
-                    // takes here (on AWS it would have two minutes left to run, not to finish).
-                    child.signal_group(libc::SIGSTOP);
-                    if let Some(i) = &instance {
-                        events.deliver(spot_warning(i)).await;
+                    s = child.wait() => (s, RunEnd::Exited),
+                    _ = control.stop.notified() => {
+                        (terminate(&mut child, STOP_GRACE, false).await, RunEnd::Stopped)
                     }
-                    (terminate(&mut child, RECLAIM_GRACE, true).await, RunEnd::Reclaimed)
-                }
+                    _ = timed_out => {
+                        (terminate(&mut child, STOP_GRACE, false).await, RunEnd::TimedOut)
+                    }
+                    _ = reclaimed => {
+                        // The warning is handled before the instance goes, as EC2's
+                        // two-minute notice is on AWS; then SIGTERM, like ECS stopping the
+                        // task. The task is held (SIGSTOP) meanwhile: its fate is sealed when
+                        // the warning goes out, and a short run must not finish during the
+                        // milliseconds the handling takes here (on AWS it would have two
+                        // minutes left to run, not to finish).
+                        child.signal_group(libc::SIGSTOP);
+                        if let Some(i) = &instance {
+                            events.deliver(spot_warning(i)).await;
+                        }
+                        (terminate(&mut child, RECLAIM_GRACE, true).await, RunEnd::Reclaimed)
+                    }
                 };
                 exited.notify_one();
                 ended
@@ -582,7 +583,9 @@ async fn run_attempt(
                 .as_ref()
                 .or(log.lost())
             {
-                tracing::warn!(log = %log.path().display(), error = %e, "could not keep the task's output");
+                tracing::warn!(
+                    log = %log.path().display(), error = %e, "could not keep the task's output"
+                );
             }
             drop(log);
             control.group.store(0, Ordering::SeqCst);
