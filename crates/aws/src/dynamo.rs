@@ -702,6 +702,9 @@ impl JobStore for DynamoJobStore {
         if let Some(reason) = &update.stopped_reason {
             set.push(("stopped_reason", s(reason)));
         }
+        if let Some(at) = &update.started_at {
+            set.push(("started_at", value(&what, at)?));
+        }
         if let Some(at) = &update.stopped_at {
             set.push(("stopped_at", value(&what, at)?));
         }

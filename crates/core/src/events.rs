@@ -7,6 +7,7 @@
 
 use crate::ids::{JobId, TaskId};
 use crate::model::AttemptKey;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -167,7 +168,28 @@ pub struct EcsContainerOverride {
     pub environment: Vec<KeyValue>,
 }
 
+/// When a task ran, as its stop event says: `None` where the event has no time (a task that
+/// never started has no `startedAt`) or one that cannot be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTimes {
+    pub started: Option<DateTime<Utc>>,
+    pub stopped: Option<DateTime<Utc>>,
+}
+
 impl EcsTaskStateChange {
+    /// When the task ran (ECS's `startedAt` / `stoppedAt`, RFC 3339).
+    pub fn run_times(&self) -> RunTimes {
+        let at = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        RunTimes {
+            started: at(&self.started_at),
+            stopped: at(&self.stopped_at),
+        }
+    }
+
     /// The sluice attempt this ECS task ran, from the container overrides sluice set at launch.
     pub fn attempt_key(&self) -> Option<AttemptKey> {
         self.overrides
@@ -330,6 +352,18 @@ impl BatchContainer {
 }
 
 impl BatchJobStateChange {
+    /// When the job's last attempt ran (Batch's `startedAt` / `stoppedAt`, milliseconds since
+    /// the epoch; the job's own when no attempt says). sluice submits one Batch job per
+    /// attempt, so that is the sluice attempt's run.
+    pub fn run_times(&self) -> RunTimes {
+        let at = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis);
+        let last = self.attempts.last();
+        RunTimes {
+            started: at(last.and_then(|a| a.started_at).or(self.started_at)),
+            stopped: at(last.and_then(|a| a.stopped_at).or(self.stopped_at)),
+        }
+    }
+
     /// The containers of the job's last attempt (or, when no attempt reports any, of the job
     /// itself), for both job shapes: `container` (`containerProperties`) and
     /// `taskProperties[].containers[]` (`ecsProperties`).
@@ -463,6 +497,47 @@ mod tests {
         assert_eq!(event.detail.version, Some(4));
         let key = event.detail.attempt_key().unwrap();
         assert_eq!(key.to_string(), "ber-1/t-007#2");
+        // Started, not yet stopped in this sample.
+        let ran = event.detail.run_times();
+        assert_eq!(
+            ran.started.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2016-12-06T16:41:06.800+00:00")
+        );
+        assert_eq!(ran.stopped, None);
+    }
+
+    /// A Batch job's run is its last attempt's (sluice submits a job per attempt), else the
+    /// job's own times; milliseconds since the epoch.
+    #[test]
+    fn batch_run_times_are_the_last_attempts() {
+        let detail: BatchJobStateChange = serde_json::from_value(serde_json::json!({
+            "jobId": "4c7599ae", "status": "FAILED",
+            "startedAt": 1764756000000_i64, "stoppedAt": 1764756009000_i64,
+            "attempts": [
+                {"startedAt": 1764756001000_i64, "stoppedAt": 1764756002500_i64},
+                {"startedAt": 1764756003000_i64, "stoppedAt": 1764756004250_i64}
+            ]
+        }))
+        .unwrap();
+        let ran = detail.run_times();
+        assert_eq!(
+            ran.started.map(|t| t.timestamp_millis()),
+            Some(1764756003000)
+        );
+        assert_eq!(
+            ran.stopped.map(|t| t.timestamp_millis()),
+            Some(1764756004250)
+        );
+        let no_attempts: BatchJobStateChange = serde_json::from_value(serde_json::json!({
+            "jobId": "4c7599ae", "status": "FAILED", "startedAt": 1764756000000_i64
+        }))
+        .unwrap();
+        let ran = no_attempts.run_times();
+        assert_eq!(
+            ran.started.map(|t| t.timestamp_millis()),
+            Some(1764756000000)
+        );
+        assert_eq!(ran.stopped, None);
     }
 
     /// A Batch event whose container environment is missing (a truncated detail) still names

@@ -433,6 +433,10 @@ pub struct AttemptUpdate {
     pub stop_code: Option<String>,
     pub stopped_reason: Option<String>,
     pub event_version: Option<u64>,
+    /// When the attempt's container or process started running, from its stop event: until
+    /// then an attempt's `started_at` is its launch, and an attempt may wait a while between
+    /// the two (for capacity on ECS, for a slot in the local pool).
+    pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
     /// The answer to send the attempt's token (with a final state only).
     pub answer: Option<TokenAnswer>,

@@ -1586,8 +1586,8 @@ fn write_attempt_transition(
     let sql = format!(
                 "UPDATE attempts SET state = ?, compute_id = COALESCE(?, compute_id), exit_code = COALESCE(?, exit_code),
                  stop_code = COALESCE(?, stop_code), stopped_reason = COALESCE(?, stopped_reason),
-                 event_version = COALESCE(?, event_version), stopped_at = COALESCE(?, stopped_at),
-                 answer = COALESCE(?, answer)
+                 event_version = COALESCE(?, event_version), started_at = COALESCE(?, started_at),
+                 stopped_at = COALESCE(?, stopped_at), answer = COALESCE(?, answer)
                  WHERE job_id = ? AND task_id = ? AND number = ?
                  AND (? IS NULL OR event_version IS NULL OR event_version < ?)
                  AND state IN ({})",
@@ -1601,6 +1601,7 @@ fn write_attempt_transition(
         Box::new(update.stop_code.clone()),
         Box::new(update.stopped_reason.clone()),
         Box::new(version),
+        Box::new(update.started_at.as_ref().map(ts)),
         Box::new(update.stopped_at.as_ref().map(ts)),
         Box::new(answer_json(update.answer.as_ref())?),
         Box::new(key.job_id.as_str().to_string()),

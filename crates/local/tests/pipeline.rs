@@ -276,6 +276,20 @@ task_failed_attempts = 2
             "{}: waited behind the others, still within its time",
             t.id
         );
+        // And its record says so: the run the STOPPED event reports, not launch to stop
+        // (up to 4.8 s for the last of them, over the 2 s timeout).
+        let attempt = &rt
+            .services
+            .jobs
+            .list_attempts(&job.id, &t.id)
+            .await
+            .unwrap()[0];
+        let ran = attempt.stopped_at.unwrap() - attempt.started_at;
+        assert!(
+            ran < chrono::Duration::seconds(2),
+            "{}: recorded as running {ran} against a 2 s timeout",
+            t.id
+        );
     }
     assert_eq!(hung.state, TaskState::Failed);
     let attempts = rt

@@ -33,7 +33,7 @@ use sluice_core::error::{ErrorName, StepError};
 use sluice_core::events::{
     BATCH_JOB_STATE_CHANGE, BatchJobStateChange, EC2_INSTANCE_STATE_CHANGE,
     EC2_SPOT_INTERRUPTION_WARNING, ECS_TASK_STATE_CHANGE, Ec2InstanceStateChange,
-    Ec2SpotInterruptionWarning, EcsTaskStateChange, EventEnvelope,
+    Ec2SpotInterruptionWarning, EcsTaskStateChange, EventEnvelope, RunTimes,
 };
 use sluice_core::model::{Attempt, AttemptKey, AttemptState, AttemptUpdate, TokenAnswer};
 use sluice_core::ports::{Location, PortCall, TaskUpdate, Transition, WorkflowError};
@@ -92,6 +92,7 @@ struct Parsed {
     key: Option<AttemptKey>,
     compute_id: Option<String>,
     version: Option<u64>,
+    ran: RunTimes,
 }
 
 fn parse(event: Value) -> Result<Event, StepError> {
@@ -110,6 +111,7 @@ fn parse(event: Value) -> Result<Event, StepError> {
                 key: d.attempt_key(),
                 compute_id: d.task_arn.clone(),
                 version: d.version,
+                ran: d.run_times(),
             }))
         }
         BATCH_JOB_STATE_CHANGE => {
@@ -123,6 +125,7 @@ fn parse(event: Value) -> Result<Event, StepError> {
                 key: d.attempt_key(),
                 compute_id: d.job_id.clone(),
                 version: None,
+                ran: d.run_times(),
             }))
         }
         EC2_SPOT_INTERRUPTION_WARNING => {
@@ -247,6 +250,7 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         key,
         compute_id,
         version,
+        ran,
     } = parsed;
     let mut report = TaskEventReport {
         classification: stop.classification.label(),
@@ -402,7 +406,10 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         stop_code: stop.stop_code.clone(),
         stopped_reason: Some(stop.reason.clone()),
         event_version: version,
-        stopped_at: Some(Utc::now()),
+        // The run's own times where the event has them: an attempt launched ahead may have
+        // waited for capacity (or a slot) before it ran, and its stop reaches us later.
+        started_at: ran.started,
+        stopped_at: Some(ran.stopped.unwrap_or_else(Utc::now)),
         answer: Some(answer.clone()),
     };
     // The attempt's end, the answer it implies and the task's move are written together; the

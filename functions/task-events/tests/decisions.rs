@@ -652,3 +652,42 @@ async fn truncated_ec2_events_are_clear_errors() {
         );
     }
 }
+
+/// An attempt's recorded run is the one its stop event reports: launched ahead, it may have
+/// waited for capacity (or a slot) before it ran. An event without the times keeps the launch
+/// as the start and stamps the stop when it is handled.
+#[tokio::test]
+async fn the_attempt_records_when_it_ran_from_its_stop_event() {
+    let (w, job) = world().await;
+    launched(&w, &job, 1).await;
+    let launched_at = w
+        .jobs
+        .get_attempt(&key(&job, 1))
+        .await
+        .unwrap()
+        .unwrap()
+        .started_at;
+    let mut event = stopped(&job, 1, 3, "EssentialContainerExited", 2);
+    event["detail"]["startedAt"] = json!("2026-12-03T10:00:05.25Z");
+    event["detail"]["stoppedAt"] = json!("2026-12-03T10:00:07.5Z");
+    handle(&w.services, event).await.unwrap();
+    let a = w.jobs.get_attempt(&key(&job, 1)).await.unwrap().unwrap();
+    assert_eq!(a.state, AttemptState::Failed);
+    assert_eq!(a.started_at.to_rfc3339(), "2026-12-03T10:00:05.250+00:00");
+    assert_eq!(
+        a.stopped_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-12-03T10:00:07.500+00:00")
+    );
+
+    launched(&w, &job, 2).await;
+    let before = chrono::Utc::now();
+    handle(
+        &w.services,
+        stopped(&job, 2, 3, "EssentialContainerExited", 2),
+    )
+    .await
+    .unwrap();
+    let a = w.jobs.get_attempt(&key(&job, 2)).await.unwrap().unwrap();
+    assert!(a.started_at >= launched_at && a.started_at <= before);
+    assert!(a.stopped_at.is_some_and(|t| t >= before));
+}

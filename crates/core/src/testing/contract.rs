@@ -10,7 +10,7 @@ use crate::model::{
     ObjectRef, Task, TaskState, TokenAnswer,
 };
 use crate::ports::{JobStore, TaskUpdate, Transition};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
 /// Runs every check of the contract on `store`.
@@ -550,12 +550,17 @@ pub async fn attempts_with_their_task(store: &dyn JobStore, prefix: &str) {
             },
         )
     };
+    // The run's times, from the stop event, replace the launch as the start.
+    let ran_from: DateTime<Utc> = "2026-12-03T10:00:05.25Z".parse().unwrap();
+    let ran_to: DateTime<Utc> = "2026-12-03T10:00:07.5Z".parse().unwrap();
     let ended = store
         .end_attempt(
             &a2.key,
             AttemptState::Succeeded,
             AttemptUpdate {
                 exit_code: Some(0),
+                started_at: Some(ran_from),
+                stopped_at: Some(ran_to),
                 ..Default::default()
             },
             Some(succeeded("out-2.json")),
@@ -563,6 +568,12 @@ pub async fn attempts_with_their_task(store: &dyn JobStore, prefix: &str) {
         .await
         .unwrap();
     assert!(matches!(&ended, Transition::Applied(a) if a.state == AttemptState::Succeeded));
+    let read = store
+        .get_attempt(&a2.key)
+        .await
+        .unwrap()
+        .expect("the attempt");
+    assert_eq!((read.started_at, read.stopped_at), (ran_from, Some(ran_to)));
     // A second end of the same attempt is refused, and its task move with it.
     let again = store
         .end_attempt(

@@ -283,6 +283,9 @@ impl JobStore for MemoryJobStore {
         if update.event_version.is_some() {
             a.event_version = update.event_version;
         }
+        if let Some(at) = update.started_at {
+            a.started_at = at;
+        }
         if update.stopped_at.is_some() {
             a.stopped_at = update.stopped_at;
         }
