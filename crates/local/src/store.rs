@@ -1428,7 +1428,7 @@ impl JobStore for SqliteJobStore {
                 return Ok(false);
             }
             let key = &attempt.key;
-            write_task_transition(c, &key.job_id, &key.task_id, to, &update)?;
+            move_task(c, &key.job_id, &key.task_id, to, &update)?;
             Ok(true)
         })
         .await
@@ -1445,7 +1445,7 @@ impl JobStore for SqliteJobStore {
         self.call(move |c| {
             let moved = write_attempt_transition(c, &key, to, &update)?;
             if let (Transition::Applied(_), Some((state, update))) = (&moved, &task) {
-                write_task_transition(c, &key.job_id, &key.task_id, *state, update)?;
+                move_task(c, &key.job_id, &key.task_id, *state, update)?;
             }
             Ok(moved)
         })
@@ -1520,6 +1520,24 @@ fn write_task_transition(
     to: TaskState,
     update: &TaskUpdate,
 ) -> Result<Transition<Task>, StoreError> {
+    let n = move_task(c, job, task, to, update)?;
+    let current = SqliteJobStore::read_task(c, job.as_str(), task.as_str())?;
+    Ok(match (n, current) {
+        (_, None) => Transition::Missing,
+        (0, Some(t)) => Transition::Rejected(t),
+        (_, Some(t)) => Transition::Applied(t),
+    })
+}
+
+/// The conditional UPDATE of a task's move, without reading the task back (for the requests
+/// that move a task beside an attempt and answer with the attempt): the rows it changed.
+fn move_task(
+    c: &Connection,
+    job: &JobId,
+    task: &TaskId,
+    to: TaskState,
+    update: &TaskUpdate,
+) -> Result<usize, StoreError> {
     let allowed: Vec<&str> = to.allowed_from().iter().map(|s| s.as_str()).collect();
     let sql = format!(
                 "UPDATE tasks SET state = ?, attempts = COALESCE(?, attempts), spot_interruptions = COALESCE(?, spot_interruptions),
@@ -1549,13 +1567,7 @@ fn write_task_transition(
         Box::new(job.as_str().to_string()),
         Box::new(task.as_str().to_string()),
     ];
-    let n = exec_conditional(c, &sql, values, &allowed)?;
-    let current = SqliteJobStore::read_task(c, job.as_str(), task.as_str())?;
-    Ok(match (n, current) {
-        (_, None) => Transition::Missing,
-        (0, Some(t)) => Transition::Rejected(t),
-        (_, Some(t)) => Transition::Applied(t),
-    })
+    exec_conditional(c, &sql, values, &allowed)
 }
 
 /// The INSERT of [`JobStore::create_attempt`], on the store's connection.
