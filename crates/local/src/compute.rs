@@ -41,7 +41,7 @@ use crate::bucket::DirObjectStore;
 use crate::capacity::{SlotGuard, Slots};
 use crate::events::EventSink;
 use crate::spawn::{SpawnSpec, TaskProcess};
-use crate::tasklog::{LogWriter, TaskLog};
+use crate::tasklog::TaskLog;
 
 /// Attempts launched and waiting in the pool per slot of capacity (see
 /// [`ProcessCompute::launch_ahead`]).
@@ -215,8 +215,8 @@ impl Compute for ProcessCompute {
                 // one look successful (on ECS nothing is uploaded unless the command exits 0).
                 // Looked up first: unlink takes the directory's lock for writing even for a
                 // file that is not there, and spun on it against the running tasks creating
-                // their outputs in the same directory (an eighth of sluice's CPU on a no-op
-                // job); a lookup does not take it.
+                // their outputs in the same directory (up to an eighth of sluice's CPU on a
+                // no-op job); a lookup does not take it.
                 if std::fs::symlink_metadata(&path).is_ok() {
                     match std::fs::remove_file(&path) {
                         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -572,22 +572,17 @@ async fn run_attempt(
             // the pipe closes or the process has exited; then what the pipe still holds.
             let copy = async {
                 tokio::select! {
-                    copied = log.copy_until_closed() => copied.map(|_| ()),
+                    copied = log.copy_until_closed() => copied,
                     _ = exited.notified() => Ok(()),
                 }
             };
             let ((status, end), copied) = tokio::join!(run_to_end, copy);
-            if let Some(e) = copied
-                .and_then(|_| log.copy_available().map(|_| ()))
-                .err()
-                .as_ref()
-                .or(log.lost())
-            {
+            let path = log.path().to_path_buf();
+            if let Err(e) = copied.and_then(|()| log.finish()) {
                 tracing::warn!(
-                    log = %log.path().display(), error = %e, "could not keep the task's output"
+                    log = %path.display(), error = %e, "could not keep the task's output"
                 );
             }
-            drop(log);
             control.group.store(0, Ordering::SeqCst);
             drop(slot);
             if let Ok(mut instances) = pool.instances.lock() {
@@ -659,7 +654,7 @@ enum SpawnError {
 /// and exec stand between one task's end and the next one's start.
 struct Prepared {
     log: TaskLog,
-    writer: LogWriter,
+    writer: std::io::PipeWriter,
     program: PathBuf,
     env: Vec<(OsString, OsString)>,
 }

@@ -20,7 +20,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -257,6 +257,7 @@ impl Drop for TaskProcess {
 /// is what it keeps).
 #[cfg(target_os = "linux")]
 fn dev_null() -> io::Result<BorrowedFd<'static>> {
+    use std::os::fd::AsFd;
     static DEV_NULL: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
     if let Some(file) = DEV_NULL.get() {
         return Ok(file.as_fd());
@@ -397,6 +398,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
     use std::time::Duration;
 
     fn spec<'a>(program: &'a Path, argv: &'a [String], out: &'a std::fs::File) -> SpawnSpec<'a> {

@@ -207,10 +207,10 @@ impl TaskCounts {
 /// a savepoint of its own (a failing request undoes only itself), and are answered as soon as
 /// they have run; reads run inside that transaction when one is open, so they see every write
 /// answered before them. A commit per request was the largest single cost of the job table
-/// (a third of its thread's time, with four writes per task); now a busy pool commits about
-/// every twenty milliseconds. (A 5 ms window with a 1 ms idle commit, before, committed
-/// about once per task on a storm of no-op tasks: each commit writes the pages the task
-/// touched anew, half again as many page writes as now.)
+/// (a third of its thread's time, with four writes per task); now a busy pool keeps one open
+/// for up to twenty milliseconds. (A 5 ms window with a 1 ms idle commit, before, committed
+/// whenever the pool went quiet for a millisecond between tasks, each commit writing anew the
+/// pages its tasks touched: 49,000 page writes for 5,000 no-op tasks, 33,000 now.)
 ///
 /// What this costs: a process killed mid-window loses the writes of the last few milliseconds,
 /// as if it had been killed a few milliseconds earlier, which a redrive already handles (the
@@ -228,9 +228,9 @@ pub struct SqliteJobStore {
 /// Most requests taken off the queue at once.
 const MAX_BATCH: usize = 512;
 /// Longest a write transaction stays open for more writes. Another process that wants the
-/// write lock meanwhile (`sluice cancel`) gets it between two windows: with 20 ms it waited
-/// 42 ms at the median, 106 ms at worst (bench/orchestration/lock_wait.py); 50 ms windows
-/// left almost no gap for it.
+/// write lock meanwhile (`sluice cancel`) gets it between two windows: it waited 3 to 43 ms
+/// in bench/orchestration/lock_wait.py's tries (20 ms with a 20 ms idle commit: up to 106
+/// ms); 50 ms windows left almost no gap for it.
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(20);
 /// A write transaction is committed once no request has come for this long.
 pub const COMMIT_IDLE: Duration = Duration::from_millis(5);

@@ -14,12 +14,15 @@
 //! writing afterwards gets EPIPE (or SIGPIPE).
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io::{self, PipeWriter, Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use tokio::io::unix::AsyncFd;
 
-/// The pipe's read end and the log it fills.
+/// The pipe's read end and the log it fills. The reads are the pipe's own non-blocking
+/// reads, not tokio's `pipe::Receiver::try_read`: that one answers "would block" until the
+/// reactor has seen the pipe readable, and what an exited process left in the pipe must be
+/// taken at once, whatever the reactor has seen.
 pub struct TaskLog {
     pipe: AsyncFd<File>,
     sink: Sink,
@@ -34,39 +37,27 @@ struct Sink {
     lost: Option<io::Error>,
 }
 
-/// The pipe's write end: the process's stdout and stderr. Dropped by the pool right after the
-/// spawn, so that the pipe closes when the process (and whatever it started) is done with it.
-pub struct LogWriter(OwnedFd);
-
-impl AsFd for LogWriter {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
 /// How much is moved per read.
 const CHUNK: usize = 16 * 1024;
 
 impl TaskLog {
-    /// A pipe for the log at `path` (nothing is created on disk yet). Needs a tokio runtime.
-    pub fn open(path: PathBuf) -> io::Result<(Self, LogWriter)> {
+    /// A pipe for the log at `path` (nothing is created on disk yet) and its write end, the
+    /// process's stdout and stderr: the pool drops its copy of the write end right after the
+    /// spawn, so that the pipe closes when the process (and whatever it started) is done with
+    /// it. Needs a tokio runtime.
+    pub fn open(path: PathBuf) -> io::Result<(Self, PipeWriter)> {
         let (reader, writer) = std::io::pipe()?;
         let reader = File::from(OwnedFd::from(reader));
         set_nonblocking(&reader)?;
         // SAFETY: the descriptor is ours and stays open, unreplaced, while the AsyncFd owns it.
         let pipe =
             unsafe { AsyncFd::register_with_interest(reader, tokio::io::Interest::READABLE) }?;
-        Ok((
-            Self {
-                pipe,
-                sink: Sink {
-                    path,
-                    file: None,
-                    lost: None,
-                },
-            },
-            LogWriter(OwnedFd::from(writer)),
-        ))
+        let sink = Sink {
+            path,
+            file: None,
+            lost: None,
+        };
+        Ok((Self { pipe, sink }, writer))
     }
 
     /// Where the log is (or will be, once something is written).
@@ -74,26 +65,25 @@ impl TaskLog {
         &self.sink.path
     }
 
-    /// Why (some of) the output could not be kept, if it could not.
-    pub fn lost(&self) -> Option<&io::Error> {
-        self.sink.lost.as_ref()
-    }
-
     /// Copies what the process writes into the log until the pipe closes.
     pub async fn copy_until_closed(&mut self) -> io::Result<()> {
         loop {
             let mut ready = self.pipe.readable().await?;
-            match self.sink.take_from(self.pipe.get_ref()) {
-                Ok(true) => return Ok(()),
-                Ok(false) => ready.clear_ready(),
-                Err(e) => return Err(e),
+            if self.sink.take_from(self.pipe.get_ref())? {
+                return Ok(());
             }
+            ready.clear_ready();
         }
     }
 
-    /// Copies what the pipe holds now, without waiting: `true` once the pipe has closed.
-    pub fn copy_available(&mut self) -> io::Result<bool> {
-        self.sink.take_from(self.pipe.get_ref())
+    /// Copies what the pipe holds now, without waiting, and closes it: the end of the log once
+    /// its process has exited. An error if (some of) the output could not be kept.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.sink.take_from(self.pipe.get_ref())?;
+        match self.sink.lost {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -118,16 +108,16 @@ impl Sink {
     }
 
     fn file(&mut self) -> io::Result<&mut File> {
-        if self.file.is_none() {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                File::create(&self.path)?
             }
-            self.file = Some(File::create(&self.path)?);
-        }
-        // Made just above when there was none.
-        self.file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("no log file"))
+        };
+        Ok(self.file.insert(file))
     }
 }
 
@@ -148,7 +138,7 @@ fn set_nonblocking(file: &File) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn log_in(dir: &Path) -> (TaskLog, LogWriter) {
+    fn log_in(dir: &Path) -> (TaskLog, PipeWriter) {
         TaskLog::open(dir.join("job").join("t-1.log")).unwrap()
     }
 
@@ -166,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, writer) = log_in(dir.path());
         let path = log.path().to_path_buf();
-        let mut w = File::from(writer.0);
+        let mut w = writer;
         // More than the pipe holds: the copy must run while the writer writes.
         let big: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         let expected = big.clone();
@@ -187,23 +177,24 @@ mod tests {
         // Its directory cannot be made: a file stands where it should be.
         std::fs::write(dir.path().join("job"), "in the way").unwrap();
         let (mut log, writer) = log_in(dir.path());
-        let mut w = File::from(writer.0);
+        let mut w = writer;
         let writing = std::thread::spawn(move || w.write_all(&[b'x'; 200_000]));
         log.copy_until_closed().await.unwrap();
         writing.join().unwrap().unwrap();
-        assert!(log.lost().is_some());
+        assert!(log.finish().is_err());
     }
 
     #[tokio::test]
-    async fn copy_available_takes_what_is_there_without_waiting_for_the_close() {
+    async fn finish_takes_what_is_there_without_waiting_for_the_close() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, writer) = log_in(dir.path());
-        let mut w = File::from(writer.0);
+        let (log, writer) = log_in(dir.path());
+        let path = log.path().to_path_buf();
+        let mut w = writer;
         w.write_all(b"left behind\n").unwrap();
         // The writer is still open (a background process holding the pipe).
-        assert!(!log.copy_available().unwrap());
-        assert_eq!(std::fs::read(log.path()).unwrap(), b"left behind\n");
-        drop(w);
-        assert!(log.copy_available().unwrap());
+        log.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"left behind\n");
+        // The pipe is closed: the background process's next write fails.
+        assert!(w.write_all(b"later\n").is_err());
     }
 }
