@@ -208,16 +208,21 @@ impl Compute for ProcessCompute {
                 }
                 std::fs::create_dir_all(&path).map_err(|e| io(&path, e))?;
             } else {
-                if let Some(parent) = path.parent() {
-                    self.pool.ensure_dir(parent).map_err(|e| io(parent, e))?;
-                }
+                let made_here = match path.parent() {
+                    Some(parent) => self.pool.ensure_dir(parent).map_err(|e| io(parent, e))?,
+                    None => false,
+                };
                 // An earlier attempt that wrote the file and then failed must not make this
                 // one look successful (on ECS nothing is uploaded unless the command exits 0).
-                // Looked up first: unlink takes the directory's lock for writing even for a
-                // file that is not there, and spun on it against the running tasks creating
-                // their outputs in the same directory (up to an eighth of sluice's CPU on a
-                // no-op job); a lookup does not take it.
-                if std::fs::symlink_metadata(&path).is_ok() {
+                // None can have written it when the task has no earlier attempt and its
+                // directory was made by this process: then not even looked up (the lookup
+                // searched a directory of thousands of outputs: 2% of sluice's CPU on a
+                // no-op job). Otherwise looked up first: unlink takes the directory's lock
+                // for writing even for a file that is not there, and spun on it against the
+                // running tasks creating their outputs in the same directory (up to an eighth
+                // of sluice's CPU on a no-op job); a lookup does not take it.
+                let first_writer = made_here && request.attempt.number == 1;
+                if !first_writer && std::fs::symlink_metadata(&path).is_ok() {
                     match std::fs::remove_file(&path) {
                         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                             return Err(io(&path, e));
@@ -327,9 +332,9 @@ struct Pool {
     stopped: Mutex<HashMap<String, String>>,
     /// The attempts whose process runs (or is about to), by task ARN.
     running: Mutex<HashMap<String, Arc<RunControl>>>,
-    /// Output directories already made (one per stage of a job), so that a launch does not
-    /// make them again.
-    output_dirs: Mutex<std::collections::HashSet<PathBuf>>,
+    /// Output directories made or found (one per stage of a job), so that a launch does not
+    /// make them again, with whether this pool made them ([`Pool::ensure_dir`]).
+    output_dirs: Mutex<std::collections::HashMap<PathBuf, bool>>,
     /// Running task ARN -> the simulated instance it runs on.
     instances: Mutex<HashMap<String, String>>,
     /// What every task's environment starts from: sluice's own, with PATH searching beside
@@ -391,19 +396,35 @@ pub fn kill_running() {
 }
 
 impl Pool {
-    fn ensure_dir(&self, dir: &Path) -> std::io::Result<()> {
-        if self.output_dirs.lock().is_ok_and(|d| d.contains(dir)) {
-            return Ok(());
+    /// Makes `dir` exist, once per directory. Answers whether this pool made it: then every
+    /// file in it was written by attempts this process launched.
+    fn ensure_dir(&self, dir: &Path) -> std::io::Result<bool> {
+        if let Some(made_here) = self
+            .output_dirs
+            .lock()
+            .ok()
+            .and_then(|d| d.get(dir).copied())
+        {
+            return Ok(made_here);
         }
-        std::fs::create_dir_all(dir)?;
+        let made_here = match std::fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                true
+            }
+            Err(e) => return Err(e),
+        };
         if let Ok(mut dirs) = self.output_dirs.lock() {
-            // Bounded: a long `sluice serve` makes some per job.
+            // Bounded: a long `sluice serve` makes some per job. Forgetting one only costs
+            // lookups (a directory seen again counts as not made here).
             if dirs.len() > 1024 {
                 dirs.clear();
             }
-            dirs.insert(dir.to_path_buf());
+            dirs.insert(dir.to_path_buf(), made_here);
         }
-        Ok(())
+        Ok(made_here)
     }
 
     fn stop_reason(&self, task_arn: &str) -> Option<String> {
@@ -852,7 +873,9 @@ fn spot_warning(instance_id: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::{JobId, TaskId};
+    use sluice_core::model::ObjectRef;
+    use sluice_core::ports::Staged;
+    use sluice_core::{Capacity, JobId, TaskId};
 
     fn key(task: &str, n: u32) -> AttemptKey {
         AttemptKey {
@@ -876,5 +899,118 @@ mod tests {
         let n = hits.iter().filter(|h| **h).count();
         assert!((320..480).contains(&n), "{n} of 2000 at rate 0.2");
         assert!(SpotInterrupter::new(0.0, 7).plan(&key("t-1", 1)).is_none());
+    }
+
+    /// Every event the pool publishes.
+    #[derive(Default)]
+    struct Published(Mutex<Vec<Value>>);
+
+    impl EventSink for Published {
+        fn publish(&self, event: Value) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    impl Published {
+        async fn stopped(&self, task_arn: &str) {
+            for _ in 0..500 {
+                let done = self.0.lock().unwrap().iter().any(|e| {
+                    e["detail"]["taskArn"] == task_arn && e["detail"]["lastStatus"] == "STOPPED"
+                });
+                if done {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{task_arn} did not stop");
+        }
+    }
+
+    fn output_request(
+        compute: &ProcessCompute,
+        attempt: AttemptKey,
+        script: &str,
+    ) -> LaunchRequest {
+        let object = ObjectRef::new(
+            "data",
+            format!("{}/out/{}.json", attempt.job_id, attempt.task_id),
+        );
+        let location = Location::File { object };
+        let path = compute.path_for(&location).unwrap();
+        LaunchRequest {
+            attempt,
+            capacity: Capacity::Spot,
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            env: Default::default(),
+            inputs: Vec::new(),
+            output: Some(Staged { location, path }),
+            working_dir: None,
+            image: None,
+            cpu: 1,
+            memory_mib: 128,
+            timeout_seconds: None,
+        }
+    }
+
+    fn attempt_of(job: &str, task: &str, number: u32) -> AttemptKey {
+        AttemptKey {
+            job_id: JobId::new(job).unwrap(),
+            task_id: TaskId::new(task).unwrap(),
+            number,
+        }
+    }
+
+    /// A file already at an attempt's output must not pass for what the attempt wrote: it is
+    /// removed before the attempt starts, unless nothing can have put it there (the task's
+    /// first attempt, in a directory this pool made).
+    #[tokio::test]
+    async fn a_file_at_the_output_before_the_attempt_is_removed_when_an_earlier_run_can_have_left_it()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let events = Arc::new(Published::default());
+        let compute = ProcessCompute::new(
+            DirObjectStore::new(dir.path().join("buckets")),
+            Slots::new(2),
+            events.clone(),
+            dir.path(),
+            Vec::new(),
+            None,
+        );
+        let run = |request: LaunchRequest| {
+            let (compute, events) = (&compute, &events);
+            async move {
+                let output = PathBuf::from(&request.output.as_ref().unwrap().path);
+                let launched = compute.launch(&request).await.unwrap();
+                events.stopped(&launched.compute_id).await;
+                output
+            }
+        };
+
+        // A directory the pool did not make (a process that stopped mid-job made it): even a
+        // first attempt's output may be there from before.
+        let request = output_request(&compute, attempt_of("old", "t-1", 1), "exit 0");
+        let left = PathBuf::from(&request.output.as_ref().unwrap().path);
+        std::fs::create_dir_all(left.parent().unwrap()).unwrap();
+        std::fs::write(&left, "left by a run before").unwrap();
+        assert!(!run(request).await.exists());
+
+        // A retry in a directory the pool made: the attempt before it wrote the file.
+        let first = "printf one > \"$SLUICE_OUTPUT\"; exit 3";
+        let mut request = output_request(&compute, attempt_of("new", "t-1", 1), first);
+        request.env.insert(
+            sluice_core::events::ENV_OUTPUT.into(),
+            request.output.as_ref().unwrap().path.clone(),
+        );
+        let output = run(request).await;
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), "one");
+        let retry = output_request(&compute, attempt_of("new", "t-1", 2), "exit 0");
+        assert!(!run(retry).await.exists());
+
+        // A first attempt there: nothing of the task can be at its output, so it is not even
+        // looked up (a file put there behind the pool's back stays).
+        let request = output_request(&compute, attempt_of("new", "t-2", 1), "exit 0");
+        let planted = PathBuf::from(&request.output.as_ref().unwrap().path);
+        std::fs::write(&planted, "planted").unwrap();
+        assert!(run(request).await.exists());
     }
 }
