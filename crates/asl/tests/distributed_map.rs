@@ -259,6 +259,45 @@ async fn list_objects_reader_and_missing_object() {
     assert_eq!(out.error.as_deref(), Some("States.ItemReaderFailed"));
 }
 
+/// Items reach the children in their order across the reader's hand-overs (a chunk at a
+/// time), and a bad row far in fails the Map with its line, after the rows before it.
+#[tokio::test]
+async fn items_keep_their_order_and_a_bad_row_fails_the_map_naming_its_line() {
+    let store = InMemoryObjectStore::new();
+    let mut rows: String = (0..150).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    store.insert("in", "good.jsonl", rows.clone());
+    rows.push_str("{\"n\": oops}\n");
+    rows.extend((151..200).map(|i| format!("{{\"n\":{i}}}\n")));
+    store.insert("in", "bad.jsonl", rows);
+    let engine = setup(&store);
+    let reader = |key: &str| {
+        json!({"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSONL"},
+               "Parameters": {"Bucket": "in", "Key": key}})
+    };
+    let work = json!({"Work": {"Type": "Pass", "End": true}});
+
+    let (out, _) = run(
+        &engine,
+        dmap(reader("good.jsonl"), work.clone(), json!({})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded, "{out:?}");
+    let expected: Vec<Value> = (0..150).map(|i| json!({"n": i})).collect();
+    assert_eq!(out.output, Some(Value::Array(expected)));
+
+    let (out, _) = run(
+        &engine,
+        dmap(reader("bad.jsonl"), work, json!({})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(out.status, ExecutionStatus::Failed);
+    assert_eq!(out.error.as_deref(), Some("States.ItemReaderFailed"));
+    let cause = out.cause.unwrap_or_default();
+    assert!(cause.contains("line 151"), "{cause}");
+}
+
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
