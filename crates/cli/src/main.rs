@@ -59,6 +59,24 @@ enum Command {
     Asl(asl::AslCommand),
 }
 
+impl Command {
+    /// How many tasks the command may run at once on this machine: `Some(--max-parallel)` for
+    /// the commands that run tasks, `None` for those that do not.
+    fn slots(&self) -> Option<Option<u32>> {
+        match self {
+            Command::Run(a) => Some(a.max_parallel),
+            Command::Redrive(a) => Some(a.max_parallel),
+            Command::Serve(a) => Some(a.max_parallel),
+            Command::Ui(a) => Some(a.max_parallel),
+            Command::Cancel(_)
+            | Command::Status(_)
+            | Command::Invoke(_)
+            | Command::Pipeline(_)
+            | Command::Asl(_) => None,
+        }
+    }
+}
+
 /// mimalloc instead of glibc's malloc: the runtime allocates and frees many small JSON values
 /// and strings per task, and glibc's free lists (consolidation, trimming and the page faults
 /// that follow) were a tenth of sluice's own time per task (docs/benchmarks/orchestration.md).
@@ -85,10 +103,13 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // TOKIO_WORKER_THREADS, when set, is tokio's to read.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(orchestration_threads(cli.command.slots()));
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -117,6 +138,53 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// How many threads run sluice's own work (the engine, the handlers, the job table's keyed
+/// requests, the process pool): the cores the task slots leave free, at least one. Where the
+/// tasks fill the cores, more threads only hand work to each other and take cores from the
+/// tasks: on 2 cores with 2 slots, one thread instead of two ran 10,000 no-op tasks with 18%
+/// less of sluice's CPU and in 10% less time (docs/benchmarks/orchestration.md). `slots`:
+/// how many tasks this command may run at once here, if it runs any (`--max-parallel`, else
+/// one per core).
+fn orchestration_threads(slots: Option<Option<u32>>) -> usize {
+    threads_beside_tasks(
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        slots,
+    )
+}
+
+fn threads_beside_tasks(cores: usize, slots: Option<Option<u32>>) -> usize {
+    match slots {
+        Some(slots) => {
+            let slots = slots.map_or(cores, |s| s as usize);
+            cores.saturating_sub(slots).max(1)
+        }
+        None => cores,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_beside_tasks;
+
+    #[test]
+    fn sluice_takes_the_cores_the_task_slots_leave_and_at_least_one() {
+        for (cores, slots, threads) in [
+            (2, Some(Some(2)), 1),
+            (2, Some(Some(8)), 1),
+            (8, Some(Some(2)), 6),
+            (8, Some(None), 1),
+            (1, Some(None), 1),
+            (4, None, 4),
+        ] {
+            assert_eq!(
+                threads_beside_tasks(cores, slots),
+                threads,
+                "{cores} cores, slots {slots:?}"
+            );
         }
     }
 }
