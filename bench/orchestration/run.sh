@@ -10,8 +10,11 @@
 # and the ratio of the two wall times. The pipeline's parallelism is SLOTS and `sluice run`
 # gets --max-parallel SLOTS: at most SLOTS task processes at once, as for xargs.
 #
+# Each N runs ROUNDS times, sluice and xargs taking turns to go first; the table has the median
+# of each column (the ratio is of the median walls), and each round's walls go to stderr.
+#
 # Usage: bench/orchestration/run.sh      knobs: NS="1000 10000 100000" SLOTS=2 SKIP_BUILD=1
-#                                                TIMEOUT=3600 (s per sluice run)
+#                                                ROUNDS=3 TIMEOUT=3600 (s per sluice run)
 # Needs: python3 (bench/orchestration/measure.py samples /proc).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,6 +23,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/sluice-target}"
 NS="${NS:-1000 10000 100000}"
 SLOTS="${SLOTS:-2}"
 TIMEOUT="${TIMEOUT:-3600}"
+ROUNDS="${ROUNDS:-3}"
 SLUICE="$CARGO_TARGET_DIR/release/sluice"
 MEASURE="$(pwd)/bench/orchestration/measure.py"
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -45,33 +49,65 @@ group_by = "k"
 sum = ["n"]
 TOML
 
-echo "| tasks | slots | sluice wall | sluice CPU/task | tasks' CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | sluice / xargs |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for n in $NS; do
-  dir="$work/n$n"
-  mkdir -p "$dir/out"
-  { echo n; seq 1 "$n"; } > "$dir/in.csv"
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+run_sluice() { # N DIR -> "wall own tasks rss db" on stdout, or nothing if it did not finish
+  local n=$1 dir=$2 m
   m=$(timeout "$TIMEOUT" python3 "$MEASURE" "$dir/run.out" \
-      "$SLUICE" run "$dir/in.csv" --pipeline "$work/pipeline.toml" --workdir "$dir/w" \
+      "$SLUICE" run "$in" --pipeline "$work/pipeline.toml" --workdir "$dir/w" \
       --max-parallel "$SLOTS") || true
   if [ -z "$m" ] || ! grep -q "state      SUCCEEDED" "$dir/run.out"; then
-    echo "| $n | $SLOTS | not finished in ${TIMEOUT}s (or failed: $(tail -1 "$dir/run.out")) | | | | | | |"
-    continue
+    echo "sluice did not finish $n tasks in ${TIMEOUT}s (or failed): $(tail -1 "$dir/run.out")" >&2
+    return
   fi
-  field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$m" "$1"; }
-  wall=$(field wall); own=$(field own_cpu); tasks=$(field children_cpu); rss=$(field peak_rss)
-  db=$(du -cb "$dir"/w/sluice.db* | tail -1 | cut -f1)
+  python3 -c "import json,sys; m=json.loads(sys.argv[1]); print(m['wall'], m['own_cpu'], m['children_cpu'], m['peak_rss'])" "$m" | tr '\n' ' '
+  du -cb "$dir"/w/sluice.db* | tail -1 | cut -f1
+}
 
+run_xargs() { # N DIR -> wall seconds
+  local n=$1 dir=$2 start end
+  mkdir -p "$dir/out"
   start=$(date +%s.%N)
   seq 1 "$n" | xargs -P "$SLOTS" -I{} sh -c "printf '{\"k\": \"x\", \"n\": %s}' {} > $dir/out/{}.json"
   end=$(date +%s.%N)
-  xwall=$(calc "$end - $start")
   [ "$(ls "$dir/out" | wc -l)" -eq "$n" ] || { echo "xargs wrote the wrong number of files" >&2; exit 1; }
+  calc "$end - $start"
+}
 
+echo "| tasks | slots | sluice wall | sluice CPU/task | tasks' CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | sluice / xargs |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for n in $NS; do
+  in="$work/in$n.csv"
+  { echo n; seq 1 "$n"; } > "$in"
+  sluice_runs=(); xargs_runs=()
+  for r in $(seq 1 "$ROUNDS"); do
+    # Alternating which goes first: the machine drifts, and what one run leaves behind (page
+    # cache, a directory of N new files) may help or tax the next.
+    if [ $((r % 2)) -eq 1 ]; then order="sluice xargs"; else order="xargs sluice"; fi
+    for who in $order; do
+      dir="$work/n$n-r$r-$who"
+      mkdir -p "$dir"
+      if [ "$who" = sluice ]; then
+        row=$(run_sluice "$n" "$dir")
+        [ -n "$row" ] && sluice_runs+=("$row")
+      else
+        xargs_runs+=("$(run_xargs "$n" "$dir")")
+      fi
+    done
+  done
+  if [ "${#sluice_runs[@]}" -eq 0 ]; then
+    echo "| $n | $SLOTS | not finished in ${TIMEOUT}s (or failed) | | | | | | |"
+    continue
+  fi
+  col() { for row in "${sluice_runs[@]}"; do echo "$row" | cut -d' ' -f"$1"; done | median; }
+  wall=$(col 1); own=$(col 2); tasks=$(col 3); rss=$(col 4); db=$(col 5)
+  xwall=$(printf '%s\n' "${xargs_runs[@]}" | median)
   printf '| %d | %d | %.1f s | %.2f ms | %.2f ms | %.0f MiB | %.1f MiB | %.1f s | %.2fx |\n' \
     "$n" "$SLOTS" "$wall" "$(calc "$own * 1000 / $n")" "$(calc "$tasks * 1000 / $n")" \
     "$(calc "$rss / 1048576")" "$(calc "$db / 1048576")" "$xwall" "$(calc "$wall / $xwall")"
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo "  $n tasks, each round: sluice $(for r in "${sluice_runs[@]}"; do printf '%.1f ' "${r%% *}"; done)s; xargs $(printf '%.1f ' "${xargs_runs[@]}")s" >&2
+  fi
   # Not deleted here: on ext4, deleting N files makes every file created in the next half
   # minute slower (new inodes skip recently deleted ones), which would tax the next run. All
   # runs' files go when the script ends.
