@@ -1591,14 +1591,24 @@ impl JobStore for SqliteJobStore {
     async fn mark_answered(&self, key: &AttemptKey) -> Result<Transition<Attempt>, StoreError> {
         let key = key.clone();
         self.call_keyed(move |c| {
-            let n = c
-                .exec_cached(
-                    "UPDATE attempts SET answered = 1
-                     WHERE job_id = ?1 AND task_id = ?2 AND number = ?3 AND answer IS NOT NULL",
+            let updated = c
+                .row_cached(
+                    concat!(
+                        "UPDATE attempts SET answered = 1
+                         WHERE job_id = ?1 AND task_id = ?2 AND number = ?3 AND answer IS NOT NULL
+                         RETURNING ",
+                        attempt_columns!()
+                    ),
                     params![key.job_id.as_str(), key.task_id.as_str(), key.number],
+                    |r| Ok(attempt_row(r)),
                 )
-                .map_err(backend)?;
-            Ok(settled(n, Self::read_attempt(c, &key)?))
+                .optional()
+                .map_err(backend)?
+                .transpose()?;
+            Ok(match updated {
+                Some(a) => Transition::Applied(a),
+                None => settled(0, Self::read_attempt(c, &key)?),
+            })
         })
         .await
     }
@@ -1635,17 +1645,26 @@ fn read_attempts(c: &Connection, job: &JobId, task: &TaskId) -> Result<Vec<Attem
 fn exec_conditional(
     c: &Connection,
     sql: &str,
-    mut values: Vec<Box<dyn rusqlite::ToSql>>,
+    values: Vec<Box<dyn rusqlite::ToSql>>,
     allowed: &[&str],
 ) -> Result<usize, StoreError> {
+    let values = with_allowed(values, allowed);
+    c.exec_cached(sql, rusqlite::params_from_iter(values.iter()))
+        .map_err(backend)
+}
+
+/// A conditional UPDATE's parameters followed by its allowed predecessor states.
+fn with_allowed(
+    mut values: Vec<Box<dyn rusqlite::ToSql>>,
+    allowed: &[&str],
+) -> Vec<Box<dyn rusqlite::ToSql>> {
     if allowed.is_empty() {
         values.push(Box::new("<none>"));
     }
     for a in allowed {
         values.push(Box::new(a.to_string()));
     }
-    c.exec_cached(sql, rusqlite::params_from_iter(values.iter()))
-        .map_err(backend)
+    values
 }
 
 /// The conditional UPDATE of [`JobStore::transition_task`], on the store's connection.
@@ -1758,12 +1777,23 @@ fn write_attempt_transition(
         Box::new(version),
         Box::new(version),
     ];
-    let n = exec_conditional(c, &sql, values, &allowed)?;
-    let current = SqliteJobStore::read_attempt(c, key)?;
-    Ok(match (n, current) {
-        (_, None) => Transition::Missing,
-        (0, Some(a)) => Transition::Rejected(a),
-        (_, Some(a)) => Transition::Applied(a),
+    // The attempt as updated comes back from the UPDATE itself; it is read only when the
+    // update was refused.
+    let sql = format!("{sql} RETURNING {}", attempt_columns!());
+    let values = with_allowed(values, &allowed);
+    let updated = c
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(rusqlite::params_from_iter(values.iter()), |r| {
+                Ok(attempt_row(r))
+            })
+            .optional()
+        })
+        .map_err(backend)?
+        .transpose()?;
+    Ok(match updated {
+        Some(a) => Transition::Applied(a),
+        None => settled(0, SqliteJobStore::read_attempt(c, key)?),
     })
 }
 
