@@ -154,43 +154,43 @@ pub(crate) async fn run_task(
     let resource = task.target.resource_name();
     let region = run.config().region.clone();
     let scheduled_at = run.clock.now();
+    // Details are built only for a history somebody reads (not a distributed Map child's,
+    // which nobody does): a payload serialised to a string per event was 2% of sluice's CPU.
     if bare_lambda {
-        let mut d = json!({
-            "resource": task.resource,
-            "input": history::payload(&params),
-            "inputDetails": history::not_truncated(),
+        branch.record(run, "LambdaFunctionScheduled", || {
+            let mut d = json!({
+                "resource": task.resource,
+                "input": history::payload(&params),
+                "inputDetails": history::not_truncated(),
+            });
+            if let Some(t) = timeout {
+                d["timeoutInSeconds"] = json!(t);
+            }
+            Some(("lambdaFunctionScheduledEventDetails", d))
         });
-        if let Some(t) = timeout {
-            d["timeoutInSeconds"] = json!(t);
-        }
-        branch.record(
-            run,
-            "LambdaFunctionScheduled",
-            Some(("lambdaFunctionScheduledEventDetails", d)),
-        );
         branch.record(run, "LambdaFunctionStarted", None);
     } else {
-        let mut d = json!({
-            "resourceType": resource_type,
-            "resource": resource,
-            "region": region,
-            "parameters": history::payload(&params),
+        branch.record(run, "TaskScheduled", || {
+            let mut d = json!({
+                "resourceType": resource_type,
+                "resource": resource,
+                "region": region,
+                "parameters": history::payload(&params),
+            });
+            if let Some(t) = timeout {
+                d["timeoutInSeconds"] = json!(t);
+            }
+            if let Some(h) = heartbeat {
+                d["heartbeatInSeconds"] = json!(h);
+            }
+            Some(("taskScheduledEventDetails", d))
         });
-        if let Some(t) = timeout {
-            d["timeoutInSeconds"] = json!(t);
-        }
-        if let Some(h) = heartbeat {
-            d["heartbeatInSeconds"] = json!(h);
-        }
-        branch.record(run, "TaskScheduled", Some(("taskScheduledEventDetails", d)));
-        branch.record(
-            run,
-            "TaskStarted",
+        branch.record(run, "TaskStarted", || {
             Some((
                 "taskStartedEventDetails",
                 json!({ "resourceType": resource_type, "resource": resource }),
-            )),
-        );
+            ))
+        });
     }
 
     let deadline =
@@ -217,9 +217,7 @@ pub(crate) async fn run_task(
                 Some(Ok(v)) => match token_rx {
                     None => Ok(v),
                     Some(rx) => {
-                        branch.record(
-                            run,
-                            "TaskSubmitted",
+                        branch.record(run, "TaskSubmitted", || {
                             Some((
                                 "taskSubmittedEventDetails",
                                 json!({
@@ -228,8 +226,8 @@ pub(crate) async fn run_task(
                                     "output": history::payload(&v),
                                     "outputDetails": history::not_truncated(),
                                 }),
-                            )),
-                        );
+                            ))
+                        });
                         let wait = wait_for_token(run, rx, heartbeat, &state.name);
                         let raced = race(run, wait, deadline);
                         match branch.guard.idle(raced).await {
@@ -248,18 +246,14 @@ pub(crate) async fn run_task(
     match outcome {
         Ok(result) => {
             if bare_lambda {
-                branch.record(
-                    run,
-                    "LambdaFunctionSucceeded",
+                branch.record(run, "LambdaFunctionSucceeded", || {
                     Some((
                         "lambdaFunctionSucceededEventDetails",
                         json!({ "output": history::payload(&result), "outputDetails": history::not_truncated() }),
-                    )),
-                );
+                    ))
+                });
             } else {
-                branch.record(
-                    run,
-                    "TaskSucceeded",
+                branch.record(run, "TaskSucceeded", || {
                     Some((
                         "taskSucceededEventDetails",
                         json!({
@@ -268,8 +262,8 @@ pub(crate) async fn run_task(
                             "output": history::payload(&result),
                             "outputDetails": history::not_truncated(),
                         }),
-                    )),
-                );
+                    ))
+                });
             }
             run.finish_output(&state.io, Cow::Borrowed(raw_input), result, &ctx, true)
         }
