@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use crate::bucket::DirObjectStore;
 use crate::capacity::{SlotGuard, Slots};
 use crate::events::EventSink;
-use crate::spawn::{SpawnSpec, TaskProcess};
+use crate::spawn::{Environment, SpawnSpec, TaskProcess};
 use crate::tasklog::TaskLog;
 
 /// Attempts launched and waiting in the pool per slot of capacity (see
@@ -337,11 +337,23 @@ struct Pool {
     instances: Mutex<HashMap<String, String>>,
     /// What every task's environment starts from: sluice's own, with PATH searching beside
     /// sluice first (as for the program itself). Made once, not per spawn.
-    base_env: Vec<(OsString, OsString)>,
+    base_env: Environment,
 }
 
 /// sluice's environment with `bin_dirs` put first on PATH.
-fn base_env(bin_dirs: &[PathBuf]) -> Vec<(OsString, OsString)> {
+fn base_env(bin_dirs: &[PathBuf]) -> Environment {
+    use std::os::unix::ffi::OsStrExt;
+    let vars = base_vars(bin_dirs);
+    // A process's environment holds no NUL bytes, so this keeps every variable.
+    let exec_safe = |s: &OsString| !s.as_bytes().contains(&0);
+    Environment::new(
+        vars.into_iter()
+            .filter(|(k, v)| exec_safe(k) && exec_safe(v)),
+    )
+    .unwrap_or_default()
+}
+
+fn base_vars(bin_dirs: &[PathBuf]) -> Vec<(OsString, OsString)> {
     let mut path: Vec<PathBuf> = bin_dirs.to_vec();
     if let Some(p) = std::env::var_os("PATH") {
         path.extend(std::env::split_paths(&p));
@@ -675,7 +687,7 @@ struct Prepared {
     log: TaskLog,
     writer: std::io::PipeWriter,
     program: PathBuf,
-    env: Vec<(OsString, OsString)>,
+    env: Environment,
 }
 
 fn prepare(run: &Run, pool: &Pool) -> Result<Prepared, String> {
@@ -689,18 +701,10 @@ fn prepare(run: &Run, pool: &Pool) -> Result<Prepared, String> {
     let program = pool.program(&run.argv[0], working_dir)?;
     // sluice's own environment with the attempt's on top (the attempt's PATH, if it sets one,
     // wins over the pool's).
-    let task_env = &run.request.env;
-    let mut env: Vec<(OsString, OsString)> = pool
+    let env = pool
         .base_env
-        .iter()
-        .filter(|(k, _)| k.to_str().is_none_or(|k| !task_env.contains_key(k)))
-        .cloned()
-        .collect();
-    env.extend(
-        task_env
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-    );
+        .with(&run.request.env)
+        .map_err(|e| format!("the task's environment: {e}"))?;
     Ok(Prepared {
         log,
         writer,
@@ -719,7 +723,7 @@ fn spawn(run: &Run, prepared: Prepared) -> Result<(TaskProcess, TaskLog), String
     let child = TaskProcess::spawn(SpawnSpec {
         program: &program,
         argv: &run.argv,
-        env,
+        env: &env,
         working_dir: run.request.working_dir.as_deref().map(Path::new),
         output: writer.as_fd(),
     })
