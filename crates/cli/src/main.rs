@@ -143,7 +143,8 @@ fn main() -> std::process::ExitCode {
 }
 
 /// How many threads run sluice's own work (the engine, the handlers, the job table's keyed
-/// requests, the process pool): the cores the task slots leave free, at least one. Where the
+/// requests; the process pool has a thread of its own): the cores the task slots leave free,
+/// at least one. Where the
 /// tasks fill the cores, more threads only hand work to each other and take cores from the
 /// tasks: on 2 cores with 2 slots, one thread instead of two ran 10,000 no-op tasks with 18%
 /// less of sluice's CPU and in 10% less time (docs/benchmarks/orchestration.md). `slots`:

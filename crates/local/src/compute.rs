@@ -34,7 +34,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::bucket::DirObjectStore;
@@ -157,6 +157,30 @@ impl ProcessCompute {
     }
 }
 
+/// The thread the pool's attempts run on: waiting for a slot, starting the process, waiting
+/// for it to end, copying its output, its events. On the threads of sluice's own work, a
+/// task's end waited in line behind whatever handler and engine work was queued there before
+/// the next attempt could start on the freed slot: with 2 slots on 2 cores the slots stood
+/// idle a sixth of the time (docs/benchmarks/orchestration.md). Here the next start follows the
+/// end at once. It lives as long as the process, as its tasks must (they are killed when the
+/// thread that started them ends, see `crate::spawn`). `None` if it cannot be started: then
+/// the attempts run where they are launched.
+fn pool_thread() -> Option<&'static tokio::runtime::Runtime> {
+    static POOL: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sluice-pool")
+            .enable_all()
+            .build()
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "no thread of its own for the process pool"),
+            )
+            .ok()
+    })
+    .as_ref()
+}
+
 const LOCAL_TASK_ARN_PREFIX: &str = "arn:aws:ecs:local:000000000000:task/sluice-local/";
 
 /// The simulated EC2 instance a local task runs on: one per task, named from its ARN.
@@ -242,11 +266,15 @@ impl Compute for ProcessCompute {
         };
         let slots = self.slots.clone();
         let pool = self.pool.clone();
-        tokio::spawn(async move {
+        let attempt = async move {
             let prepared = prepare(&run, &pool);
             let slot = slots.acquire().await;
             run_attempt(run, pool, prepared, slot).await;
-        });
+        };
+        match pool_thread() {
+            Some(runtime) => runtime.spawn(attempt),
+            None => tokio::spawn(attempt),
+        };
         Ok(Launched {
             compute_id: task_arn,
         })

@@ -236,6 +236,9 @@ impl LocalRuntime {
         };
         let _ = handlers.services.set(services.clone());
         let _ = bus.services.set(services.clone());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let _ = bus.handlers.set(handle);
+        }
         let _ = drivers.services.set(services.clone());
         // Capacity leases outlive processes: size the pool for the ones held now.
         if let Ok((total, _)) = store.lease_totals() {
@@ -702,6 +705,9 @@ impl sluice_asl::resource::ObjectStore for DirObjectStore {
 /// delivery a few times with backoff as an EventBridge target retry policy would.
 pub(crate) struct LocalBus {
     services: OnceLock<Services>,
+    /// Where handlers run: the runtime that opened the bus (events come from the process
+    /// pool's own thread too, which must not run handlers).
+    handlers: OnceLock<tokio::runtime::Handle>,
     log: Mutex<std::fs::File>,
 }
 
@@ -715,6 +721,7 @@ impl LocalBus {
             .with_context(|| format!("opening {}", path.display()))?;
         Ok(Self {
             services: OnceLock::new(),
+            handlers: OnceLock::new(),
             log: Mutex::new(log),
         })
     }
@@ -756,7 +763,11 @@ impl EventSink for LocalBus {
             tracing::error!("event published before the runtime started; dropped");
             return;
         };
-        tokio::spawn(deliver_with_retries(services, event));
+        let delivery = deliver_with_retries(services, event);
+        match self.handlers.get() {
+            Some(handle) => drop(handle.spawn(delivery)),
+            None => drop(tokio::spawn(delivery)),
+        }
     }
 
     fn deliver(

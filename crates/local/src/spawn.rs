@@ -134,7 +134,7 @@ impl Environment {
 
 impl TaskProcess {
     /// Starts the process: its own process group, stdin from /dev/null, stdout and stderr to
-    /// `spec.output`, SIGKILL when the thread that started it exits (a tokio worker thread,
+    /// `spec.output`, SIGKILL when the thread that started it exits (the process pool's thread,
     /// which lives as long as the `sluice` process).
     #[cfg(target_os = "linux")]
     pub fn spawn(spec: SpawnSpec<'_>) -> io::Result<Self> {
