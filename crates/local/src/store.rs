@@ -200,9 +200,11 @@ impl TaskCounts {
 
 /// The job table in one SQLite file, served by a thread of its own.
 ///
-/// The thread owns the connection and runs every request: async handlers await the answer
-/// instead of blocking an executor thread on SQLite (or on a lock held by the journal's batch
-/// commit). Writes run in a write transaction that stays open for more writes for up to
+/// The thread runs the requests sent to it, begins and commits the write transactions: async
+/// handlers await the answer instead of blocking an executor thread on SQLite (or on a lock
+/// held by the journal's batch commit, or by another process). While a write transaction is
+/// open, a keyed request runs on the thread that makes it instead, if the connection is free
+/// ([`SqliteJobStore::call_keyed`]): it then cannot wait for anything. Writes run in a write transaction that stays open for more writes for up to
 /// [`COMMIT_WINDOW`] (committed sooner once no request has come for [`COMMIT_IDLE`]), each in
 /// a savepoint of its own (a failing request undoes only itself), and are answered as soon as
 /// they have run; reads run inside that transaction when one is open, so they see every write
