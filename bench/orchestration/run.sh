@@ -51,8 +51,8 @@ TOML
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-run_sluice() { # N DIR -> "wall own tasks rss db" on stdout, or nothing if it did not finish
-  local n=$1 dir=$2 m
+run_sluice() { # N DIR INPUT -> "wall own tasks rss db" on stdout, or nothing if it did not finish
+  local n=$1 dir=$2 in=$3 m
   m=$(timeout "$TIMEOUT" python3 "$MEASURE" "$dir/run.out" \
       "$SLUICE" run "$in" --pipeline "$work/pipeline.toml" --workdir "$dir/w" \
       --max-parallel "$SLOTS") || true
@@ -88,7 +88,7 @@ for n in $NS; do
       dir="$work/n$n-r$r-$who"
       mkdir -p "$dir"
       if [ "$who" = sluice ]; then
-        row=$(run_sluice "$n" "$dir")
+        row=$(run_sluice "$n" "$dir" "$in")
         [ -n "$row" ] && sluice_runs+=("$row")
       else
         xargs_runs+=("$(run_xargs "$n" "$dir")")

@@ -129,7 +129,7 @@ async fn follow(
                     return Ok(Some(outcome));
                 }
                 // The next tick, or the end as soon as it comes: polled only, the end was
-                // seen up to a tick late (a two-task job took 0.2 s instead of 0.02 s).
+                // seen up to a tick late (a two-task job took 0.20 s instead of 0.01 s).
                 let ended = async {
                     if runtime.wait_settled(arn).await.is_none() {
                         // Not driven by this process: only the ticks can tell.

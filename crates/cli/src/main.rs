@@ -144,10 +144,10 @@ fn main() -> std::process::ExitCode {
 
 /// How many threads run sluice's own work (the engine, the handlers, the job table's keyed
 /// requests; the process pool has a thread of its own): the cores the task slots leave free,
-/// at least one. Where the
-/// tasks fill the cores, more threads only hand work to each other and take cores from the
-/// tasks: on 2 cores with 2 slots, one thread instead of two ran 10,000 no-op tasks with 18%
-/// less of sluice's CPU and in 10% less time (docs/benchmarks/orchestration.md). `slots`:
+/// at least one. Where the tasks fill the cores, more threads only hand work to each other and
+/// take cores from the tasks: on 2 cores with 2 slots, one thread instead of two ran 10,000
+/// no-op tasks with 10-18% less of sluice's CPU and in about 10% less time
+/// (docs/benchmarks/orchestration.md). `slots`:
 /// how many tasks this command may run at once here, if it runs any (`--max-parallel`, else
 /// one per core).
 fn orchestration_threads(slots: Option<Option<u32>>) -> usize {

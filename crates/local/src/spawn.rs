@@ -74,9 +74,14 @@ pub struct Environment {
     own: Vec<CString>,
 }
 
-fn entry_key(entry: &CStr) -> &[u8] {
+/// A `KEY=VALUE` entry's key and value.
+fn split_entry(entry: &CStr) -> (&OsStr, &OsStr) {
     let bytes = entry.to_bytes();
-    bytes.split(|b| *b == b'=').next().unwrap_or(bytes)
+    let (key, value) = match bytes.iter().position(|b| *b == b'=') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, &b""[..]),
+    };
+    (OsStr::from_bytes(key), OsStr::from_bytes(value))
 }
 
 impl Environment {
@@ -116,8 +121,8 @@ impl Environment {
         self.base
             .iter()
             .filter(|b| {
-                let key = entry_key(b);
-                !self.own.iter().any(|o| entry_key(o) == key)
+                let key = split_entry(b).0;
+                !self.own.iter().any(|o| split_entry(o).0 == key)
             })
             .chain(self.own.iter())
             .map(CString::as_c_str)
@@ -125,10 +130,9 @@ impl Environment {
 
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&OsStr> {
-        self.entries().find_map(|e| {
-            let bytes = e.to_bytes();
-            (entry_key(e) == key.as_bytes()).then(|| OsStr::from_bytes(&bytes[key.len() + 1..]))
-        })
+        self.entries()
+            .map(split_entry)
+            .find_map(|(k, v)| (k == key).then_some(v))
     }
 }
 
@@ -237,14 +241,7 @@ impl TaskProcess {
         cmd.arg0(&spec.argv[0])
             .args(&spec.argv[1..])
             .env_clear()
-            .envs(spec.env.entries().map(|e| {
-                let key = entry_key(e);
-                let bytes = e.to_bytes();
-                (
-                    OsStr::from_bytes(key),
-                    OsStr::from_bytes(&bytes[key.len() + 1..]),
-                )
-            }))
+            .envs(spec.env.entries().map(split_entry))
             .stdin(std::process::Stdio::null())
             .stdout(spec.output.try_clone_to_owned()?)
             .stderr(spec.output.try_clone_to_owned()?)

@@ -204,8 +204,8 @@ impl TaskCounts {
 /// handlers await the answer instead of blocking an executor thread on SQLite (or on a lock
 /// held by the journal's batch commit, or by another process). While a write transaction is
 /// open, a keyed request runs on the thread that makes it instead, if the connection is free
-/// ([`SqliteJobStore::call_keyed`]): it then cannot wait for anything. Writes run in a write transaction that stays open for more writes for up to
-/// [`COMMIT_WINDOW`] (committed sooner once no request has come for [`COMMIT_IDLE`]), each in
+/// ([`SqliteJobStore::call_keyed`]): it then cannot wait for anything. Writes run in a write
+/// transaction that stays open for more writes for up to [`COMMIT_WINDOW`] (committed sooner once no request has come for [`COMMIT_IDLE`]), each in
 /// a savepoint of its own (a failing request undoes only itself), and are answered as soon as
 /// they have run; reads run inside that transaction when one is open, so they see every write
 /// answered before them. A commit per request was the largest single cost of the job table
@@ -1920,16 +1920,20 @@ mod tests {
         assert_eq!(store.lease_totals().unwrap(), (200, 100));
     }
 
-    #[tokio::test]
-    async fn a_write_is_seen_at_once_here_and_by_other_processes_once_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sluice.db");
-        // A window that never ends on its own: only a flush commits.
+    /// A store at `path` whose write transactions never end on their own: only a flush commits.
+    fn committed_only_by_a_flush(path: &Path) -> SqliteJobStore {
         let forever = CommitTiming {
             window: Duration::from_secs(3600),
             idle: Duration::from_secs(3600),
         };
-        let store = SqliteJobStore::init(Connection::open(&path).unwrap(), forever).unwrap();
+        SqliteJobStore::init(Connection::open(path).unwrap(), forever).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_is_seen_at_once_here_and_by_other_processes_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        let store = committed_only_by_a_flush(&path);
         let (release, held_answer) = hold_the_thread(&store);
         let (wrote, wrote_answer) = tokio::sync::oneshot::channel();
         store
@@ -1982,11 +1986,7 @@ mod tests {
     async fn a_keyed_request_runs_where_it_is_made_while_a_write_transaction_is_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
-        let forever = CommitTiming {
-            window: Duration::from_secs(3600),
-            idle: Duration::from_secs(3600),
-        };
-        let store = SqliteJobStore::init(Connection::open(&path).unwrap(), forever).unwrap();
+        let store = committed_only_by_a_flush(&path);
         let here = std::thread::current().name().map(str::to_string);
         let store_thread = Some("sluice-store".to_string());
 
@@ -2054,9 +2054,11 @@ mod tests {
     async fn keyed_requests_are_committed_within_the_window_too() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
+        // Never idle long enough for the idle commit, however slow the machine: only the
+        // window ends a transaction.
         let short = CommitTiming {
             window: Duration::from_millis(100),
-            idle: Duration::from_millis(60),
+            idle: Duration::from_secs(10),
         };
         let store = SqliteJobStore::init(Connection::open(&path).unwrap(), short).unwrap();
         let jobs: Vec<&'static str> = (0..40)
@@ -2064,7 +2066,7 @@ mod tests {
             .collect();
         let before = store.commits();
         let began = Instant::now();
-        // One every 10 ms: never idle for 60 ms, so only the window ends the transaction.
+        // One every 10 ms or so.
         let mut ran_here = 0;
         for job in &jobs {
             if store

@@ -152,7 +152,6 @@ pub(crate) async fn run_task(
     let bare_lambda = matches!(task.target, TaskResource::LambdaFunction { .. });
     let resource_type = task.target.resource_type().to_string();
     let resource = task.target.resource_name();
-    let region = run.config().region.clone();
     let scheduled_at = run.clock.now();
     // Details are built only for a history somebody reads (not a distributed Map child's,
     // which nobody does): a payload serialised to a string per event was 2% of sluice's CPU.
@@ -174,7 +173,7 @@ pub(crate) async fn run_task(
             let mut d = json!({
                 "resourceType": resource_type,
                 "resource": resource,
-                "region": region,
+                "region": run.config().region,
                 "parameters": history::payload(&params),
             });
             if let Some(t) = timeout {
