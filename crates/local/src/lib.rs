@@ -7,6 +7,7 @@
 //! - [`compute`]: processes as "ECS" tasks emitting ECS Task State Change events (the Compute port).
 //! - [`driver`]: which process drives a job; redrive, cancel, execution status changes.
 //! - [`events`]: the local event bus.
+//! - [`eventlog`]: `events.jsonl`, every event on the bus, written in batches.
 //! - [`inbox`]: starting jobs from files (a watched folder's CSVs, schedule inputs).
 //! - [`journal`]: the engine's history and checkpoints, batched into the job table.
 //! - [`pipelines`]: loading a pipeline file with the checks that need the file system.
@@ -19,6 +20,7 @@ pub mod bucket;
 pub mod capacity;
 pub mod compute;
 pub mod driver;
+pub mod eventlog;
 pub mod events;
 pub mod inbox;
 pub mod journal;

@@ -39,6 +39,7 @@ use crate::compute::{ProcessCompute, SpotInterrupter};
 use crate::driver::{
     CANCELLED_ERROR, Cancelled, Driver, Drivers, RedriveError, RedriveStarted, take_cancel_requests,
 };
+use crate::eventlog::EventLog;
 use crate::events::EventSink;
 use crate::journal::Journal;
 use crate::store::SqliteJobStore;
@@ -156,7 +157,7 @@ impl LocalRuntime {
                 .unwrap_or(1)
         });
         let slots = Slots::new(0);
-        let bus = Arc::new(LocalBus::new(&workdir)?);
+        let bus = Arc::new(LocalBus::new(&workdir, &store)?);
         let interrupter = options
             .spot_interruptions
             .map(|(rate, seed)| Arc::new(SpotInterrupter::new(rate, seed)));
@@ -708,28 +709,30 @@ pub(crate) struct LocalBus {
     /// Where handlers run: the runtime that opened the bus (events come from the process
     /// pool's own thread too, which must not run handlers).
     handlers: OnceLock<tokio::runtime::Handle>,
-    log: Mutex<std::fs::File>,
+    log: Arc<EventLog>,
 }
 
 impl LocalBus {
-    fn new(workdir: &Path) -> anyhow::Result<Self> {
+    /// The bus of `workdir`, whose log is written out before every commit of `store` (the
+    /// log never lags the job table, see [`crate::eventlog`]).
+    fn new(workdir: &Path, store: &SqliteJobStore) -> anyhow::Result<Self> {
         let path = workdir.join("events.jsonl");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let log = EventLog::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let weak = Arc::downgrade(&log);
+        store.before_commit(move || {
+            if let Some(log) = weak.upgrade() {
+                log.flush();
+            }
+        });
         Ok(Self {
             services: OnceLock::new(),
             handlers: OnceLock::new(),
-            log: Mutex::new(log),
+            log,
         })
     }
 
     pub(crate) fn log(&self, event: &Value) {
-        if let Ok(mut f) = self.log.lock() {
-            let _ = f.write_all(&json_line(event));
-        }
+        self.log.append(event);
     }
 }
 

@@ -226,7 +226,26 @@ pub struct SqliteJobStore {
     requests: Arc<Queue>,
     session: Arc<Mutex<Session>>,
     timing: CommitTiming,
-    commits: Arc<AtomicU64>,
+    commits: Arc<Commits>,
+}
+
+/// The commits of a store's write transactions: how many, and what runs before each.
+#[derive(Default)]
+struct Commits {
+    count: AtomicU64,
+    /// Run on the store's thread before every commit, and at every flush even with nothing to
+    /// commit: what must be written out before the job table records what follows from it
+    /// (the event log, see `crate::eventlog`).
+    before: std::sync::RwLock<Vec<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl Commits {
+    fn run_hooks(&self) {
+        let hooks = self.before.read().unwrap_or_else(|e| e.into_inner());
+        for hook in hooks.iter() {
+            hook();
+        }
+    }
 }
 
 /// Most requests taken off the queue at once.
@@ -437,7 +456,7 @@ fn lock_session(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> 
 fn serve(
     session: Arc<Mutex<Session>>,
     requests: mpsc::Receiver<Box<dyn Request>>,
-    commits: Arc<AtomicU64>,
+    commits: Arc<Commits>,
     timing: CommitTiming,
 ) {
     loop {
@@ -514,6 +533,8 @@ fn serve(
                     Access::Flush => {
                         if open.take().is_some() {
                             commit(conn, &commits);
+                        } else {
+                            commits.run_hooks();
                         }
                         request.run(conn, false);
                         Ok(())
@@ -535,10 +556,11 @@ fn serve(
 
 /// Commits the open write transaction. Its writes have been answered: if they cannot be kept,
 /// the process stops, as a crash would, and a redrive redoes what they recorded.
-fn commit(conn: &Connection, commits: &AtomicU64) {
+fn commit(conn: &Connection, commits: &Commits) {
+    commits.run_hooks();
     match conn.exec_cached("COMMIT", []) {
         Ok(_) => {
-            commits.fetch_add(1, Ordering::Relaxed);
+            commits.count.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
@@ -672,7 +694,7 @@ impl SqliteJobStore {
             }
         }
         let (requests, queue) = mpsc::channel::<Box<dyn Request>>();
-        let commits = Arc::new(AtomicU64::new(0));
+        let commits = Arc::new(Commits::default());
         let counted = commits.clone();
         let session = Arc::new(Mutex::new(Session {
             conn,
@@ -713,7 +735,17 @@ impl SqliteJobStore {
 
     /// Transactions this store has committed (each holding one or more requests).
     pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.commits.count.load(Ordering::Relaxed)
+    }
+
+    /// Runs `hook` on the store's thread before each commit of this job table (and at each
+    /// flush): for what must be written before the table records what follows from it.
+    pub fn before_commit(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.commits
+            .before
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
     }
 
     fn send<T, F>(&self, access: Access, f: F, reply: Reply<T>) -> Result<(), StoreError>
@@ -1918,6 +1950,35 @@ mod tests {
                 .contains("refused after writing")
         );
         assert_eq!(store.lease_totals().unwrap(), (200, 100));
+    }
+
+    /// The hook runs before each commit (another process does not see the write yet when it
+    /// runs, and does after), and at a flush with nothing to commit.
+    #[tokio::test]
+    async fn before_commit_hooks_run_before_the_commit_and_at_every_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        let store = committed_only_by_a_flush(&path);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (log, db) = (seen.clone(), path.clone());
+        store.before_commit(move || log.lock().unwrap().push(committed_leases(&db)));
+
+        store.with(insert_lease("a", false)).unwrap();
+        assert!(seen.lock().unwrap().is_empty(), "no commit yet, no hook");
+        store.flush().unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [0],
+            "ran once, before the lease was committed"
+        );
+        assert_eq!(committed_leases(&path), 1);
+
+        store.flush().unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [0, 1],
+            "a flush with nothing open runs it too"
+        );
     }
 
     /// A store at `path` whose write transactions never end on their own: only a flush commits.
