@@ -402,6 +402,7 @@ pub(crate) mod tests {
             cpu: 1024,
             memory_mib: 2048,
             timeout_seconds: Some(600),
+            compute_id: None,
         }
     }
 

@@ -183,6 +183,11 @@ fn pool_thread() -> Option<&'static tokio::runtime::Runtime> {
 
 const LOCAL_TASK_ARN_PREFIX: &str = "arn:aws:ecs:local:000000000000:task/sluice-local/";
 
+/// A new local task's ARN, shaped like an ECS task's.
+fn new_task_arn() -> String {
+    format!("{LOCAL_TASK_ARN_PREFIX}{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The simulated EC2 instance a local task runs on: one per task, named from its ARN.
 fn instance_of(task_arn: &str) -> Option<String> {
     let name = task_arn.strip_prefix(LOCAL_TASK_ARN_PREFIX)?;
@@ -256,7 +261,7 @@ impl Compute for ProcessCompute {
             }
         }
         let argv = request.command.clone();
-        let task_arn = format!("{LOCAL_TASK_ARN_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let task_arn = request.compute_id.clone().unwrap_or_else(new_task_arn);
         let run = Run {
             key: request.attempt.clone(),
             task_arn: task_arn.clone(),
@@ -287,6 +292,12 @@ impl Compute for ProcessCompute {
     /// every hop. Measured with 10,000 no-op tasks on 2 cores (docs/benchmarks/orchestration.md):
     /// one waiting per slot 1.94x the time of `xargs -P 2`, two 1.58x, four 1.41x. Waiting
     /// costs an attempt none of its time: the pool times each run from its start.
+    /// The pool names its tasks itself (an ECS-like task ARN): ahead, so that the launch
+    /// records the attempt in one write.
+    fn compute_id_ahead(&self, _attempt: &AttemptKey) -> Option<String> {
+        Some(new_task_arn())
+    }
+
     fn launch_ahead(&self, slots: u32) -> u32 {
         slots.saturating_mul(LAUNCH_AHEAD_PER_SLOT)
     }
@@ -1027,6 +1038,7 @@ mod tests {
             cpu: 1,
             memory_mib: 128,
             timeout_seconds: None,
+            compute_id: None,
         }
     }
 

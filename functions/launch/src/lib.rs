@@ -174,12 +174,21 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         task_id: task.id.clone(),
         number,
     };
+    // A new attempt on a compute that names its tasks ahead is recorded RUNNING under that
+    // name at once (one write instead of two); a relaunch keeps the attempt it found.
+    let ahead = match &relaunch {
+        Some(_) => None,
+        None => services.compute.compute_id_ahead(&key),
+    };
     let attempt = Attempt {
         key: key.clone(),
-        state: AttemptState::Launching,
+        state: match ahead {
+            Some(_) => AttemptState::Running,
+            None => AttemptState::Launching,
+        },
         capacity,
         task_token: input.task_token.clone(),
-        compute_id: None,
+        compute_id: ahead.clone(),
         exit_code: None,
         stop_code: None,
         stopped_reason: None,
@@ -233,22 +242,27 @@ pub async fn handle(services: &Services, input: LaunchInput) -> Result<LaunchOut
         cpu: stage.cpu,
         memory_mib: stage.memory_mib,
         timeout_seconds: Some(stage.attempt_timeout_seconds()),
+        compute_id: ahead.clone(),
     };
 
     match services.compute.launch(&request).await {
         Ok(launched) => {
-            let update = AttemptUpdate {
-                compute_id: Some(launched.compute_id.clone()),
-                ..Default::default()
-            };
-            // If the container already stopped and task-events finished the attempt, this is
-            // rejected, which is right: the final state stands. Record the compute id anyway.
-            if let Transition::Rejected(current) = services
-                .jobs
-                .transition_attempt(&key, AttemptState::Running, update)
-                .await?
-            {
-                tracing::info!(attempt = %key, state = current.state.as_str(), "attempt finished before launch returned");
+            // Recorded already when compute named the task ahead (and kept the name).
+            if ahead.as_deref() != Some(launched.compute_id.as_str()) {
+                let update = AttemptUpdate {
+                    compute_id: Some(launched.compute_id.clone()),
+                    ..Default::default()
+                };
+                // If the container already stopped and task-events finished the attempt,
+                // this is rejected, which is right: the final state stands. Record the
+                // compute id anyway.
+                if let Transition::Rejected(current) = services
+                    .jobs
+                    .transition_attempt(&key, AttemptState::Running, update)
+                    .await?
+                {
+                    tracing::info!(attempt = %key, state = current.state.as_str(), "attempt finished before launch returned");
+                }
             }
             tracing::info!(attempt = %key, compute = %launched.compute_id, capacity = capacity.as_str(), "launched");
             Ok(LaunchOutput {

@@ -202,3 +202,50 @@ command = ["merge", "{stages.first}", "{output}"]
     assert_eq!(requests[0].env.get("SLUICE_OUTPUT_KEEP"), None);
     assert!(requests[0].env.contains_key("SLUICE_RESULT_URI"));
 }
+
+/// A compute that names its tasks ahead (the local pool) gets the attempt recorded RUNNING
+/// under that name in the write that records it; one that names them at launch (ECS, Batch)
+/// gets LAUNCHING, then RUNNING with the id: one write more.
+#[tokio::test]
+async fn a_task_named_ahead_is_recorded_running_in_one_write_less() {
+    let mut writes = Vec::new();
+    for names_ahead in [false, true] {
+        let (w, job) = world().await;
+        *w.compute.names_ahead.lock().unwrap() = names_ahead;
+        let before = w.jobs.writes();
+        let out = handle(&w.services, input(&job, "t-0", "tok-a"))
+            .await
+            .unwrap();
+        writes.push(w.jobs.writes() - before);
+        let k = key(&job, "t-0", 1);
+        let id = if names_ahead {
+            ScriptedCompute::ahead_id_of(&k)
+        } else {
+            ScriptedCompute::id_of(&k)
+        };
+        assert_eq!(out.status, LaunchStatus::Launched);
+        assert_eq!(out.compute_id.as_deref(), Some(id.as_str()));
+        let a = w.jobs.get_attempt(&k).await.unwrap().unwrap();
+        assert_eq!(
+            (a.state, a.compute_id),
+            (AttemptState::Running, Some(id.clone()))
+        );
+        let request = w.compute.requests.lock().unwrap()[0].clone();
+        assert_eq!(
+            request.compute_id,
+            names_ahead.then_some(id),
+            "the task is started under the name recorded"
+        );
+        // A second delivery of the same invocation still launches nothing.
+        let again = handle(&w.services, input(&job, "t-0", "tok-a"))
+            .await
+            .unwrap();
+        assert_eq!(again.status, LaunchStatus::AlreadyLaunched);
+        assert_eq!(w.compute.launches().len(), 1);
+    }
+    assert_eq!(
+        writes[1] + 1,
+        writes[0],
+        "writes without / with a name ahead: {writes:?}"
+    );
+}

@@ -179,6 +179,7 @@ pub fn launch_request(job: &str, task: &str, number: u32) -> LaunchRequest {
         cpu: 512,
         memory_mib: 1024,
         timeout_seconds: None,
+        compute_id: None,
     }
 }
 

@@ -74,18 +74,28 @@ pub struct MemoryJobStore {
     jobs: Mutex<BTreeMap<String, Job>>,
     tasks: Mutex<BTreeMap<(String, String), Task>>,
     attempts: Mutex<BTreeMap<(String, String, u32), Attempt>>,
+    /// Writes so far (each call that creates or updates, whatever it changed).
+    writes: std::sync::atomic::AtomicUsize,
     pub guard: Arc<CallGuard>,
 }
 
 impl MemoryJobStore {
+    /// How many writing calls were made so far: what a handler costs the table.
+    pub fn writes(&self) -> usize {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
     fn read(&self) {
         self.guard.check(PortCall::JobRead);
     }
     fn create(&self) {
         self.guard.check(PortCall::JobCreate);
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     fn update(&self) {
         self.guard.check(PortCall::JobUpdate);
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -379,6 +389,8 @@ pub struct ScriptedCompute {
     pub launch_ahead: Mutex<u32>,
     /// What [`Compute::times_attempts`] answers.
     pub times_attempts: Mutex<bool>,
+    /// Name tasks ahead ([`Compute::compute_id_ahead`]) as [`ScriptedCompute::ahead_id_of`].
+    pub names_ahead: Mutex<bool>,
     /// EC2 instance id -> compute ids of the live tasks on it ([`Compute::tasks_on_instance`]).
     pub instances: Mutex<HashMap<String, Vec<String>>>,
     /// Answer `tasks_on_instance` with "cannot tell", as AWS Batch does.
@@ -411,6 +423,10 @@ impl ScriptedCompute {
     pub fn id_of(key: &AttemptKey) -> String {
         format!("task/{key}")
     }
+    /// The id a compute that names tasks ahead gives `key`'s task.
+    pub fn ahead_id_of(key: &AttemptKey) -> String {
+        format!("ahead/{key}")
+    }
 }
 
 #[async_trait]
@@ -429,8 +445,14 @@ impl Compute for ScriptedCompute {
         lock(&self.calls).push(ComputeCall::Launch(request.attempt.clone()));
         lock(&self.requests).push(request.clone());
         Ok(Launched {
-            compute_id: Self::id_of(&request.attempt),
+            compute_id: request
+                .compute_id
+                .clone()
+                .unwrap_or_else(|| Self::id_of(&request.attempt)),
         })
+    }
+    fn compute_id_ahead(&self, attempt: &AttemptKey) -> Option<String> {
+        lock(&self.names_ahead).then(|| Self::ahead_id_of(attempt))
     }
     fn launch_ahead(&self, _slots: u32) -> u32 {
         *lock(&self.launch_ahead)
