@@ -342,6 +342,11 @@ impl JobStore for MemoryJobStore {
 #[derive(Default)]
 pub struct MemoryObjects {
     objects: Mutex<HashMap<ObjectRef, Vec<u8>>>,
+    /// Gets under way now, and the most there were at once: a get waits once for its
+    /// caller's next poll (as a request over the network would), so gets a handler has in
+    /// flight together show here.
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
     pub guard: Arc<CallGuard>,
 }
 
@@ -349,12 +354,40 @@ impl MemoryObjects {
     pub fn insert(&self, object: &ObjectRef, body: impl Into<Vec<u8>>) {
         lock(&self.objects).insert(object.clone(), body.into());
     }
+    /// The most gets that were in flight at once so far.
+    pub fn most_gets_at_once(&self) -> usize {
+        self.most_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Pending once, then ready: a call that does not answer within its first poll.
+struct PendingOnce(bool);
+
+impl std::future::Future for PendingOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 #[async_trait]
 impl ObjectStore for MemoryObjects {
     async fn get(&self, object: &ObjectRef) -> Result<Vec<u8>, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
         self.guard.check(PortCall::ObjectGet);
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, SeqCst);
+        PendingOnce(false).await;
+        self.in_flight.fetch_sub(1, SeqCst);
         lock(&self.objects)
             .get(object)
             .cloned()
