@@ -1,5 +1,5 @@
-//! The job table's work per task, alone: the six requests a task of a local job makes
-//! (launch: read the job, task and attempts, record the attempt; task-events: read them
+//! The job table's work per task, alone: the five requests a task of a local job makes
+//! (launch: read the job, task and attempts, record the attempt running; task-events: read them
 //! again, end the attempt and move the task, mark the answer sent), replayed for N tasks
 //! against a SQLite job table in a temporary directory, with the store's own commit timing.
 //!
@@ -55,8 +55,18 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     store.flushed().await?;
 
+    // Tasks one after the other, or PACE_US apart (a real job's cadence: the job table then
+    // commits every window, not once per thousands of tasks).
+    let pace = std::env::var("PACE_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_micros);
+    let cpu_before = cpu_seconds();
     let began = Instant::now();
     for task in &tasks {
+        if let Some(pace) = pace {
+            tokio::time::sleep(pace).await;
+        }
         // launch
         let (_job, found) = store.get_job_task(&id, &task.id).await?.expect("job");
         let (_task, _attempts) = found.expect("task");
@@ -66,8 +76,14 @@ async fn main() -> anyhow::Result<()> {
             number: 1,
         };
         let token = format!("token-{}-{}", task.id, "x".repeat(120));
-        let mut attempt =
-            launching_attempt(key.clone(), &token, Some(format!("arn:task/{}", task.id)));
+        let mut attempt = launching_attempt(
+            key.clone(),
+            &token,
+            Some(format!(
+                "arn:aws:ecs:local:000000000000:task/sluice-local/{}",
+                uuid::Uuid::now_v7().simple()
+            )),
+        );
         attempt.state = AttemptState::Running;
         let started = TaskUpdate {
             attempts: Some(1),
@@ -109,11 +125,21 @@ async fn main() -> anyhow::Result<()> {
     }
     store.flushed().await?;
     let took = began.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     println!(
-        "{n} tasks: {:.1} us per task ({:.2} s), {} commits",
-        took.as_secs_f64() * 1e6 / f64::from(n),
+        "{n} tasks: {:.1} us of CPU per task ({:.2} s wall), {} commits",
+        cpu * 1e6 / f64::from(n),
         took.as_secs_f64(),
         store.commits()
     );
     Ok(())
+}
+
+/// This process's CPU time so far (user + system, all threads).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
 }
