@@ -1910,6 +1910,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_that_queue_together_commit_together_and_a_failing_one_undoes_only_itself() {
+        let _alone = FLUSH_ALL.read().await;
         let store = SqliteJobStore::in_memory().unwrap();
         let (release, held_answer) = hold_the_thread(&store);
         let mut answers = Vec::new();
@@ -1956,6 +1957,7 @@ mod tests {
     /// runs, and does after), and at a flush with nothing to commit.
     #[tokio::test]
     async fn before_commit_hooks_run_before_the_commit_and_at_every_flush() {
+        let _alone = FLUSH_ALL.read().await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
         let store = committed_only_by_a_flush(&path);
@@ -1981,6 +1983,11 @@ mod tests {
         );
     }
 
+    /// `flush_all` commits every store of the process, other tests' too: the tests that look
+    /// at what is not committed yet, or count commits, take this for reading; the test that
+    /// calls `flush_all` takes it for writing.
+    static FLUSH_ALL: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
     /// A store at `path` whose write transactions never end on their own: only a flush commits.
     fn committed_only_by_a_flush(path: &Path) -> SqliteJobStore {
         let forever = CommitTiming {
@@ -1992,6 +1999,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_is_seen_at_once_here_and_by_other_processes_once_committed() {
+        let _alone = FLUSH_ALL.write().await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
         let store = committed_only_by_a_flush(&path);
@@ -2045,6 +2053,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_keyed_request_runs_where_it_is_made_while_a_write_transaction_is_open() {
+        let _alone = FLUSH_ALL.read().await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
         let store = committed_only_by_a_flush(&path);
@@ -2113,6 +2122,7 @@ mod tests {
     /// it is still committed on its own.
     #[tokio::test]
     async fn keyed_requests_are_committed_within_the_window_too() {
+        let _alone = FLUSH_ALL.read().await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
         // Never idle long enough for the idle commit, however slow the machine: only the
@@ -2160,6 +2170,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_open_transaction_is_committed_on_its_own_within_the_window() {
+        let _alone = FLUSH_ALL.read().await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sluice.db");
         let store = SqliteJobStore::open(&path).unwrap();
