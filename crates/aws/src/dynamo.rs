@@ -711,6 +711,9 @@ impl JobStore for DynamoJobStore {
         if let Some(answer) = &update.answer {
             set.push(("answer", value(&what, answer)?));
         }
+        if update.answered {
+            set.push(("answered", AttributeValue::Bool(true)));
+        }
         self.transition(
             Change {
                 what,

@@ -440,6 +440,10 @@ pub struct AttemptUpdate {
     pub stopped_at: Option<DateTime<Utc>>,
     /// The answer to send the attempt's token (with a final state only).
     pub answer: Option<TokenAnswer>,
+    /// Record the answer as delivered too, in the same write: for a state machine whose
+    /// callbacks settle the answer however the send ends
+    /// ([`crate::ports::Workflows::sends_settle_answers`]). `false`: left as it is.
+    pub answered: bool,
 }
 
 /// A job's claim on compute capacity, held from scale-up to scale-down. The cluster's desired

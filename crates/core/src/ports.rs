@@ -466,6 +466,15 @@ pub trait Workflows: Send + Sync {
     /// RedriveExecution: continue a FAILED, ABORTED or TIMED_OUT execution from where it
     /// stopped, under the same ARN.
     async fn redrive_execution(&self, execution_arn: &str) -> Result<(), WorkflowError>;
+    /// Whether a task token's answer is settled once its send returns, whatever it returns:
+    /// the embedded engine takes it or has closed the token, and its own journal (not the
+    /// attempt's `answered` flag) is what a restarted process continues from. Then task-events
+    /// records an attempt answered in the write that ends it, and makes no second write after
+    /// the send. `false` (Step Functions, the default): a send can fail for a while, and the
+    /// flag, written once the send went through, is what a redelivered event resends by.
+    fn sends_settle_answers(&self) -> bool {
+        false
+    }
 }
 
 /// Delivers the notifications a pipeline asks for (`[notify]`): an HTTP POST and a local

@@ -618,6 +618,12 @@ impl Workflows for LocalWorkflows {
         }
     }
 
+    /// Every send is taken by the engine or finds the token closed (`token_error`): nothing
+    /// to send again.
+    fn sends_settle_answers(&self) -> bool {
+        true
+    }
+
     async fn send_task_success(&self, token: &str, output: &Value) -> Result<(), WorkflowError> {
         self.engine
             .send_task_success(token, output.clone())

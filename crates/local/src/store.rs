@@ -1788,7 +1788,8 @@ fn write_attempt_transition(
                 "UPDATE attempts SET state = ?, compute_id = COALESCE(?, compute_id), exit_code = COALESCE(?, exit_code),
                  stop_code = COALESCE(?, stop_code), stopped_reason = COALESCE(?, stopped_reason),
                  event_version = COALESCE(?, event_version), started_at = COALESCE(?, started_at),
-                 stopped_at = COALESCE(?, stopped_at), answer = COALESCE(?, answer)
+                 stopped_at = COALESCE(?, stopped_at), answer = COALESCE(?, answer),
+                 answered = MAX(answered, ?)
                  WHERE job_id = ? AND task_id = ? AND number = ?
                  AND (? IS NULL OR event_version IS NULL OR event_version < ?)
                  AND state IN ({})",
@@ -1805,6 +1806,7 @@ fn write_attempt_transition(
         Box::new(update.started_at.as_ref().map(ts)),
         Box::new(update.stopped_at.as_ref().map(ts)),
         Box::new(answer_json(update.answer.as_ref())?),
+        Box::new(update.answered),
         Box::new(key.job_id.as_str().to_string()),
         Box::new(key.task_id.as_str().to_string()),
         Box::new(key.number),

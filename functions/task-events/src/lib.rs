@@ -411,6 +411,7 @@ async fn stopped(services: &Services, parsed: Parsed) -> Result<TaskEventReport,
         started_at: ran.started,
         stopped_at: Some(ran.stopped.unwrap_or_else(Utc::now)),
         answer: Some(answer.clone()),
+        answered: services.workflows.sends_settle_answers(),
     };
     // The attempt's end, the answer it implies and the task's move are written together; the
     // token is answered after (the state machine moves on at once, and what comes next reads
@@ -533,6 +534,9 @@ async fn answer_token(
             )));
         }
     };
-    services.jobs.mark_answered(key).await?;
+    // Recorded with the attempt's end already when the send settles it.
+    if !attempt.answered {
+        services.jobs.mark_answered(key).await?;
+    }
     Ok(action)
 }

@@ -473,8 +473,27 @@ pub async fn reclaims_and_answers(store: &dyn JobStore, prefix: &str) {
     let back = store.get_attempt(&a2.key).await.unwrap().unwrap();
     assert_eq!(
         (back.answer, back.answered, back.reclaim_notice),
-        (Some(success), false, None)
+        (Some(success.clone()), false, None)
     );
+    // Ended and recorded answered in one write (a state machine whose sends settle the
+    // answer); a later update that does not say so leaves the flag set.
+    let a3 = attempt(&job, 3);
+    assert!(store.create_attempt(&a3).await.unwrap());
+    let update = AttemptUpdate {
+        answer: Some(success.clone()),
+        answered: true,
+        ..Default::default()
+    };
+    match store
+        .transition_attempt(&a3.key, AttemptState::Succeeded, update)
+        .await
+        .unwrap()
+    {
+        Transition::Applied(a) => assert!(a.answered, "the returned attempt says so"),
+        other => panic!("{other:?}"),
+    }
+    let back = store.get_attempt(&a3.key).await.unwrap().unwrap();
+    assert_eq!((back.answer, back.answered), (Some(success), true));
     let missing = AttemptKey {
         number: 9,
         ..a1.key.clone()

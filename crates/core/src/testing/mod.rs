@@ -302,6 +302,9 @@ impl JobStore for MemoryJobStore {
         if update.answer.is_some() {
             a.answer = update.answer;
         }
+        if update.answered {
+            a.answered = true;
+        }
         Ok(Transition::Applied(a.clone()))
     }
 
