@@ -691,3 +691,43 @@ async fn the_attempt_records_when_it_ran_from_its_stop_event() {
     assert!(a.started_at >= launched_at && a.started_at <= before);
     assert!(a.stopped_at.is_some_and(|t| t >= before));
 }
+
+/// A state machine whose sends settle the answer (the embedded engine) gets the attempt
+/// recorded answered in the write that ends it: one write fewer than Step Functions, where
+/// the flag is written once the send went through. Either way a duplicate changes nothing.
+#[tokio::test]
+async fn where_sends_settle_the_answer_the_end_records_it_answered_in_one_write_less() {
+    let mut writes = Vec::new();
+    for settles in [false, true] {
+        let (w, job) = world().await;
+        *w.workflows.settles_answers.lock().unwrap() = settles;
+        launched(&w, &job, 1).await;
+        let before = w.jobs.writes();
+        let event = stopped(&job, 1, 0, "EssentialContainerExited", 2);
+        let setup = w.lift();
+        w.objects.insert(
+            &ObjectRef::new(
+                w.services.buckets.data.clone(),
+                format!("{}t-0.json", layout::stage_output(&job, "tasks")),
+            ),
+            "{}",
+        );
+        w.restore(setup);
+        let report = handle(&w.services, event.clone()).await.unwrap();
+        assert_eq!(report.classification, "succeeded", "{report:?}");
+        writes.push(w.jobs.writes() - before);
+        let setup = w.lift();
+        let a = w.jobs.get_attempt(&key(&job, 1)).await.unwrap().unwrap();
+        w.restore(setup);
+        assert_eq!((a.state, a.answered), (AttemptState::Succeeded, true));
+        assert_eq!(answers(&w), 1);
+        let again = handle(&w.services, event).await.unwrap();
+        assert!(again.action.starts_with("ignored"), "{}", again.action);
+        assert_eq!(answers(&w), 1, "a duplicate sends nothing");
+    }
+    assert_eq!(
+        writes[1] + 1,
+        writes[0],
+        "writes without / with settling sends: {writes:?}"
+    );
+}

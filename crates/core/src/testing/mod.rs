@@ -585,6 +585,8 @@ pub enum WorkflowCall {
 pub struct RecordingWorkflows {
     pub calls: Mutex<Vec<WorkflowCall>>,
     pub fail_next: Mutex<u32>,
+    /// What [`Workflows::sends_settle_answers`] answers.
+    pub settles_answers: Mutex<bool>,
     pub closed_tokens: Mutex<Vec<String>>,
     pub guard: Arc<CallGuard>,
 }
@@ -611,6 +613,9 @@ impl RecordingWorkflows {
 
 #[async_trait]
 impl Workflows for RecordingWorkflows {
+    fn sends_settle_answers(&self) -> bool {
+        *lock(&self.settles_answers)
+    }
     async fn start_execution(&self, name: &str, input: &Value) -> Result<String, WorkflowError> {
         self.guard.check(PortCall::WorkflowStart);
         self.check(None)?;
