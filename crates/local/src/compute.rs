@@ -121,6 +121,73 @@ pub struct ProcessCompute {
     buckets: DirObjectStore,
     slots: Arc<Slots>,
     pool: Arc<Pool>,
+    queue: Arc<LaunchQueue>,
+}
+
+/// Attempts launched and not started yet, oldest first. One task on the pool's thread (the
+/// dispatcher, [`dispatch`]) starts them as slots free. A launch only queues: spawning a task
+/// per attempt onto the pool's thread from the thread that launches cost a twentieth of
+/// sluice's CPU per no-op task (the task's allocation, the cross-thread queue, and waking the
+/// pool's thread); now the pool's thread is woken only when it had nothing queued.
+#[derive(Default)]
+struct LaunchQueue {
+    waiting: Mutex<std::collections::VecDeque<Queued>>,
+    more: tokio::sync::Notify,
+    dispatching: std::sync::OnceLock<()>,
+    /// Its compute is gone: the dispatcher ends once nothing is queued.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// A launched attempt with what was made for it ahead ([`prepare`]).
+struct Queued {
+    run: Run,
+    prepared: Result<Prepared, String>,
+}
+
+impl LaunchQueue {
+    fn push(&self, queued: Queued) {
+        lock_or_inner(&self.waiting).push_back(queued);
+        self.more.notify_one();
+    }
+
+    /// The oldest queued attempt; `None` once the queue is closed and empty.
+    async fn next(&self) -> Option<Queued> {
+        loop {
+            if let Some(queued) = lock_or_inner(&self.waiting).pop_front() {
+                return Some(queued);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            // A push (or the close) after the checks above leaves a permit: this returns at
+            // once.
+            self.more.notified().await;
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.more.notify_one();
+    }
+}
+
+impl Drop for ProcessCompute {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+fn lock_or_inner<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The pool's dispatcher: takes the oldest queued attempt, waits for a slot, and starts it on
+/// this thread (a local spawn: nothing to wake).
+async fn dispatch(queue: Arc<LaunchQueue>, slots: Arc<Slots>, pool: Arc<Pool>) {
+    while let Some(Queued { run, prepared }) = queue.next().await {
+        let slot = slots.acquire().await;
+        tokio::spawn(run_attempt(run, pool.clone(), prepared, slot));
+    }
 }
 
 impl ProcessCompute {
@@ -153,6 +220,7 @@ impl ProcessCompute {
             buckets,
             slots,
             pool,
+            queue: Arc::new(LaunchQueue::default()),
         }
     }
 }
@@ -273,17 +341,17 @@ impl Compute for ProcessCompute {
             base: EventBase::new(request, &task_arn, &argv, &now()),
             argv,
         };
-        let slots = self.slots.clone();
-        let pool = self.pool.clone();
-        let attempt = async move {
-            let prepared = prepare(&run, &pool);
-            let slot = slots.acquire().await;
-            run_attempt(run, pool, prepared, slot).await;
-        };
-        match pool_thread() {
-            Some(runtime) => runtime.spawn(attempt),
-            None => tokio::spawn(attempt),
-        };
+        // Its pipe and environment are made here, so that once a slot frees only the clone
+        // and exec stand between one task's end and the next one's start.
+        let prepared = prepare(&run, &self.pool);
+        self.queue.push(Queued { run, prepared });
+        self.queue.dispatching.get_or_init(|| {
+            let dispatcher = dispatch(self.queue.clone(), self.slots.clone(), self.pool.clone());
+            match pool_thread() {
+                Some(runtime) => drop(runtime.spawn(dispatcher)),
+                None => drop(tokio::spawn(dispatcher)),
+            }
+        });
         Ok(Launched {
             compute_id: task_arn,
         })
