@@ -1139,6 +1139,69 @@ mod tests {
         }
     }
 
+    /// Queued attempts start in the order they were launched, never more at once than there
+    /// are slots, each under the name it was given ahead; the dispatcher goes with its
+    /// compute.
+    #[tokio::test]
+    async fn queued_attempts_start_in_launch_order_within_the_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = Arc::new(Published::default());
+        let compute = ProcessCompute::new(
+            DirObjectStore::new(dir.path().join("buckets")),
+            Slots::new(1),
+            events.clone(),
+            dir.path(),
+            Vec::new(),
+            None,
+        );
+        let order = dir.path().join("order");
+        let busy = dir.path().join("busy");
+        // Each attempt notes its start, and fails if another one is running.
+        let script = format!(
+            "[ -e {busy} ] && exit 9; touch {busy}; echo $N >> {order}; sleep 0.02; rm {busy}",
+            busy = busy.display(),
+            order = order.display()
+        );
+        let mut arns = Vec::new();
+        for n in 1..=6 {
+            let mut request =
+                output_request(&compute, attempt_of("j", &format!("t-{n}"), 1), &script);
+            request.env.insert("N".into(), n.to_string());
+            request.compute_id = compute.compute_id_ahead(&request.attempt);
+            let launched = compute.launch(&request).await.unwrap();
+            assert_eq!(Some(&launched.compute_id), request.compute_id.as_ref());
+            arns.push(launched.compute_id);
+        }
+        for arn in &arns {
+            events.stopped(arn).await;
+        }
+        let started: Vec<String> = std::fs::read_to_string(&order)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(started, ["1", "2", "3", "4", "5", "6"]);
+        let exits: Vec<Value> = events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["detail"]["lastStatus"] == "STOPPED")
+            .map(|e| e["detail"]["containers"][0]["exitCode"].clone())
+            .collect();
+        assert_eq!(exits, vec![json!(0); 6], "two attempts ran at once");
+
+        let pool = compute.pool.clone();
+        drop(compute);
+        for _ in 0..500 {
+            if Arc::strong_count(&pool) == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the dispatcher outlived its compute");
+    }
+
     /// A file already at an attempt's output must not pass for what the attempt wrote: it is
     /// removed before the attempt starts, unless nothing can have put it there (the task's
     /// first attempt, in a directory this pool made).
