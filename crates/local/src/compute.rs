@@ -640,6 +640,9 @@ async fn run_attempt(
             .and_then(|prepared| spawn(&run, prepared))
             .map_err(SpawnError::Failed),
     };
+    // When the process ended, taken before its slot is given up: the STOPPED event is made
+    // after the next attempt has started, and must not say the process ran until then.
+    let mut stopped_at = None;
     let ended = match spawned {
         Err(SpawnError::Stopped(reason)) => Ended {
             exit_code: None,
@@ -719,6 +722,7 @@ async fn run_attempt(
                 }
             };
             let ((status, end), copied) = tokio::join!(run_to_end, copy);
+            stopped_at = Some(now());
             control.group.store(0, Ordering::SeqCst);
             // The process is gone: its slot goes to the next attempt, which starts before this
             // one's bookkeeping (its log, its STOPPED event) is done. Taking turns on this
@@ -785,7 +789,14 @@ async fn run_attempt(
     }
     control.done.send_replace(true);
     let version = versions.fetch_add(1, Ordering::SeqCst) + 1;
-    events.publish(event(&run, "STOPPED", Some(&ended), &started_at, version));
+    let stopped = event(
+        &run,
+        "STOPPED",
+        Some((&ended, stopped_at.as_deref())),
+        &started_at,
+        version,
+    );
+    events.publish(stopped);
     if let Ok(mut stopped) = pool.stopped.lock() {
         stopped.remove(&run.task_arn);
     }
@@ -958,14 +969,16 @@ impl EventBase {
     }
 }
 
+/// An ECS Task State Change event of `run`; for its end, with when the process stopped (now
+/// if it never ran).
 fn event(
     run: &Run,
     last_status: &'static str,
-    ended: Option<&Ended>,
+    ended: Option<(&Ended, Option<&str>)>,
     started_at: &str,
     version: u64,
 ) -> Value {
-    // One clock reading for the event: its stop times and its delivery time agree.
+    // One clock reading for the event's own times (its update, its delivery).
     let at = Value::String(now());
     let text = |s: &str| Value::String(s.to_string());
     let base = &run.base;
@@ -982,7 +995,8 @@ fn event(
     detail.insert("startedAt".into(), text(started_at));
     detail.insert("updatedAt".into(), at.clone());
     detail.insert("version".into(), Value::from(version));
-    if let Some(ended) = ended {
+    if let Some((ended, stopped_at)) = ended {
+        let stopped_at = stopped_at.map(text).unwrap_or_else(|| at.clone());
         if let Some(code) = ended.exit_code {
             container.insert("exitCode".into(), Value::from(code));
         }
@@ -991,9 +1005,9 @@ fn event(
         }
         detail.insert("stopCode".into(), text(ended.stop_code));
         detail.insert("stoppedReason".into(), text(&ended.stopped_reason));
-        detail.insert("stoppingAt".into(), at.clone());
-        detail.insert("stoppedAt".into(), at.clone());
-        detail.insert("executionStoppedAt".into(), at.clone());
+        detail.insert("stoppingAt".into(), stopped_at.clone());
+        detail.insert("stoppedAt".into(), stopped_at.clone());
+        detail.insert("executionStoppedAt".into(), stopped_at);
     }
     detail.insert(
         "containers".into(),
