@@ -1145,6 +1145,20 @@ mod tests {
         }
     }
 
+    /// A process pool of `slots` in `dir`, with the events it publishes.
+    fn pool_in(dir: &Path, slots: u32) -> (ProcessCompute, Arc<Published>) {
+        let events = Arc::new(Published::default());
+        let compute = ProcessCompute::new(
+            DirObjectStore::new(dir.join("buckets")),
+            Slots::new(slots),
+            events.clone(),
+            dir,
+            Vec::new(),
+            None,
+        );
+        (compute, events)
+    }
+
     fn attempt_of(job: &str, task: &str, number: u32) -> AttemptKey {
         AttemptKey {
             job_id: JobId::new(job).unwrap(),
@@ -1159,15 +1173,7 @@ mod tests {
     #[tokio::test]
     async fn queued_attempts_start_in_launch_order_within_the_slots() {
         let dir = tempfile::tempdir().unwrap();
-        let events = Arc::new(Published::default());
-        let compute = ProcessCompute::new(
-            DirObjectStore::new(dir.path().join("buckets")),
-            Slots::new(1),
-            events.clone(),
-            dir.path(),
-            Vec::new(),
-            None,
-        );
+        let (compute, events) = pool_in(dir.path(), 1);
         let order = dir.path().join("order");
         let busy = dir.path().join("busy");
         // Each attempt notes its start, and fails if another one is running.
@@ -1223,15 +1229,7 @@ mod tests {
     async fn a_file_at_the_output_before_the_attempt_is_removed_when_an_earlier_run_can_have_left_it()
      {
         let dir = tempfile::tempdir().unwrap();
-        let events = Arc::new(Published::default());
-        let compute = ProcessCompute::new(
-            DirObjectStore::new(dir.path().join("buckets")),
-            Slots::new(2),
-            events.clone(),
-            dir.path(),
-            Vec::new(),
-            None,
-        );
+        let (compute, events) = pool_in(dir.path(), 2);
         let run = |request: LaunchRequest| {
             let (compute, events) = (&compute, &events);
             async move {
