@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use crate::bucket::DirObjectStore;
 use crate::capacity::{SlotGuard, Slots};
 use crate::events::EventSink;
+use crate::runtime::lock;
 use crate::spawn::{Environment, SpawnSpec, TaskProcess};
 use crate::tasklog::TaskLog;
 
@@ -133,7 +134,9 @@ pub struct ProcessCompute {
 struct LaunchQueue {
     waiting: Mutex<std::collections::VecDeque<Queued>>,
     more: tokio::sync::Notify,
-    dispatching: std::sync::OnceLock<()>,
+    /// The dispatcher's task: started by the first launch, and again by a launch that finds
+    /// it ended (without a pool thread it runs on the launching runtime, and ends with it).
+    dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Its compute is gone: the dispatcher ends once nothing is queued.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -146,14 +149,14 @@ struct Queued {
 
 impl LaunchQueue {
     fn push(&self, queued: Queued) {
-        lock_or_inner(&self.waiting).push_back(queued);
+        lock(&self.waiting).push_back(queued);
         self.more.notify_one();
     }
 
     /// The oldest queued attempt; `None` once the queue is closed and empty.
     async fn next(&self) -> Option<Queued> {
         loop {
-            if let Some(queued) = lock_or_inner(&self.waiting).pop_front() {
+            if let Some(queued) = lock(&self.waiting).pop_front() {
                 return Some(queued);
             }
             if self.closed.load(Ordering::SeqCst) {
@@ -175,10 +178,6 @@ impl Drop for ProcessCompute {
     fn drop(&mut self) {
         self.queue.close();
     }
-}
-
-fn lock_or_inner<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The pool's dispatcher: takes the oldest queued attempt, waits for a slot, and starts it on
@@ -232,7 +231,7 @@ impl ProcessCompute {
 /// idle a sixth of the time (docs/benchmarks/orchestration.md). Here the next start follows the
 /// end at once. It lives as long as the process, as its tasks must (they are killed when the
 /// thread that started them ends, see `crate::spawn`). `None` if it cannot be started: then
-/// the attempts run where they are launched.
+/// the dispatcher runs where the attempts are launched.
 fn pool_thread() -> Option<&'static tokio::runtime::Runtime> {
     static POOL: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -345,16 +344,23 @@ impl Compute for ProcessCompute {
         // and exec stand between one task's end and the next one's start.
         let prepared = prepare(&run, &self.pool);
         self.queue.push(Queued { run, prepared });
-        self.queue.dispatching.get_or_init(|| {
-            let dispatcher = dispatch(self.queue.clone(), self.slots.clone(), self.pool.clone());
-            match pool_thread() {
-                Some(runtime) => drop(runtime.spawn(dispatcher)),
-                None => drop(tokio::spawn(dispatcher)),
-            }
-        });
+        let mut dispatcher = lock(&self.queue.dispatcher);
+        if dispatcher.as_ref().is_none_or(|d| d.is_finished()) {
+            let dispatch = dispatch(self.queue.clone(), self.slots.clone(), self.pool.clone());
+            *dispatcher = Some(match pool_thread() {
+                Some(runtime) => runtime.spawn(dispatch),
+                None => tokio::spawn(dispatch),
+            });
+        }
         Ok(Launched {
             compute_id: task_arn,
         })
+    }
+
+    /// The pool names its tasks itself (an ECS-like task ARN): ahead, so that the launch
+    /// records the attempt in one write.
+    fn compute_id_ahead(&self, _attempt: &AttemptKey) -> Option<String> {
+        Some(new_task_arn())
     }
 
     /// Four attempts per slot wait in the pool, ready to start the moment a slot frees: with
@@ -364,12 +370,6 @@ impl Compute for ProcessCompute {
     /// every hop. Measured with 10,000 no-op tasks on 2 cores (docs/benchmarks/orchestration.md):
     /// one waiting per slot 1.94x the time of `xargs -P 2`, two 1.58x, four 1.41x. Waiting
     /// costs an attempt none of its time: the pool times each run from its start.
-    /// The pool names its tasks itself (an ECS-like task ARN): ahead, so that the launch
-    /// records the attempt in one write.
-    fn compute_id_ahead(&self, _attempt: &AttemptKey) -> Option<String> {
-        Some(new_task_arn())
-    }
-
     fn launch_ahead(&self, slots: u32) -> u32 {
         slots.saturating_mul(LAUNCH_AHEAD_PER_SLOT)
     }

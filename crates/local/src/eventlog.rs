@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::Thread;
 use std::time::Duration;
 
+use crate::runtime::lock;
+
 /// Longest an event waits in memory when no commit of the job table writes it out first.
 pub const FLUSH_DELAY: Duration = Duration::from_millis(50);
 
@@ -58,10 +60,6 @@ impl EventLog {
         // Only a weak handle: the thread must not keep the log alive.
         let _ = tx.send(Arc::downgrade(&log));
         Ok(log)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Adds `event` as one line; written by the next flush.
@@ -115,10 +113,6 @@ fn flush_when_asked(log: Weak<EventLog>) {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,9 +149,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         let log = EventLog::open(&path).unwrap();
-        log.append(&json!({"lastStatus": "RUNNING"}));
-        // Not written at once: it waits for more or for a commit.
-        assert!(lines(&path).is_empty());
+        {
+            // Holding the file as a flush would, so that a slow test thread cannot find the
+            // flushing thread's write already done.
+            let _file = lock(&log.file);
+            log.append(&json!({"lastStatus": "RUNNING"}));
+            // Not written at once: it waits for more or for a commit.
+            assert!(lines(&path).is_empty());
+        }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while lines(&path).is_empty() {
             assert!(

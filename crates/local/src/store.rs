@@ -205,10 +205,10 @@ impl TaskCounts {
 /// held by the journal's batch commit, or by another process). While a write transaction is
 /// open, a keyed request runs on the thread that makes it instead, if the connection is free
 /// ([`SqliteJobStore::call_keyed`]): it then cannot wait for anything. Writes run in a write
-/// transaction that stays open for more writes for up to [`COMMIT_WINDOW`] (committed sooner once no request has come for [`COMMIT_IDLE`]), each in
-/// a savepoint of its own (a failing request undoes only itself), and are answered as soon as
-/// they have run; reads run inside that transaction when one is open, so they see every write
-/// answered before them. A commit per request was the largest single cost of the job table
+/// transaction that stays open for more writes for up to [`COMMIT_WINDOW`] (committed sooner
+/// once no request has come for [`COMMIT_IDLE`]), each in a savepoint of its own (a failing
+/// request undoes only itself), and are answered as soon as they have run; reads run inside
+/// that transaction when one is open, so they see every write answered before them. A commit per request was the largest single cost of the job table
 /// (a third of its thread's time, with four writes per task); now a busy pool keeps one open
 /// for up to twenty milliseconds. (A 5 ms window with a 1 ms idle commit, before, committed
 /// whenever the pool went quiet for a millisecond between tasks, each commit writing anew the
