@@ -416,7 +416,10 @@ async fn task_events_ignore_duplicates_and_unknown_tasks() {
     let job = wait_job(&rt, started["jobId"].as_str().unwrap()).await;
     assert_eq!(job.state, JobState::Succeeded);
 
-    // Redeliver the STOPPED event the pool emitted: nothing changes.
+    // Redeliver the STOPPED event the pool emitted: nothing changes. The job's end is answered
+    // before it is committed, and the event log is written at the commit (another process,
+    // which reads only committed state, always finds the events there): commit first.
+    rt.store.flushed().await.unwrap();
     let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
     let stopped: Value = events
         .lines()
