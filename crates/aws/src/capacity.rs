@@ -19,7 +19,7 @@ use crate::dynamo::DynamoJobStore;
 use crate::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_autoscaling::Client;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sluice_core::model::Lease;
 use sluice_core::ports::{CapacityPool, CapacityStatus};
 use sluice_core::{JobId, StoreError};
@@ -115,8 +115,12 @@ impl CapacityPool for AsgCapacity {
         self.resize().await
     }
 
-    async fn release(&self, job: &JobId) -> Result<CapacityStatus, StoreError> {
-        self.store.delete_lease(job).await?;
+    async fn release(
+        &self,
+        job: &JobId,
+        acquired_by: Option<DateTime<Utc>>,
+    ) -> Result<CapacityStatus, StoreError> {
+        self.store.delete_lease(job, acquired_by).await?;
         self.resize().await
     }
 }

@@ -43,8 +43,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 use sluice_core::model::{
-    Attempt, AttemptKey, AttemptState, AttemptUpdate, Job, JobState, JobUpdate, Lease, Task,
-    TaskState,
+    Attempt, AttemptKey, AttemptState, AttemptUpdate, ExecutionRun, Job, JobState, JobUpdate,
+    Lease, Task, TaskState,
 };
 use sluice_core::ports::{JobStore, TaskUpdate, Transition};
 use sluice_core::{JobId, StoreError, TaskId};
@@ -255,6 +255,8 @@ struct Change<'a> {
     remove: Vec<&'static str>,
     /// Only apply if no event at or above this version was applied.
     event_version: Option<u64>,
+    /// Only apply while the job is on this run of its execution ([`ExecutionRun`]).
+    run: Option<&'a ExecutionRun>,
 }
 
 enum Outcome {
@@ -405,6 +407,21 @@ impl DynamoJobStore {
             condition.push_str(" AND (attribute_not_exists(#ev) OR #ev < :ev)");
             update = update.replacen("SET ", "SET #ev = :ev, ", 1);
         }
+        if let Some(run) = change.run {
+            // ExecutionRun::is_current_for, as a condition of the write.
+            names.insert("#arn".to_owned(), "execution_arn".to_owned());
+            names.insert("#rc".to_owned(), "redrive_count".to_owned());
+            values.insert(":arn".to_owned(), s(&run.execution_arn));
+            values.insert(
+                ":rc".to_owned(),
+                AttributeValue::N(run.redrive_count.to_string()),
+            );
+            condition.push_str(
+                " AND (attribute_not_exists(#arn) OR attribute_type(#arn, :null) OR #arn = :arn) \
+                 AND (attribute_not_exists(#rc) OR #rc <= :rc)",
+            );
+            values.insert(":null".to_owned(), s("NULL"));
+        }
         match self
             .client
             .update_item()
@@ -547,6 +564,7 @@ impl JobStore for DynamoJobStore {
                 set,
                 remove,
                 event_version: None,
+                run: update.only_in_run.as_ref(),
             },
             decode::<Job>,
         )
@@ -621,6 +639,7 @@ impl JobStore for DynamoJobStore {
                 set,
                 remove,
                 event_version: None,
+                run: None,
             },
             decode_task,
         )
@@ -723,6 +742,7 @@ impl JobStore for DynamoJobStore {
                 set,
                 remove: Vec::new(),
                 event_version: update.event_version,
+                run: None,
             },
             decode::<Attempt>,
         )
@@ -852,16 +872,51 @@ impl DynamoJobStore {
         Ok(())
     }
 
-    /// Delete the job's lease; deleting a lease that does not exist is not an error.
-    pub async fn delete_lease(&self, job: &JobId) -> Result<(), StoreError> {
-        self.client
+    /// Delete the job's lease; deleting a lease that does not exist is not an error. With
+    /// `acquired_by`, only a lease last acquired by then: it is read (strongly consistent),
+    /// and deleted on the condition that it is still the lease read, so an acquire in between
+    /// (which renews it) keeps it.
+    pub async fn delete_lease(
+        &self,
+        job: &JobId,
+        acquired_by: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let what = format!("lease of {job}");
+        let lease_key = key(LEASES_PARTITION.to_owned(), job.to_string());
+        let mut delete = self
+            .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(LEASES_PARTITION.to_owned(), job.to_string())))
-            .send()
-            .await
-            .map_err(|e| sdk_error("DynamoDB DeleteItem", &format!("lease of {job}"), e))?;
-        Ok(())
+            .set_key(Some(lease_key.clone()));
+        if let Some(by) = acquired_by {
+            let Some(item) = self.get_item(&what, lease_key).await? else {
+                return Ok(());
+            };
+            let Some(seen) = item.get("acquired_at").cloned() else {
+                return Err(StoreError::Corrupt {
+                    what: what.clone(),
+                    message: "no acquired_at".into(),
+                });
+            };
+            let lease: Lease = decode(&what, item)?;
+            if lease.acquired_at > by {
+                return Ok(());
+            }
+            delete = delete
+                .condition_expression("acquired_at = :seen")
+                .expression_attribute_values(":seen", seen);
+        }
+        match delete.send().await {
+            Ok(_) => Ok(()),
+            // Acquired again since it was read: a newer run's lease, kept.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error("DynamoDB DeleteItem", &what, e)),
+        }
     }
 
     /// Leases that have not outlived their TTL, read strongly consistent.

@@ -18,7 +18,7 @@ use crate::error::StoreError;
 use crate::ids::{JobId, TaskId};
 use crate::model::{Attempt, AttemptState, AttemptUpdate, Interruption, TaskState};
 use crate::ports::{Services, TaskUpdate, Transition};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 /// Attempts that were live and are now INTERRUPTED.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -104,9 +104,14 @@ pub async fn interrupt(
 /// Interrupts every live attempt of the job. Any task but a SUCCEEDED one can have one: a task
 /// the state machine gave up on (its Task state timed out for good) is recorded FAILED by the
 /// aggregate step while its last attempt may still run.
+///
+/// With `started_by`, only attempts started at or before that time: the end of one run of the
+/// job stops what that run started, not the attempts of a newer run (a re-run, a redrive)
+/// that began after it, however late its event is handled.
 pub async fn interrupt_job(
     services: &Services,
     job: &JobId,
+    started_by: Option<DateTime<Utc>>,
     why: Interruption,
     detail: &str,
 ) -> Result<Interrupted, StoreError> {
@@ -116,7 +121,12 @@ pub async fn interrupt_job(
             task.state,
             TaskState::Running | TaskState::Retrying | TaskState::Failed
         ) {
-            live.extend(live_attempts(services, job, &task.id).await?);
+            live.extend(
+                live_attempts(services, job, &task.id)
+                    .await?
+                    .into_iter()
+                    .filter(|a| started_by.is_none_or(|by| a.started_at <= by)),
+            );
         }
     }
     interrupt(services, live, why, detail).await

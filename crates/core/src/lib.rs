@@ -43,4 +43,10 @@ mod contract_tests {
         let store = crate::testing::MemoryJobStore::default();
         crate::testing::contract::job_store(&store, "mem").await;
     }
+
+    #[tokio::test]
+    async fn the_in_memory_capacity_keeps_the_capacity_contract() {
+        let pool = crate::testing::MemoryCapacity::default();
+        crate::testing::contract::capacity(&pool, "mem").await;
+    }
 }

@@ -161,6 +161,28 @@ pub struct JobUpdate {
     pub results: Option<Vec<ObjectRef>>,
     /// Set when a redrive starts; the reason of the outcome before it is cleared with it.
     pub redrive_count: Option<u32>,
+    /// Apply only while the job is still on this run of its execution: a late event of a run
+    /// the job has moved on from (a re-run recorded its own execution, a redrive counted
+    /// itself) changes nothing, however it interleaves with the writes of the newer run.
+    pub only_in_run: Option<ExecutionRun>,
+}
+
+/// One run of a job's execution: the execution and how many redrives it had had then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionRun {
+    pub execution_arn: String,
+    pub redrive_count: u32,
+}
+
+impl ExecutionRun {
+    /// The job is still on this run: it records this execution (or none yet) and has not been
+    /// redriven past it. The condition every store applies with the write.
+    pub fn is_current_for(&self, job: &Job) -> bool {
+        job.execution_arn
+            .as_deref()
+            .is_none_or(|arn| arn == self.execution_arn)
+            && job.redrive_count <= self.redrive_count
+    }
 }
 
 /// Lifecycle of a task across its attempts.
@@ -454,6 +476,10 @@ pub struct Lease {
     pub job_id: JobId,
     /// Task slots (containers running at once) the job wants.
     pub slots: u32,
+    /// When the lease was last acquired: acquiring again (a re-run, a redrive) renews it, so
+    /// that the late end of the run before cannot release it (see [`CapacityPool::release`]).
+    ///
+    /// [`CapacityPool::release`]: crate::ports::CapacityPool::release
     pub acquired_at: DateTime<Utc>,
 }
 

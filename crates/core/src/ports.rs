@@ -13,6 +13,7 @@ use crate::model::{
 };
 use crate::pipeline::PipelineConfig;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 /// Outcome of a conditional state change.
@@ -350,8 +351,15 @@ pub struct CapacityStatus {
 pub trait CapacityPool: Send + Sync {
     /// Record (idempotently) the job's lease and resize.
     async fn acquire(&self, lease: &Lease) -> Result<CapacityStatus, StoreError>;
-    /// Drop the job's lease (a no-op if it holds none) and resize.
-    async fn release(&self, job: &JobId) -> Result<CapacityStatus, StoreError>;
+    /// Drop the job's lease (a no-op if it holds none) and resize. With `acquired_by`, only a
+    /// lease last acquired at or before that time: the end of one run of a job must not take
+    /// the capacity a newer run (a re-run, a redrive) acquired after it, whenever its event
+    /// comes. The check and the delete are one atomic step.
+    async fn release(
+        &self,
+        job: &JobId,
+        acquired_by: Option<DateTime<Utc>>,
+    ) -> Result<CapacityStatus, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@
 //! as a cluster scaled to zero.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sluice_core::model::Lease;
 use sluice_core::ports::{CapacityPool, CapacityStatus};
 use sluice_core::{JobId, StoreError};
@@ -189,8 +190,12 @@ impl CapacityPool for LocalCapacity {
         self.resize()
     }
 
-    async fn release(&self, job: &JobId) -> Result<CapacityStatus, StoreError> {
-        self.store.delete_lease(job)?;
+    async fn release(
+        &self,
+        job: &JobId,
+        acquired_by: Option<DateTime<Utc>>,
+    ) -> Result<CapacityStatus, StoreError> {
+        self.store.delete_lease(job, acquired_by)?;
         self.resize()
     }
 }
@@ -233,13 +238,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.desired_slots, 7);
-        let s = cap.release(&a).await.unwrap();
+        let s = cap.release(&a, None).await.unwrap();
         assert_eq!((s.desired_slots, s.active_leases), (4, 1));
         assert_eq!(slots.snapshot().1, 4);
-        let s = cap.release(&a).await.unwrap();
+        let s = cap.release(&a, None).await.unwrap();
         assert_eq!(s.desired_slots, 4);
-        let s = cap.release(&b).await.unwrap();
+        let s = cap.release(&b, None).await.unwrap();
         assert_eq!(s.desired_slots, 0);
+    }
+
+    #[tokio::test]
+    async fn leases_keep_the_capacity_contract() {
+        let slots = Slots::new(0);
+        let cap = LocalCapacity::new(SqliteJobStore::in_memory().unwrap(), slots, 8);
+        sluice_core::testing::contract::capacity(&cap, "sqlite").await;
     }
 
     #[tokio::test]

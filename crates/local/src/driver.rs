@@ -293,6 +293,7 @@ impl Drivers {
         let interrupted = interrupt_job(
             services,
             &job.id,
+            None,
             Interruption::RunnerLost,
             "the sluice process running the job stopped before the attempt ended",
         )
@@ -508,7 +509,15 @@ pub(crate) fn status_change_event(
             "name": name,
             "status": status.as_str(),
             "startDate": described.as_ref().map(|d| d.start_date.timestamp_millis()),
-            "stopDate": (status != ExecutionStatus::Running).then(|| now.timestamp_millis()),
+            // When the execution stopped, not when this event was made: execution-events
+            // stops only what was started by then (see its module doc).
+            "stopDate": (status != ExecutionStatus::Running).then(|| {
+                described
+                    .as_ref()
+                    .and_then(|d| d.stop_date)
+                    .unwrap_or(now)
+                    .timestamp_millis()
+            }),
             "input": described.as_ref().map(|d| d.input.to_string()),
             "inputDetails": {"included": true},
             "output": null,

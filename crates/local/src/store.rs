@@ -886,7 +886,8 @@ impl SqliteJobStore {
         self.with(move |c| {
             c.exec_cached(
                 "INSERT INTO leases(job_id, slots, acquired_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(job_id) DO UPDATE SET slots = excluded.slots",
+                 ON CONFLICT(job_id) DO UPDATE SET slots = excluded.slots,
+                 acquired_at = excluded.acquired_at",
                 params![lease.job_id.as_str(), lease.slots, ts(&lease.acquired_at)],
             )
             .map_err(backend)?;
@@ -894,12 +895,18 @@ impl SqliteJobStore {
         })
     }
 
-    pub fn delete_lease(&self, job: &JobId) -> Result<(), StoreError> {
+    /// Deletes the job's lease; with `acquired_by`, only if it was last acquired by then
+    /// (timestamps are fixed-width text, so they compare as they sort).
+    pub fn delete_lease(
+        &self,
+        job: &JobId,
+        acquired_by: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
         let job = job.clone();
         self.with(move |c| {
             c.exec_cached(
-                "DELETE FROM leases WHERE job_id = ?1",
-                params![job.as_str()],
+                "DELETE FROM leases WHERE job_id = ?1 AND (?2 IS NULL OR acquired_at <= ?2)",
+                params![job.as_str(), acquired_by.as_ref().map(ts)],
             )
             .map_err(backend)?;
             Ok(())
@@ -1383,7 +1390,9 @@ impl JobStore for SqliteJobStore {
             let tx = c.savepoint().map_err(backend)?;
             let Some(current) = Self::read_job(&tx, id.as_str())? else { return Ok(Transition::Missing) };
             // The same condition as DynamoDB's conditional update (see `transition_sources`).
-            if !to.transition_sources().contains(&current.state) {
+            if !to.transition_sources().contains(&current.state)
+                || update.only_in_run.as_ref().is_some_and(|run| !run.is_current_for(&current))
+            {
                 return Ok(Transition::Rejected(current));
             }
             let results = match &update.results {

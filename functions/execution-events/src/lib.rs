@@ -16,6 +16,13 @@
 //! - Anything older than the job's latest redrive, or from an execution the job has moved on
 //!   from (a re-run), is stale and changes nothing, so events may arrive late, twice or out of
 //!   order.
+//!
+//! The check that an event is not stale is a read, and a re-run or redrive may start between
+//! that read and the writes: the end of the run before would then stop the new run's tasks,
+//! take its capacity (its execution waiting forever for slots) and fail the job under it. So
+//! each write holds its own condition: attempts are stopped and the lease released only if
+//! they were started or acquired by the time the execution stopped (`stopDate`), and the job
+//! is recorded only while it is still on this run ([`ExecutionRun`]).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -24,7 +31,7 @@ use sluice_core::events::{
     EventEnvelope, ExecutionStatus, ExecutionStatusChange, SFN_EXECUTION_STATUS_CHANGE,
 };
 use sluice_core::interrupt::interrupt_job;
-use sluice_core::model::{JobUpdate, Lease};
+use sluice_core::model::{ExecutionRun, JobUpdate, Lease};
 use sluice_core::ports::PortCall;
 use sluice_core::ports::Transition;
 use sluice_core::{Interruption, JobState, Services};
@@ -175,13 +182,31 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
             ),
         ),
     };
+    // What this run started: everything up to the end of the millisecond it stopped in
+    // (`stopDate` has milliseconds; an attempt it launched in its last one is its own). An
+    // event without one (not sent by Step Functions) bounds nothing.
+    let stopped_by = detail
+        .stop_date
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|ms| ms + chrono::Duration::nanoseconds(999_999));
     // Stop the tasks first: a task must not run on for a job that is over.
-    let interrupted = interrupt_job(services, &job.id, Interruption::JobStopped, &reason).await?;
+    let interrupted = interrupt_job(
+        services,
+        &job.id,
+        stopped_by,
+        Interruption::JobStopped,
+        &reason,
+    )
+    .await?;
     for e in &interrupted.stop_errors {
         tracing::warn!(job = %job.id, error = %e, "a task may still be running");
     }
     report.interrupted = interrupted.attempts.len() as u32;
-    services.capacity.release(&job.id).await?;
+    services.capacity.release(&job.id, stopped_by).await?;
+    let run = ExecutionRun {
+        execution_arn: detail.execution_arn.clone(),
+        redrive_count: detail.redrive_count,
+    };
     let t = services
         .jobs
         .transition_job(
@@ -189,6 +214,7 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
             to,
             JobUpdate {
                 reason: Some(reason.clone()),
+                only_in_run: Some(run.clone()),
                 ..Default::default()
             },
         )
@@ -210,6 +236,11 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
         Transition::Applied(j) => format!(
             "job {}: {reason}; {} attempt(s) stopped, capacity released",
             j.state.as_str(),
+            report.interrupted
+        ),
+        Transition::Rejected(j) if !run.is_current_for(j) => format!(
+            "job left as it is: a newer run started meanwhile ({} attempt(s) of this run \
+             stopped, its capacity released)",
             report.interrupted
         ),
         Transition::Rejected(j) => format!(

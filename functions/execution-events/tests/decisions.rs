@@ -27,7 +27,9 @@ fn event(job: &str, status: &str, redrives: u32) -> Value {
             // The ARN World::running_job records on the job.
             "executionArn": format!("arn:aws:states:local:000000000000:execution:test:{job}"),
             "stateMachineArn": "arn:aws:states:local:000000000000:stateMachine:test",
-            "name": job, "status": status, "startDate": 1764756000000_i64, "stopDate": 1764756060000_i64,
+            "name": job, "status": status, "startDate": 1764756000000_i64,
+            // The execution stops now: after everything the test set up before the event.
+            "stopDate": chrono::Utc::now().timestamp_millis(),
             "input": json!({"jobId": job, "pipeline": "p"}).to_string(),
             "inputDetails": {"included": true}, "output": null, "outputDetails": null,
             "error": if status == "RUNNING" { Value::Null } else { json!("Sluice.Cancelled") },
@@ -197,8 +199,8 @@ async fn a_redrive_reopens_the_job_and_stale_events_of_the_run_before_change_not
     assert_eq!(running.job_state, Some(JobState::Running));
     assert_eq!(state(&w, &job).await, (JobState::Running, None, 1));
     assert_eq!(
-        w.capacity.leases.lock().unwrap().get("p-1"),
-        Some(&3),
+        w.capacity.slots_of("p-1"),
+        Some(3),
         "capacity leased again for the tasks (min of parallelism 4 and 3 tasks)"
     );
     // The ABORTED event of run 0, delivered late: stale.
@@ -301,6 +303,81 @@ async fn events_of_an_execution_the_job_has_moved_on_from_change_nothing() {
         w.compute.stops().is_empty(),
         "the re-run's tasks are left alone"
     );
-    assert_eq!(w.capacity.leases.lock().unwrap().get("p-1"), Some(&3));
+    assert_eq!(w.capacity.slots_of("p-1"), Some(3));
     assert_eq!(state(&w, &job).await.0, JobState::Running);
 }
+
+#[tokio::test]
+async fn a_rerun_starting_while_the_end_of_the_run_before_is_handled_keeps_what_it_started() {
+    let (w, job) = world().await;
+    let ended = event("p-1", "FAILED", 0);
+    // Between the handler's read of the job (still on the run that ended) and its writes, a
+    // re-run records its execution, leases capacity and launches t-1 again: the interleaving
+    // that left a re-run waiting forever for slots its predecessor's late end took away.
+    let (jobs, capacity, guard, id) = (
+        w.jobs.clone(),
+        w.capacity.clone(),
+        w.guard.clone(),
+        job.clone(),
+    );
+    w.jobs.after_next_get_job(async move {
+        let restriction = guard.lift();
+        let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+        let update = sluice_core::model::JobUpdate {
+            execution_arn: Some(RERUN.into()),
+            ..Default::default()
+        };
+        let t = jobs.transition_job(&id, JobState::Running, update).await;
+        assert!(t.unwrap().applied());
+        capacity
+            .acquire(&Lease {
+                job_id: id.clone(),
+                slots: 2,
+                acquired_at: later,
+            })
+            .await
+            .unwrap();
+        let key = AttemptKey {
+            job_id: id.clone(),
+            task_id: TaskId::new("t-1").unwrap(),
+            number: 2,
+        };
+        let mut attempt =
+            launching_attempt(key.clone(), "tok-rerun", Some(ScriptedCompute::id_of(&key)));
+        attempt.started_at = later;
+        jobs.create_attempt(&attempt).await.unwrap();
+        guard.restore(restriction);
+    });
+    let report = handle(&w.services, ended).await.unwrap();
+    // The run that ended: its attempt stopped. The re-run's: left running.
+    assert_eq!(w.compute.stops(), ["task/p-1/t-1#1"]);
+    assert_eq!(report.interrupted, 1);
+    let rerun_attempt = w
+        .jobs
+        .get_attempt(&AttemptKey {
+            job_id: job.clone(),
+            task_id: TaskId::new("t-1").unwrap(),
+            number: 2,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rerun_attempt.state, AttemptState::Launching);
+    assert_eq!(
+        w.capacity.slots_of("p-1"),
+        Some(2),
+        "the re-run's lease stays"
+    );
+    let j = w.jobs.get_job(&job).await.unwrap().unwrap();
+    assert_eq!(
+        (j.state, j.execution_arn.as_deref()),
+        (JobState::Running, Some(RERUN))
+    );
+    assert!(
+        report.action.contains("a newer run started"),
+        "{}",
+        report.action
+    );
+}
+
+const RERUN: &str = "arn:aws:states:us-east-1:000000000000:execution:sluice-pipeline:p-1-rerun";

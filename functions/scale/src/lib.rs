@@ -53,7 +53,9 @@ pub async fn handle(services: &Services, input: ScaleInput) -> Result<ScaleOutpu
             };
             services.capacity.acquire(&lease).await?
         }
-        Action::Release => services.capacity.release(&input.job_id).await?,
+        // The execution's own scale-down, run by the execution itself: nothing newer of the
+        // job can have acquired meanwhile.
+        Action::Release => services.capacity.release(&input.job_id, None).await?,
     };
     tracing::info!(job = %input.job_id, action = ?input.action, desired = status.desired_slots, "capacity");
     Ok(ScaleOutput {

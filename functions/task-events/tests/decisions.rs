@@ -180,6 +180,7 @@ async fn interrupted_attempts_never_spend_the_application_budget() {
     sluice_core::interrupt::interrupt_job(
         &w.services,
         &job,
+        None,
         sluice_core::Interruption::RunnerLost,
         "runner died",
     )

@@ -107,7 +107,10 @@ async fn asg_leases_size_the_group_and_release_only_their_share() {
     assert_eq!(desired(&asg, "sluice-spot").await, 3);
 
     // A finishes: B still holds its 5 slots, so 2 instances stay.
-    let s = pool.release(&JobId::new("job-a").unwrap()).await.unwrap();
+    let s = pool
+        .release(&JobId::new("job-a").unwrap(), None)
+        .await
+        .unwrap();
     assert_eq!(
         s,
         CapacityStatus {
@@ -118,7 +121,9 @@ async fn asg_leases_size_the_group_and_release_only_their_share() {
     assert_eq!(desired(&asg, "sluice-spot").await, 2);
     // Releasing twice is harmless.
     assert_eq!(
-        pool.release(&JobId::new("job-a").unwrap()).await.unwrap(),
+        pool.release(&JobId::new("job-a").unwrap(), None)
+            .await
+            .unwrap(),
         s
     );
     // On-demand is left alone while a lease remains...
@@ -135,8 +140,13 @@ async fn asg_leases_size_the_group_and_release_only_their_share() {
     );
     assert_eq!(desired(&asg, "sluice-spot").await, 5);
 
-    pool.release(&JobId::new("job-b").unwrap()).await.unwrap();
-    let s = pool.release(&JobId::new("job-c").unwrap()).await.unwrap();
+    pool.release(&JobId::new("job-b").unwrap(), None)
+        .await
+        .unwrap();
+    let s = pool
+        .release(&JobId::new("job-c").unwrap(), None)
+        .await
+        .unwrap();
     assert_eq!(
         s,
         CapacityStatus {
@@ -181,7 +191,31 @@ async fn with_batch_leases_are_kept_and_no_group_is_resized() {
         0,
         "not booted for Batch"
     );
-    let s = pool.release(&JobId::new("job-a").unwrap()).await.unwrap();
+    let s = pool
+        .release(&JobId::new("job-a").unwrap(), None)
+        .await
+        .unwrap();
     assert_eq!(s.active_leases, 0);
     assert_eq!(desired(&asg, "sluice-spot").await, 0);
+}
+
+#[tokio::test]
+async fn asg_leases_keep_the_capacity_contract() {
+    let moto: Moto = moto_or_skip!();
+    let sdk = moto.sdk().await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    group(&asg, "sluice-spot", 0).await;
+    let store = crate::dynamo::store(&moto).await;
+    let pool = AsgCapacity::new(
+        asg.clone(),
+        store,
+        CapacityConfig {
+            spot_asg: Some("sluice-spot".into()),
+            on_demand_asg: None,
+            slots_per_instance: 4,
+            max_instances: 5,
+        },
+    );
+    sluice_core::testing::contract::capacity(&pool, "dynamo").await;
+    assert_eq!(desired(&asg, "sluice-spot").await, 0, "scaled in again");
 }

@@ -128,7 +128,9 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
             "executionArn": "arn:aws:states:us-east-1:123456789012:execution:sluice:ber-cancel",
             "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:sluice",
             "name": "ber-cancel", "status": "ABORTED", "startDate": 1764756000000_i64,
-            "stopDate": 1764756060000_i64, "input": "{\"jobId\":\"ber-cancel\"}",
+            // Stopped now: after the attempt and the lease set up above.
+            "stopDate": chrono::Utc::now().timestamp_millis(),
+            "input": "{\"jobId\":\"ber-cancel\"}",
             "error": "Sluice.Cancelled", "cause": "stopped in the console", "redriveCount": 0
         }
     });

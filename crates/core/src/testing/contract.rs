@@ -1,15 +1,16 @@
-//! The JobStore contract: what every job table must do, run against the in-memory store here,
-//! the SQLite store (sluice-local) and the DynamoDB store on moto (sluice-aws).
+//! The JobStore and CapacityPool contracts: what every job table and every capacity pool must
+//! do, run against the in-memory adapters here, the SQLite ones (sluice-local) and the
+//! DynamoDB/Auto Scaling ones on moto (sluice-aws).
 //!
 //! Each check uses job ids under `prefix`, so one store (a moto table) can serve them all.
 
 use crate::error::ErrorName;
 use crate::ids::{JobId, TaskId};
 use crate::model::{
-    Attempt, AttemptKey, AttemptState, AttemptUpdate, Capacity, Job, JobState, JobUpdate,
-    ObjectRef, Task, TaskState, TokenAnswer,
+    Attempt, AttemptKey, AttemptState, AttemptUpdate, Capacity, ExecutionRun, Job, JobState,
+    JobUpdate, Lease, ObjectRef, Task, TaskState, TokenAnswer,
 };
-use crate::ports::{JobStore, TaskUpdate, Transition};
+use crate::ports::{CapacityPool, JobStore, TaskUpdate, Transition};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ pub async fn job_store(store: &dyn JobStore, prefix: &str) {
     attempts(store, prefix).await;
     reclaims_and_answers(store, prefix).await;
     attempts_with_their_task(store, prefix).await;
+    only_in_run(store, prefix).await;
 }
 
 fn job_id(prefix: &str, name: &str) -> JobId {
@@ -148,6 +150,75 @@ pub async fn jobs(store: &dyn JobStore, prefix: &str) {
     let listed = store.list_jobs(1000).await.unwrap();
     let pos = |id: &JobId| listed.iter().position(|j| j.id == *id);
     assert!(pos(&other) < pos(&id), "most recent first");
+}
+
+/// A write bound to one run of the job's execution applies while the job is on that run, and
+/// not once a re-run recorded its own execution or a redrive counted itself.
+pub async fn only_in_run(store: &dyn JobStore, prefix: &str) {
+    let id = job_id(prefix, "runs");
+    let first = format!("arn:aws:states:us-east-1:000000000000:execution:p:{id}");
+    let rerun = format!("{first}-rerun");
+    let job = Job::new(id.clone(), "p", ObjectRef::new("b", "p/r.csv"), Utc::now());
+    assert!(store.create_job(&job).await.unwrap());
+    let in_run = |arn: &str, redrive_count, why: &str| JobUpdate {
+        reason: Some(why.to_string()),
+        only_in_run: Some(ExecutionRun {
+            execution_arn: arn.to_string(),
+            redrive_count,
+        }),
+        ..Default::default()
+    };
+    let t = |to, update| store.transition_job(&id, to, update);
+    // No execution recorded yet: any run's write applies.
+    assert!(
+        t(JobState::Running, in_run(&first, 0, "started"))
+            .await
+            .unwrap()
+            .applied()
+    );
+    let start = |arn: &str| JobUpdate {
+        execution_arn: Some(arn.to_string()),
+        ..Default::default()
+    };
+    assert!(t(JobState::Running, start(&first)).await.unwrap().applied());
+    assert!(
+        t(JobState::Running, in_run(&first, 0, "same run"))
+            .await
+            .unwrap()
+            .applied(),
+        "the job's own run"
+    );
+    // A re-run records its execution: the first run's late write is refused.
+    assert!(t(JobState::Running, start(&rerun)).await.unwrap().applied());
+    assert_eq!(
+        state_of(
+            &t(JobState::Failed, in_run(&first, 0, "late"))
+                .await
+                .unwrap()
+        ),
+        Some((false, JobState::Running, Some("same run".into()))),
+        "a run the job has moved on from"
+    );
+    // A redrive of the re-run counts itself: run 0's write is refused, run 1's and later apply.
+    let redrive = JobUpdate {
+        redrive_count: Some(1),
+        ..Default::default()
+    };
+    assert!(t(JobState::Running, redrive).await.unwrap().applied());
+    assert!(
+        !t(JobState::Failed, in_run(&rerun, 0, "run 0"))
+            .await
+            .unwrap()
+            .applied()
+    );
+    assert_eq!(
+        state_of(
+            &t(JobState::Failed, in_run(&rerun, 1, "run 1"))
+                .await
+                .unwrap()
+        ),
+        Some((true, JobState::Failed, Some("run 1".into())))
+    );
 }
 
 fn task(job: &JobId, id: &str, index: u32) -> Task {
@@ -653,5 +724,38 @@ pub async fn attempts_with_their_task(store: &dyn JobStore, prefix: &str) {
     assert_eq!(
         store.get_task(&job, &t0).await.unwrap().map(|t| t.state),
         Some(TaskState::Succeeded)
+    );
+}
+
+/// Capacity leases: acquiring again renews a lease, and a release bounded by a time drops only a
+/// lease last acquired by then (the end of one run of a job never takes a newer run's
+/// capacity). `pool` must hold no other lease: the counts are of the whole pool.
+pub async fn capacity(pool: &dyn CapacityPool, prefix: &str) {
+    let job = job_id(prefix, "lease");
+    let lease = |slots, acquired_at| Lease {
+        job_id: job.clone(),
+        slots,
+        acquired_at,
+    };
+    let t0 = Utc::now() - Duration::minutes(10);
+    assert_eq!(pool.acquire(&lease(2, t0)).await.unwrap().active_leases, 1);
+    let s = pool
+        .release(&job, Some(t0 - Duration::seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(s.active_leases, 1, "acquired after the bound: kept");
+    // A newer run acquires again (renewing the lease) after the run before stopped at t1.
+    let (t1, t2) = (t0 + Duration::minutes(1), t0 + Duration::minutes(2));
+    pool.acquire(&lease(2, t2)).await.unwrap();
+    let s = pool.release(&job, Some(t1)).await.unwrap();
+    assert_eq!(s.active_leases, 1, "renewed after the bound: kept");
+    let s = pool.release(&job, Some(t2)).await.unwrap();
+    assert_eq!(s.active_leases, 0, "acquired at the bound: released");
+    pool.acquire(&lease(1, t2)).await.unwrap();
+    assert_eq!(pool.release(&job, None).await.unwrap().active_leases, 0);
+    assert_eq!(
+        pool.release(&job, None).await.unwrap().active_leases,
+        0,
+        "releasing what is not held is harmless"
     );
 }

@@ -66,6 +66,14 @@ impl CallGuard {
     pub fn made(&self) -> BTreeSet<PortCall> {
         lock(&self.made).clone()
     }
+    /// Lifts the restriction (for what a test does itself, not the handler under test);
+    /// [`CallGuard::restore`] puts it back.
+    pub fn lift(&self) -> Option<Vec<PortCall>> {
+        lock(&self.allowed).take()
+    }
+    pub fn restore(&self, restriction: Option<Vec<PortCall>>) {
+        *lock(&self.allowed) = restriction;
+    }
 }
 
 /// The job table in memory.
@@ -76,6 +84,8 @@ pub struct MemoryJobStore {
     attempts: Mutex<BTreeMap<(String, String, u32), Attempt>>,
     /// Writes so far (each call that creates or updates, whatever it changed).
     writes: std::sync::atomic::AtomicUsize,
+    /// Run once, right after the next `get_job` has read its answer ([`MemoryJobStore::after_next_get_job`]).
+    after_get_job: Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
     pub guard: Arc<CallGuard>,
 }
 
@@ -83,6 +93,15 @@ impl MemoryJobStore {
     /// How many writing calls were made so far: what a handler costs the table.
     pub fn writes(&self) -> usize {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Runs `interleaved` once, right after the next `get_job` has read the job and before
+    /// it answers: what another writer (a re-run, a redrive) does between a handler's read and
+    /// its writes, the interleaving a test of a race needs to make happen every time.
+    pub fn after_next_get_job(
+        &self,
+        interleaved: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        *lock(&self.after_get_job) = Some(Box::pin(interleaved));
     }
     fn read(&self) {
         self.guard.check(PortCall::JobRead);
@@ -113,7 +132,12 @@ impl JobStore for MemoryJobStore {
 
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
         self.read();
-        Ok(lock(&self.jobs).get(id.as_str()).cloned())
+        let job = lock(&self.jobs).get(id.as_str()).cloned();
+        let interleaved = lock(&self.after_get_job).take();
+        if let Some(interleaved) = interleaved {
+            interleaved.await;
+        }
+        Ok(job)
     }
 
     async fn list_jobs(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
@@ -135,7 +159,12 @@ impl JobStore for MemoryJobStore {
         let Some(job) = jobs.get_mut(id.as_str()) else {
             return Ok(Transition::Missing);
         };
-        if !to.transition_sources().contains(&job.state) {
+        if !to.transition_sources().contains(&job.state)
+            || update
+                .only_in_run
+                .as_ref()
+                .is_some_and(|run| !run.is_current_for(job))
+        {
             return Ok(Transition::Rejected(job.clone()));
         }
         job.state = to;
@@ -524,16 +553,21 @@ impl Compute for ScriptedCompute {
 /// Leases in memory; the desired size is the sum of the leases' slots.
 #[derive(Default)]
 pub struct MemoryCapacity {
-    pub leases: Mutex<BTreeMap<String, u32>>,
+    pub leases: Mutex<BTreeMap<String, Lease>>,
     pub guard: Arc<CallGuard>,
 }
 
 impl MemoryCapacity {
-    fn status(leases: &BTreeMap<String, u32>) -> CapacityStatus {
+    fn status(leases: &BTreeMap<String, Lease>) -> CapacityStatus {
         CapacityStatus {
-            desired_slots: leases.values().sum(),
+            desired_slots: leases.values().map(|l| l.slots).sum(),
             active_leases: leases.len() as u32,
         }
+    }
+
+    /// The slots `job`'s lease holds, if it holds one.
+    pub fn slots_of(&self, job: &str) -> Option<u32> {
+        lock(&self.leases).get(job).map(|l| l.slots)
     }
 }
 
@@ -542,13 +576,22 @@ impl CapacityPool for MemoryCapacity {
     async fn acquire(&self, lease: &Lease) -> Result<CapacityStatus, StoreError> {
         self.guard.check(PortCall::CapacityLease);
         let mut leases = lock(&self.leases);
-        leases.insert(lease.job_id.to_string(), lease.slots);
+        leases.insert(lease.job_id.to_string(), lease.clone());
         Ok(Self::status(&leases))
     }
-    async fn release(&self, job: &JobId) -> Result<CapacityStatus, StoreError> {
+    async fn release(
+        &self,
+        job: &JobId,
+        acquired_by: Option<chrono::DateTime<Utc>>,
+    ) -> Result<CapacityStatus, StoreError> {
         self.guard.check(PortCall::CapacityLease);
         let mut leases = lock(&self.leases);
-        leases.remove(job.as_str());
+        if leases
+            .get(job.as_str())
+            .is_some_and(|l| acquired_by.is_none_or(|by| l.acquired_at <= by))
+        {
+            leases.remove(job.as_str());
+        }
         Ok(Self::status(&leases))
     }
 }
@@ -860,11 +903,11 @@ impl World {
 
     /// Lifts the restriction for test setup; [`World::restore`] puts it back.
     pub fn lift(&self) -> Option<Vec<PortCall>> {
-        lock(&self.guard.allowed).take()
+        self.guard.lift()
     }
 
     pub fn restore(&self, restriction: Option<Vec<PortCall>>) {
-        *lock(&self.guard.allowed) = restriction;
+        self.guard.restore(restriction)
     }
 
     /// Registers a pipeline from its TOML text.
