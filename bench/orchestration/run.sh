@@ -13,8 +13,11 @@
 # Each N runs ROUNDS times, sluice and xargs taking turns to go first; the table has the median
 # of each column (the ratio is of the median walls), and each round's walls go to stderr.
 #
+# With PRINT=1 each task also prints a line ("task N"), as most real tasks do: sluice keeps it
+# in the job's logs (logs/<job>/succeeded.log), xargs's side appends it to one file.
+#
 # Usage: bench/orchestration/run.sh      knobs: NS="1000 10000 100000" SLOTS=2 SKIP_BUILD=1
-#                                                ROUNDS=3 TIMEOUT=3600 (s per sluice run)
+#                                                ROUNDS=3 TIMEOUT=3600 (s per sluice run) PRINT=1
 # Needs: python3 (bench/orchestration/measure.py samples /proc).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,12 +38,13 @@ calc() { awk "BEGIN { print $1 }"; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+if [ -n "${PRINT:-}" ]; then say="echo task %s; "; else say=""; fi
 cat > "$work/pipeline.toml" <<TOML
 name = "noop"
 [input]
 columns = { n = "integer" }
 [task]
-command = ["sh", "-c", "printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
+command = ["sh", "-c", "${say//%s/{n}}printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
 timeout_seconds = 600
 [parallelism]
 max = $SLOTS
@@ -68,7 +72,7 @@ run_xargs() { # N DIR -> wall seconds
   local n=$1 dir=$2 start end
   mkdir -p "$dir/out"
   start=$(date +%s.%N)
-  seq 1 "$n" | xargs -P "$SLOTS" -I{} sh -c "printf '{\"k\": \"x\", \"n\": %s}' {} > $dir/out/{}.json"
+  seq 1 "$n" | xargs -P "$SLOTS" -I{} sh -c "${say//%s/{}}printf '{\"k\": \"x\", \"n\": %s}' {} > $dir/out/{}.json" > "$dir/xargs.log"
   end=$(date +%s.%N)
   [ "$(ls "$dir/out" | wc -l)" -eq "$n" ] || { echo "xargs wrote the wrong number of files" >&2; exit 1; }
   calc "$end - $start"

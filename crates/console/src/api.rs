@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_core::{JobId, JobState, TaskId, TaskState};
 use sluice_local::inbox::{Ingested, fire_schedule, ingest_file};
+use sluice_local::tasklog::AttemptLog;
 use sluice_local::{Cancelled, RedriveError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,7 +258,7 @@ async fn attempt_log(
             n.chars().take(40).collect::<String>()
         ))
     })?;
-    let Some(path) = app.reader.log_path(&id, &task, n).await? else {
+    let Some(log) = app.reader.attempt_log(&id, &task, n).await? else {
         // A known attempt that has written nothing: its log is empty.
         return Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -265,10 +266,13 @@ async fn attempt_log(
         )
             .into_response());
     };
-    let (text, cut) = tokio::task::spawn_blocking(move || views::tail(&path, LOG_TAIL))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("reading the log: {e}")))?;
+    let (text, cut) = match log {
+        AttemptLog::File(path) => tokio::task::spawn_blocking(move || views::tail(&path, LOG_TAIL))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(format!("reading the log: {e}")))?,
+        AttemptLog::Block(bytes) => views::tail_of(&bytes, LOG_TAIL),
+    };
     let text = if cut {
         format!("[… the beginning of the log is cut; the last {LOG_TAIL} bytes follow]\n{text}")
     } else {

@@ -16,6 +16,7 @@ use sluice_core::ports::layout;
 use sluice_core::{Job, JobId, JobState, TaskState};
 use sluice_local::runtime::DATA_BUCKET;
 use sluice_local::store::TaskCounts;
+use sluice_local::tasklog::AttemptLog;
 use sluice_local::{Driver, LocalRuntime};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
@@ -433,6 +434,11 @@ impl Reader {
         }
         let now = Utc::now();
         let logs = self.workdir().join("logs").join(id.as_str());
+        // The attempts kept as blocks of the job's succeeded.log (read once per page).
+        let blocks = match self.succeeded_log_inside(&logs) {
+            Ok(()) => sluice_local::tasklog::blocks(&logs).unwrap_or_default(),
+            Err(_) => Default::default(),
+        };
         let tasks = tasks
             .into_iter()
             .map(|t| {
@@ -448,7 +454,8 @@ impl Reader {
                 let attempt_list = list
                     .iter()
                     .map(|a| {
-                        let log = logs.join(format!("{}-{}.log", t.id, a.key.number));
+                        let name = format!("{}-{}.log", t.id, a.key.number);
+                        let logged = blocks.contains(&name) || logs.join(&name).is_file();
                         AttemptView {
                             number: a.key.number,
                             state: a.state,
@@ -459,7 +466,7 @@ impl Reader {
                             started_at: a.started_at,
                             stopped_at: a.stopped_at,
                             duration_seconds: seconds(a.started_at, a.stopped_at.unwrap_or(now)),
-                            log_url: log.is_file().then(|| {
+                            log_url: logged.then(|| {
                                 format!(
                                     "/api/jobs/{id}/tasks/{}/attempts/{}/log",
                                     t.id, a.key.number
@@ -579,14 +586,25 @@ impl Reader {
         self.object_path(&ObjectRef::new(DATA_BUCKET, layout::rejects(id, stage)))
     }
 
-    /// The log of an attempt that the job table knows (`logs/<job>/<task>-<n>.log`); `None`
-    /// when it has none: the pool makes an attempt's log on its first byte of output.
-    pub async fn log_path(
+    /// Refuses a job's `succeeded.log` that is a link out of the work directory, as every
+    /// file the console serves is checked ([`inside`]).
+    fn succeeded_log_inside(&self, job_logs: &Path) -> Result<(), ApiError> {
+        let together = job_logs.join(sluice_local::tasklog::SUCCEEDED_LOG);
+        if std::fs::symlink_metadata(&together).is_ok() {
+            inside(self.workdir(), &together)?;
+        }
+        Ok(())
+    }
+
+    /// The log of an attempt that the job table knows: its own file
+    /// (`logs/<job>/<task>-<n>.log`) or its block of the job's `succeeded.log`
+    /// ([`sluice_local::tasklog`]); `None` when it has written nothing.
+    pub async fn attempt_log(
         &self,
         id: &JobId,
         task: &sluice_core::TaskId,
         number: u32,
-    ) -> Result<Option<PathBuf>, ApiError> {
+    ) -> Result<Option<AttemptLog>, ApiError> {
         self.job(id).await?;
         let key = sluice_core::model::AttemptKey {
             job_id: id.clone(),
@@ -603,17 +621,16 @@ impl Reader {
         {
             return Err(ApiError::NotFound(format!("no attempt {key}")));
         }
-        let path = self
-            .workdir()
-            .join("logs")
-            .join(id.as_str())
-            .join(format!("{task}-{number}.log"));
-        // Not even a dangling link: the attempt wrote nothing (yet).
-        if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-        {
-            return Ok(None);
+        let dir = self.workdir().join("logs").join(id.as_str());
+        self.succeeded_log_inside(&dir)?;
+        // A file (or even a dangling link) in the attempt's name, else its block.
+        match sluice_local::tasklog::find(&dir, &format!("{task}-{number}.log")) {
+            Ok(Some(AttemptLog::File(path))) => {
+                inside(self.workdir(), &path).map(|p| Some(AttemptLog::File(p)))
+            }
+            Ok(found) => Ok(found),
+            Err(e) => Err(ApiError::Internal(format!("reading the job's logs: {e}"))),
         }
-        inside(self.workdir(), &path).map(Some)
     }
 }
 
@@ -651,11 +668,24 @@ pub fn tail(path: &Path, max: u64) -> std::io::Result<(String, bool)> {
     }
     let mut bytes = Vec::with_capacity(len.min(max) as usize);
     f.take(max).read_to_end(&mut bytes)?;
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok((text_of_tail(&bytes, cut), cut))
+}
+
+/// [`tail`] of a log held in memory (an attempt's block of the job's `succeeded.log`).
+pub fn tail_of(bytes: &[u8], max: u64) -> (String, bool) {
+    let cut = bytes.len() as u64 > max;
+    let from = bytes.len() - (bytes.len() as u64).min(max) as usize;
+    (text_of_tail(&bytes[from..], cut), cut)
+}
+
+/// The text of a log's last bytes; when they are `cut` from a longer log, from its first
+/// whole line.
+fn text_of_tail(bytes: &[u8], cut: bool) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
     if cut && let Some(nl) = text.find('\n') {
         text.drain(..=nl);
     }
-    Ok((text, cut))
+    text
 }
 
 /// A CSV file as a table for the page: its header and up to `max_rows` rows.

@@ -20,7 +20,7 @@ columns = { n = "integer" }
 pause = "0"
 fail = -1
 [task]
-command = ["sh", "-c", "sleep {pause}; if [ {n} -eq {fail} ]; then echo \"row {n} is broken\" >&2; exit 3; fi; printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
+command = ["sh", "-c", "sleep {pause}; if [ {n} -eq {fail} ]; then echo \"row {n} is broken\" >&2; exit 3; fi; echo \"row {n} done\"; printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
 [retry]
 task_failed_attempts = 1
 [aggregate]
@@ -254,6 +254,22 @@ fn a_job_started_through_the_api_is_shown_with_its_tasks_logs_results_and_histor
     assert_eq!(detail["stages"][0]["name"], "tasks");
     assert_eq!(detail["stages"][0]["progress"]["succeeded"], 4);
     assert_eq!(detail["stages"][1]["shape"], "aggregate");
+    // Each task said a line and succeeded at once: its log is its block of the job's
+    // succeeded.log, not a file of its own, and the console serves it all the same.
+    let (_, tasks) = c.get(&format!("/api/jobs/{job}/tasks"));
+    let tasks = json(&tasks)["tasks"].clone();
+    let log = tasks[2]["attemptList"][0]["logUrl"].as_str().unwrap();
+    let (status, text) = c.get(log);
+    assert_eq!((status, text.as_str()), (200, "row 3 done\n"));
+    let logs = c.work.join(format!("logs/{job}"));
+    assert!(!logs.join("tasks_t-00002-1.log").exists());
+    assert_eq!(
+        std::fs::read_to_string(logs.join("succeeded.log"))
+            .unwrap()
+            .matches("==> tasks_t-")
+            .count(),
+        4
+    );
     // The upload went into the inbox, whole, under the pipeline's name.
     assert_eq!(
         std::fs::read_to_string(c.work.join("uploads/shell/rows.csv")).unwrap(),
@@ -393,7 +409,7 @@ fn hostile_ids_and_paths_never_read_outside_the_work_directory() {
         assert!(!body.contains("TOP-SECRET"), "{path}: {body}");
     }
     // A log that is a link out of the work directory is refused, not followed. (These tasks
-    // write nothing, so they have no log file: the link takes its place.)
+    // succeed at once with a line, so they have no log file: the link takes its place.)
     let log = c.work.join(format!("logs/{job}/tasks_t-00000-1.log"));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(c.root.join("secret.txt"), &log).unwrap();
@@ -402,12 +418,19 @@ fn hostile_ids_and_paths_never_read_outside_the_work_directory() {
     ));
     assert_eq!(status, 403, "{body}");
     assert!(!body.contains("TOP-SECRET"));
-    // The same log, read normally, for another task: it wrote nothing, so it is empty.
+    // The same log, read normally, for another task: its block.
     let (status, body) = c.get(&format!(
         "/api/jobs/{job}/tasks/tasks_t-00001/attempts/1/log"
     ));
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body, "");
+    assert_eq!((status, body.as_str()), (200, "row 2 done\n"));
+    // The job's succeeded.log as a link out of the work directory: refused too.
+    let together = c.work.join(format!("logs/{job}/succeeded.log"));
+    std::fs::rename(&together, c.root.join("elsewhere.log")).unwrap();
+    std::os::unix::fs::symlink(c.root.join("elsewhere.log"), &together).unwrap();
+    let (status, body) = c.get(&format!(
+        "/api/jobs/{job}/tasks/tasks_t-00001/attempts/1/log"
+    ));
+    assert_eq!(status, 403, "{body}");
 }
 
 #[test]

@@ -42,7 +42,7 @@ use crate::capacity::{SlotGuard, Slots};
 use crate::events::EventSink;
 use crate::runtime::lock;
 use crate::spawn::{Environment, SpawnSpec, TaskProcess};
-use crate::tasklog::TaskLog;
+use crate::tasklog::{SucceededLogs, TaskLog};
 
 /// Attempts launched and waiting in the pool per slot of capacity (see
 /// [`ProcessCompute::launch_ahead`]).
@@ -210,6 +210,7 @@ impl ProcessCompute {
             running: Mutex::new(HashMap::new()),
             output_dirs: Mutex::new(Default::default()),
             instances: Mutex::new(HashMap::new()),
+            succeeded_logs: SucceededLogs::default(),
         });
         if let Ok(mut pools) = LIVE_POOLS.lock() {
             pools.retain(|p| p.strong_count() > 0);
@@ -449,6 +450,8 @@ struct Pool {
     /// What every task's environment starts from: sluice's own, with PATH searching beside
     /// sluice first (as for the program itself). Made once, not per spawn.
     base_env: Environment,
+    /// Where the logs of short successful attempts go (see [`crate::tasklog`]).
+    succeeded_logs: SucceededLogs,
 }
 
 /// sluice's environment with `bin_dirs` put first on PATH.
@@ -731,7 +734,10 @@ async fn run_attempt(
             drop(slot);
             tokio::task::yield_now().await;
             let path = log.path().to_path_buf();
-            if let Err(e) = copied.and_then(|()| log.finish()) {
+            let succeeded = end == RunEnd::Exited
+                && matches!(&status, Ok(s) if s.success())
+                && pool.stop_reason(&run.task_arn).is_none();
+            if let Err(e) = copied.and_then(|()| log.finish(succeeded, &pool.succeeded_logs)) {
                 tracing::warn!(
                     log = %path.display(), error = %e, "could not keep the task's output"
                 );

@@ -11,8 +11,9 @@
 //! - `sns:publish` appends to `notifications.jsonl`; every event goes to `events.jsonl`; the
 //!   execution history goes to the SQLite job table.
 //!
-//! Work directory layout: `buckets/<bucket>/<key>`, `sluice.db`, `logs/<job>/<task>-<n>.log`,
-//! `events.jsonl`, `notifications.jsonl`.
+//! Work directory layout: `buckets/<bucket>/<key>`, `sluice.db`, `logs/<job>/<task>-<n>.log`
+//! and `logs/<job>/succeeded.log` (see [`crate::tasklog`]), `events.jsonl`,
+//! `notifications.jsonl`.
 
 use anyhow::Context;
 use async_trait::async_trait;

@@ -1,23 +1,45 @@
-//! An attempt's log (`logs/<job>/<task>-<n>.log`): what its process writes to stdout and
-//! stderr, made on the first byte.
+//! An attempt's log: what its process writes to stdout and stderr.
 //!
-//! The process writes into a pipe and the pool copies what comes into the log file, making the
-//! file (and its directory) only when there is something to keep. Most tasks of a big job
-//! write nothing: creating an empty file per attempt was about a twelfth of sluice's own CPU
-//! per task on a no-op job (a file creation costs tens of microseconds on ext4, a pipe a few)
-//! and left 100,000 empty files behind. The copy runs beside the process, so a log grows
-//! while the task runs and can be followed with `tail -f` once it exists.
+//! The process writes into a pipe and the pool copies what comes out of it. Where it goes:
+//! - `logs/<job>/<task>-<n>.log`, the attempt's own file, for an attempt that did not succeed
+//!   (the log one reads to see why), that ran longer than [`SPILL_AFTER`] (followed with
+//!   `tail -f` while it runs) or that wrote more than [`SPILL_BYTES`];
+//! - otherwise, a short run that succeeded with a little output, one block in the job's
+//!   [`SUCCEEDED_LOG`] (`logs/<job>/succeeded.log`), headed `==> <task>-<n>.log <bytes> <==`;
+//! - nowhere, for an attempt that wrote nothing (most tasks of a big job).
 //!
-//! The copy ends when the pipe closes (every writer gone) or, once the process has exited,
-//! with what the pipe holds then: a background process the task left behind cannot keep the
-//! attempt open, as an ECS task's logs end when its essential container stops. Such a process
-//! writing afterwards gets EPIPE (or SIGPIPE).
+//! One file per attempt cost a file creation per printing task, made by the pool's thread
+//! between one task's end and the next one's start: tens of microseconds on ext4 when
+//! nothing was deleted lately, and a quarter of a millisecond (more than everything else
+//! sluice does per task) in the half minute after a directory of earlier outputs was
+//! deleted, when ext4's inode allocator steps over every recently freed inode
+//! (docs/benchmarks/orchestration.md). Appending a block to one open file costs a write.
+//!
+//! Until it is known where the output goes it is held in memory (at most [`SPILL_BYTES`] per
+//! attempt). The copy ends when the pipe closes (every writer gone) or, once the process has
+//! exited, with what the pipe holds then: a background process the task left behind cannot
+//! keep the attempt open, as an ECS task's logs end when its essential container stops. Such a
+//! process writing afterwards gets EPIPE (or SIGPIPE).
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, PipeWriter, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
+
+use crate::runtime::lock;
+
+/// The job's file of the logs of short successful attempts.
+pub const SUCCEEDED_LOG: &str = "succeeded.log";
+/// Output held in memory per attempt before it goes to the attempt's own file.
+pub const SPILL_BYTES: usize = 64 * 1024;
+/// An attempt running this long gets its own file for what it wrote (and writes), so that
+/// a long task's log can be followed while it runs.
+pub const SPILL_AFTER: Duration = Duration::from_secs(1);
 
 /// The pipe's read end and the log it fills. The reads are the pipe's own non-blocking
 /// reads, not tokio's `pipe::Receiver::try_read`: that one answers "would block" until the
@@ -26,11 +48,13 @@ use tokio::io::unix::AsyncFd;
 pub struct TaskLog {
     pipe: AsyncFd<File>,
     sink: Sink,
+    opened: Instant,
 }
 
-/// The log file, made on the first byte.
+/// Where the output goes: held in memory until the attempt's own file is made.
 struct Sink {
     path: PathBuf,
+    held: Vec<u8>,
     file: Option<File>,
     /// Why the log could not be written (a full disk): what comes after is read and dropped,
     /// since a pipe nobody reads would stall the task.
@@ -41,10 +65,10 @@ struct Sink {
 const CHUNK: usize = 16 * 1024;
 
 impl TaskLog {
-    /// A pipe for the log at `path` (nothing is created on disk yet) and its write end, the
-    /// process's stdout and stderr: the pool drops its copy of the write end right after the
-    /// spawn, so that the pipe closes when the process (and whatever it started) is done with
-    /// it. Needs a tokio runtime.
+    /// A pipe for the log at `path` (`logs/<job>/<task>-<n>.log`; nothing is created on disk
+    /// yet) and its write end, the process's stdout and stderr: the pool drops its copy of the
+    /// write end right after the spawn, so that the pipe closes when the process (and whatever
+    /// it started) is done with it. Needs a tokio runtime.
     pub fn open(path: PathBuf) -> io::Result<(Self, PipeWriter)> {
         let (reader, writer) = std::io::pipe()?;
         let reader = File::from(OwnedFd::from(reader));
@@ -54,33 +78,55 @@ impl TaskLog {
             unsafe { AsyncFd::register_with_interest(reader, tokio::io::Interest::READABLE) }?;
         let sink = Sink {
             path,
+            held: Vec::new(),
             file: None,
             lost: None,
         };
-        Ok((Self { pipe, sink }, writer))
+        let log = Self {
+            pipe,
+            sink,
+            opened: Instant::now(),
+        };
+        Ok((log, writer))
     }
 
-    /// Where the log is (or will be, once something is written).
+    /// The attempt's own file (made if it needs one).
     pub fn path(&self) -> &Path {
         &self.sink.path
     }
 
-    /// Copies what the process writes into the log until the pipe closes.
+    /// Copies what the process writes until the pipe closes; what is held in memory goes to
+    /// the attempt's own file once the attempt has run for [`SPILL_AFTER`].
     pub async fn copy_until_closed(&mut self) -> io::Result<()> {
+        let spill_at = self.opened + SPILL_AFTER;
         loop {
-            let mut ready = self.pipe.readable().await?;
-            if self.sink.take_from(self.pipe.get_ref())? {
-                return Ok(());
+            let holding = self.sink.file.is_none() && !self.sink.held.is_empty();
+            tokio::select! {
+                ready = self.pipe.readable() => {
+                    let mut ready = ready?;
+                    if self.sink.take_from(self.pipe.get_ref())? {
+                        return Ok(());
+                    }
+                    ready.clear_ready();
+                }
+                _ = tokio::time::sleep_until(spill_at), if holding => self.sink.spill(),
             }
-            ready.clear_ready();
         }
     }
 
-    /// Copies what the pipe holds now, without waiting, and closes it: the end of the log once
-    /// its process has exited. An error if (some of) the output could not be kept.
-    pub fn finish(mut self) -> io::Result<()> {
+    /// Copies what the pipe holds now, without waiting, closes it, and keeps the log: in the
+    /// attempt's own file if it has one or did not `succeed`, else as a block of the job's
+    /// [`SUCCEEDED_LOG`] in `together`. An error if (some of) the output could not be kept.
+    pub fn finish(mut self, succeeded: bool, together: &SucceededLogs) -> io::Result<()> {
         self.sink.take_from(self.pipe.get_ref())?;
-        match self.sink.lost {
+        if !self.sink.held.is_empty() && self.sink.lost.is_none() {
+            if !succeeded || self.opened.elapsed() >= SPILL_AFTER {
+                self.sink.spill();
+            } else {
+                together.append(&self.sink.path, &self.sink.held)?;
+            }
+        }
+        match self.sink.lost.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -88,7 +134,7 @@ impl TaskLog {
 }
 
 impl Sink {
-    /// Moves what `pipe` holds into the file: `true` once the pipe has closed.
+    /// Moves what `pipe` holds into the log: `true` once the pipe has closed.
     fn take_from(&mut self, mut pipe: &File) -> io::Result<bool> {
         let mut buf = [0u8; CHUNK];
         loop {
@@ -99,26 +145,161 @@ impl Sink {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            if self.lost.is_none()
-                && let Err(e) = self.file().and_then(|f| f.write_all(&buf[..n]))
-            {
-                self.lost = Some(e);
+            if self.lost.is_some() {
+                continue;
+            }
+            match &mut self.file {
+                Some(file) => {
+                    if let Err(e) = file.write_all(&buf[..n]) {
+                        self.lost = Some(e);
+                    }
+                }
+                None => {
+                    self.held.extend_from_slice(&buf[..n]);
+                    if self.held.len() > SPILL_BYTES {
+                        self.spill();
+                    }
+                }
             }
         }
     }
 
-    fn file(&mut self) -> io::Result<&mut File> {
-        let file = match self.file.take() {
-            Some(file) => file,
-            None => {
-                if let Some(dir) = self.path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                File::create(&self.path)?
+    /// Makes the attempt's own file and writes what was held into it.
+    fn spill(&mut self) {
+        if self.file.is_some() || self.lost.is_some() {
+            return;
+        }
+        let made = (|| {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
             }
-        };
-        Ok(self.file.insert(file))
+            let mut file = File::create(&self.path)?;
+            file.write_all(&self.held)?;
+            Ok(file)
+        })();
+        match made {
+            Ok(file) => {
+                self.file = Some(file);
+                self.held = Vec::new();
+            }
+            Err(e) => self.lost = Some(e),
+        }
     }
+}
+
+/// The [`SUCCEEDED_LOG`] files of the jobs a pool runs, each opened once (appending).
+#[derive(Default)]
+pub struct SucceededLogs {
+    open: Mutex<HashMap<PathBuf, File>>,
+}
+
+impl SucceededLogs {
+    /// Appends the output of the attempt whose own log would be `path` as one block (one
+    /// write, so blocks never interleave, even from two processes appending to one job's
+    /// file).
+    fn append(&self, path: &Path, output: &[u8]) -> io::Result<()> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::other(format!(
+                "{}: not a log path",
+                path.display()
+            )));
+        };
+        let mut block =
+            format!("==> {} {} <==\n", name.to_string_lossy(), output.len()).into_bytes();
+        block.extend_from_slice(output);
+        if !output.ends_with(b"\n") {
+            block.push(b'\n');
+        }
+        let mut open = lock(&self.open);
+        if !open.contains_key(dir) {
+            // Bounded: a long `sluice serve` runs many jobs; reopening costs an open.
+            if open.len() >= 64 {
+                open.clear();
+            }
+            std::fs::create_dir_all(dir)?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(SUCCEEDED_LOG))?;
+            open.insert(dir.to_path_buf(), file);
+        }
+        let file = open.get_mut(dir).expect("inserted above");
+        file.write_all(&block)
+    }
+}
+
+/// Where an attempt's log is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptLog {
+    /// Its own file.
+    File(PathBuf),
+    /// Its block of the job's [`SUCCEEDED_LOG`].
+    Block(Vec<u8>),
+}
+
+/// The log of attempt `name` (`<task>-<n>.log`) of the job whose log directory is `dir`:
+/// its own file, or its block of the job's [`SUCCEEDED_LOG`]; `None` if it wrote nothing (or
+/// has written nothing yet).
+pub fn find(dir: &Path, name: &str) -> io::Result<Option<AttemptLog>> {
+    let own = dir.join(name);
+    if std::fs::symlink_metadata(&own).is_ok() {
+        return Ok(Some(AttemptLog::File(own)));
+    }
+    let mut found = None;
+    for_each_block(dir, |block, output| {
+        if block == name {
+            found = Some(output.to_vec());
+        }
+    })?;
+    Ok(found.map(AttemptLog::Block))
+}
+
+/// The attempts of the job (log directory `dir`) that have a block in its [`SUCCEEDED_LOG`].
+pub fn blocks(dir: &Path) -> io::Result<HashSet<String>> {
+    let mut names = HashSet::new();
+    for_each_block(dir, |name, _| {
+        names.insert(name.to_string());
+    })?;
+    Ok(names)
+}
+
+fn for_each_block(dir: &Path, mut f: impl FnMut(&str, &[u8])) -> io::Result<()> {
+    let text = match std::fs::read(dir.join(SUCCEEDED_LOG)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut rest = &text[..];
+    while !rest.is_empty() {
+        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            break; // a block being written
+        };
+        let header = std::str::from_utf8(&rest[..end]).ok();
+        let parsed = header
+            .and_then(|h| h.strip_prefix("==> "))
+            .and_then(|h| h.strip_suffix(" <=="))
+            .and_then(|h| h.rsplit_once(' '))
+            .and_then(|(name, len)| Some((name, len.parse::<usize>().ok()?)));
+        let Some((name, len)) = parsed else {
+            return Err(io::Error::other(format!(
+                "{}: not a block header at byte {}",
+                dir.join(SUCCEEDED_LOG).display(),
+                text.len() - rest.len()
+            )));
+        };
+        let body = &rest[end + 1..];
+        if body.len() < len {
+            break; // a block being written
+        }
+        let output = &body[..len];
+        f(name, output);
+        let mut next = &body[len..];
+        if !output.ends_with(b"\n") && next.first() == Some(&b'\n') {
+            next = &next[1..];
+        }
+        rest = next;
+    }
+    Ok(())
 }
 
 fn set_nonblocking(file: &File) -> io::Result<()> {
@@ -138,26 +319,117 @@ fn set_nonblocking(file: &File) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn log_in(dir: &Path) -> (TaskLog, PipeWriter) {
-        TaskLog::open(dir.join("job").join("t-1.log")).unwrap()
+    fn log_in(dir: &Path, name: &str) -> (TaskLog, PipeWriter) {
+        TaskLog::open(dir.join("job").join(name)).unwrap()
     }
 
     #[tokio::test]
     async fn nothing_written_makes_no_file_and_no_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, writer) = log_in(dir.path());
+        let (mut log, writer) = log_in(dir.path(), "t-1.log");
         drop(writer);
         log.copy_until_closed().await.unwrap();
+        log.finish(true, &SucceededLogs::default()).unwrap();
         assert!(!dir.path().join("job").exists());
+        assert_eq!(find(&dir.path().join("job"), "t-1.log").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn short_successful_outputs_are_blocks_of_one_file_and_failures_get_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job");
+        let together = SucceededLogs::default();
+        for (name, output, succeeded) in [
+            ("a-1.log", &b"line one\nline two\n"[..], true),
+            // No newline at the end, and a line that looks like a header.
+            ("b-1.log", &b"==> a-1.log 3 <==\nno newline"[..], true),
+            ("c-1.log", &b"why it failed\n"[..], false),
+            ("d-1.log", &b""[..], true),
+        ] {
+            let (mut log, mut writer) = log_in(dir.path(), name);
+            writer.write_all(output).unwrap();
+            drop(writer);
+            log.copy_until_closed().await.unwrap();
+            log.finish(succeeded, &together).unwrap();
+        }
+        let found = |name| find(&job, name).unwrap();
+        assert_eq!(
+            found("a-1.log"),
+            Some(AttemptLog::Block(b"line one\nline two\n".to_vec()))
+        );
+        assert_eq!(
+            found("b-1.log"),
+            Some(AttemptLog::Block(b"==> a-1.log 3 <==\nno newline".to_vec()))
+        );
+        assert_eq!(
+            found("c-1.log"),
+            Some(AttemptLog::File(job.join("c-1.log")))
+        );
+        assert_eq!(
+            std::fs::read(job.join("c-1.log")).unwrap(),
+            b"why it failed\n"
+        );
+        assert_eq!(found("d-1.log"), None);
+        assert!(!job.join("a-1.log").exists(), "no file of its own");
+        assert_eq!(
+            blocks(&job).unwrap(),
+            HashSet::from(["a-1.log".to_string(), "b-1.log".to_string()])
+        );
+        // Readable as it is: each block under its header.
+        let text = std::fs::read_to_string(job.join(SUCCEEDED_LOG)).unwrap();
+        assert_eq!(
+            text,
+            "==> a-1.log 18 <==\nline one\nline two\n==> b-1.log 28 <==\n==> a-1.log 3 <==\nno newline\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_block_being_written_is_not_read_and_a_broken_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job");
+        std::fs::create_dir_all(&job).unwrap();
+        std::fs::write(
+            job.join(SUCCEEDED_LOG),
+            "==> a-1.log 3 <==\nok\n==> b-1.log 10 <==\nhal",
+        )
+        .unwrap();
+        assert_eq!(
+            blocks(&job).unwrap(),
+            HashSet::from(["a-1.log".to_string()])
+        );
+        std::fs::write(job.join(SUCCEEDED_LOG), "garbage\n").unwrap();
+        let e = find(&job, "a-1.log").unwrap_err();
+        assert!(
+            e.to_string().contains("not a block header at byte 0"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_run_gets_its_own_file_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, mut writer) = log_in(dir.path(), "t-1.log");
+        let path = log.path().to_path_buf();
+        writer.write_all(b"started\n").unwrap();
+        // The process runs on: the copy goes on past SPILL_AFTER.
+        let copied = tokio::time::timeout(SPILL_AFTER * 2, log.copy_until_closed()).await;
+        assert!(copied.is_err(), "the pipe is still open");
+        assert_eq!(std::fs::read(&path).unwrap(), b"started\n", "followable");
+        writer.write_all(b"more\n").unwrap();
+        drop(writer);
+        log.copy_until_closed().await.unwrap();
+        log.finish(true, &SucceededLogs::default()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"started\nmore\n");
     }
 
     #[tokio::test]
     async fn what_is_written_is_copied_in_order_until_the_pipe_closes() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, writer) = log_in(dir.path());
+        let (mut log, writer) = log_in(dir.path(), "t-1.log");
         let path = log.path().to_path_buf();
         let mut w = writer;
-        // More than the pipe holds: the copy must run while the writer writes.
+        // More than the pipe holds and than is held in memory: the copy must run while the
+        // writer writes, and the attempt gets its own file even though it succeeds.
         let big: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
         let expected = big.clone();
         let writing = std::thread::spawn(move || {
@@ -166,6 +438,7 @@ mod tests {
         });
         log.copy_until_closed().await.unwrap();
         writing.join().unwrap();
+        log.finish(true, &SucceededLogs::default()).unwrap();
         let mut want = b"first line\n".to_vec();
         want.extend_from_slice(&expected);
         assert_eq!(std::fs::read(path).unwrap(), want);
@@ -176,23 +449,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Its directory cannot be made: a file stands where it should be.
         std::fs::write(dir.path().join("job"), "in the way").unwrap();
-        let (mut log, writer) = log_in(dir.path());
+        let (mut log, writer) = log_in(dir.path(), "t-1.log");
         let mut w = writer;
         let writing = std::thread::spawn(move || w.write_all(&[b'x'; 200_000]));
         log.copy_until_closed().await.unwrap();
         writing.join().unwrap().unwrap();
-        assert!(log.finish().is_err());
+        assert!(log.finish(true, &SucceededLogs::default()).is_err());
     }
 
     #[tokio::test]
     async fn finish_takes_what_is_there_without_waiting_for_the_close() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, writer) = log_in(dir.path());
+        let (log, writer) = log_in(dir.path(), "t-1.log");
         let path = log.path().to_path_buf();
         let mut w = writer;
         w.write_all(b"left behind\n").unwrap();
         // The writer is still open (a background process holding the pipe).
-        log.finish().unwrap();
+        log.finish(false, &SucceededLogs::default()).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"left behind\n");
         // The pipe is closed: the background process's next write fails.
         assert!(w.write_all(b"later\n").is_err());
