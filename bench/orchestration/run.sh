@@ -38,13 +38,14 @@ calc() { awk "BEGIN { print $1 }"; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-if [ -n "${PRINT:-}" ]; then say="echo task %s; "; else say=""; fi
+say_sluice=""; say_xargs=""
+if [ -n "${PRINT:-}" ]; then say_sluice="echo task {n}; "; say_xargs="echo task {}; "; fi
 cat > "$work/pipeline.toml" <<TOML
 name = "noop"
 [input]
 columns = { n = "integer" }
 [task]
-command = ["sh", "-c", "${say//%s/{n}}printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
+command = ["sh", "-c", "${say_sluice}printf '{{\"k\": \"x\", \"n\": %s}}' {n} > {output}"]
 timeout_seconds = 600
 [parallelism]
 max = $SLOTS
@@ -72,7 +73,7 @@ run_xargs() { # N DIR -> wall seconds
   local n=$1 dir=$2 start end
   mkdir -p "$dir/out"
   start=$(date +%s.%N)
-  seq 1 "$n" | xargs -P "$SLOTS" -I{} sh -c "${say//%s/{}}printf '{\"k\": \"x\", \"n\": %s}' {} > $dir/out/{}.json" > "$dir/xargs.log"
+  seq 1 "$n" | xargs -P "$SLOTS" -I{} sh -c "${say_xargs}printf '{\"k\": \"x\", \"n\": %s}' {} > $dir/out/{}.json" > "$dir/xargs.log"
   end=$(date +%s.%N)
   [ "$(ls "$dir/out" | wc -l)" -eq "$n" ] || { echo "xargs wrote the wrong number of files" >&2; exit 1; }
   calc "$end - $start"

@@ -101,16 +101,22 @@ impl TaskLog {
         let spill_at = self.opened + SPILL_AFTER;
         loop {
             let holding = self.sink.file.is_none() && !self.sink.held.is_empty();
-            tokio::select! {
-                ready = self.pipe.readable() => {
-                    let mut ready = ready?;
-                    if self.sink.take_from(self.pipe.get_ref())? {
-                        return Ok(());
+            // Only output held in memory needs the timer (most tasks print nothing).
+            let mut ready = if holding {
+                tokio::select! {
+                    ready = self.pipe.readable() => ready?,
+                    _ = tokio::time::sleep_until(spill_at) => {
+                        self.sink.spill();
+                        continue;
                     }
-                    ready.clear_ready();
                 }
-                _ = tokio::time::sleep_until(spill_at), if holding => self.sink.spill(),
+            } else {
+                self.pipe.readable().await?
+            };
+            if self.sink.take_from(self.pipe.get_ref())? {
+                return Ok(());
             }
+            ready.clear_ready();
         }
     }
 
