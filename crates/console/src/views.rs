@@ -434,9 +434,12 @@ impl Reader {
         }
         let now = Utc::now();
         let logs = self.workdir().join("logs").join(id.as_str());
-        // The attempts kept as blocks of the job's succeeded.log (read once per page).
+        let log_name = |a: &Attempt| format!("{}-{}.log", a.key.task_id, a.key.number);
+        let names: Vec<String> = attempts.values().flatten().map(log_name).collect();
+        // The page's attempts kept as blocks of the job's succeeded.log (one read per page).
         let blocks = match self.succeeded_log_inside(&logs) {
-            Ok(()) => sluice_local::tasklog::blocks(&logs).unwrap_or_default(),
+            Ok(()) => sluice_local::tasklog::blocks_among(&logs, names.iter().map(String::as_str))
+                .unwrap_or_default(),
             Err(_) => Default::default(),
         };
         let tasks = tasks
@@ -454,8 +457,8 @@ impl Reader {
                 let attempt_list = list
                     .iter()
                     .map(|a| {
-                        let name = format!("{}-{}.log", t.id, a.key.number);
-                        let logged = blocks.contains(&name) || logs.join(&name).is_file();
+                        let name = log_name(a);
+                        let logged = blocks.contains(name.as_str()) || logs.join(&name).is_file();
                         AttemptView {
                             number: a.key.number,
                             state: a.state,

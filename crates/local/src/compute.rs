@@ -734,9 +734,10 @@ async fn run_attempt(
             drop(slot);
             tokio::task::yield_now().await;
             let path = log.path().to_path_buf();
+            let stop_reason = pool.stop_reason(&run.task_arn);
             let succeeded = end == RunEnd::Exited
                 && matches!(&status, Ok(s) if s.success())
-                && pool.stop_reason(&run.task_arn).is_none();
+                && stop_reason.is_none();
             if let Err(e) = copied.and_then(|()| log.finish(succeeded, &pool.succeeded_logs)) {
                 tracing::warn!(
                     log = %path.display(), error = %e, "could not keep the task's output"
@@ -746,10 +747,10 @@ async fn run_attempt(
                 instances.remove(&run.task_arn);
             }
             match status {
-                Ok(status) if pool.stop_reason(&run.task_arn).is_some() => Ended {
+                Ok(status) if stop_reason.is_some() => Ended {
                     exit_code: exit_code(&status),
                     stop_code: "UserInitiated",
-                    stopped_reason: pool.stop_reason(&run.task_arn).unwrap_or_default(),
+                    stopped_reason: stop_reason.unwrap_or_default(),
                     container_reason: None,
                 },
                 // What ECS reports for a standalone task on a reclaimed EC2 instance at worst:

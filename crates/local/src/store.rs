@@ -208,11 +208,12 @@ impl TaskCounts {
 /// transaction that stays open for more writes for up to [`COMMIT_WINDOW`] (committed sooner
 /// once no request has come for [`COMMIT_IDLE`]), each in a savepoint of its own (a failing
 /// request undoes only itself), and are answered as soon as they have run; reads run inside
-/// that transaction when one is open, so they see every write answered before them. A commit per request was the largest single cost of the job table
-/// (a third of its thread's time, with four writes per task); now a busy pool keeps one open
-/// for up to twenty milliseconds. (A 5 ms window with a 1 ms idle commit, before, committed
-/// whenever the pool went quiet for a millisecond between tasks, each commit writing anew the
-/// pages its tasks touched: 49,000 page writes for 5,000 no-op tasks, 33,000 now.)
+/// that transaction when one is open, so they see every write answered before them. A commit
+/// per request was the largest single cost of the job table (a third of its thread's time,
+/// with four writes per task); now a busy pool keeps one open for up to twenty milliseconds.
+/// (A 5 ms window with a 1 ms idle commit, before, committed whenever the pool went quiet for
+/// a millisecond between tasks, each commit writing anew the pages its tasks touched: 49,000
+/// page writes for 5,000 no-op tasks, 33,000 now.)
 ///
 /// What this costs: a process killed mid-window loses the writes of the last few milliseconds,
 /// as if it had been killed a few milliseconds earlier, which a redrive already handles (the

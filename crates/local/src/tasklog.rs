@@ -10,8 +10,8 @@
 //!
 //! One file per attempt cost a file creation per printing task, made by the pool's thread
 //! between one task's end and the next one's start: tens of microseconds on ext4 when
-//! nothing was deleted lately, and a quarter of a millisecond (more than everything else
-//! sluice does per task) in the half minute after a directory of earlier outputs was
+//! nothing was deleted lately, and a quarter of a millisecond (twice what the rest of the pool's
+//! work per task costs) in the half minute after a directory of earlier outputs was
 //! deleted, when ext4's inode allocator steps over every recently freed inode
 //! (docs/benchmarks/orchestration.md). Appending a block to one open file costs a write.
 //!
@@ -100,7 +100,8 @@ impl TaskLog {
     pub async fn copy_until_closed(&mut self) -> io::Result<()> {
         let spill_at = self.opened + SPILL_AFTER;
         loop {
-            let holding = self.sink.file.is_none() && !self.sink.held.is_empty();
+            // (A spill empties `held`, whether it made the file or lost the output.)
+            let holding = !self.sink.held.is_empty();
             // Only output held in memory needs the timer (most tasks print nothing).
             let mut ready = if holding {
                 tokio::select! {
@@ -183,11 +184,10 @@ impl Sink {
             file.write_all(&self.held)?;
             Ok(file)
         })();
+        // Either way nothing is held any more: written, or lost with the rest.
+        self.held = Vec::new();
         match made {
-            Ok(file) => {
-                self.file = Some(file);
-                self.held = Vec::new();
-            }
+            Ok(file) => self.file = Some(file),
             Err(e) => self.lost = Some(e),
         }
     }
@@ -260,13 +260,21 @@ pub fn find(dir: &Path, name: &str) -> io::Result<Option<AttemptLog>> {
     Ok(found.map(AttemptLog::Block))
 }
 
-/// The attempts of the job (log directory `dir`) that have a block in its [`SUCCEEDED_LOG`].
-pub fn blocks(dir: &Path) -> io::Result<HashSet<String>> {
-    let mut names = HashSet::new();
+/// Which of the attempts `names` (`<task>-<n>.log`) of the job (log directory `dir`) have a
+/// block in its [`SUCCEEDED_LOG`]: one read of the file for a page of attempts, and a set no
+/// bigger than the page, however many blocks the job has.
+pub fn blocks_among<'a>(
+    dir: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+) -> io::Result<HashSet<&'a str>> {
+    let wanted: HashSet<&str> = names.into_iter().collect();
+    let mut found = HashSet::new();
     for_each_block(dir, |name, _| {
-        names.insert(name.to_string());
+        if let Some(w) = wanted.get(name) {
+            found.insert(*w);
+        }
     })?;
-    Ok(names)
+    Ok(found)
 }
 
 fn for_each_block(dir: &Path, mut f: impl FnMut(&str, &[u8])) -> io::Result<()> {
@@ -378,8 +386,12 @@ mod tests {
         assert_eq!(found("d-1.log"), None);
         assert!(!job.join("a-1.log").exists(), "no file of its own");
         assert_eq!(
-            blocks(&job).unwrap(),
-            HashSet::from(["a-1.log".to_string(), "b-1.log".to_string()])
+            blocks_among(
+                &job,
+                ["a-1.log", "b-1.log", "c-1.log", "d-1.log", "e-1.log"]
+            )
+            .unwrap(),
+            HashSet::from(["a-1.log", "b-1.log"])
         );
         // Readable as it is: each block under its header.
         let text = std::fs::read_to_string(job.join(SUCCEEDED_LOG)).unwrap();
@@ -400,8 +412,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            blocks(&job).unwrap(),
-            HashSet::from(["a-1.log".to_string()])
+            blocks_among(&job, ["a-1.log", "b-1.log"]).unwrap(),
+            HashSet::from(["a-1.log"])
         );
         std::fs::write(job.join(SUCCEEDED_LOG), "garbage\n").unwrap();
         let e = find(&job, "a-1.log").unwrap_err();
@@ -460,6 +472,23 @@ mod tests {
         let writing = std::thread::spawn(move || w.write_all(&[b'x'; 200_000]));
         log.copy_until_closed().await.unwrap();
         writing.join().unwrap().unwrap();
+        assert!(log.finish(true, &SucceededLogs::default()).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_spill_that_fails_holds_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        // Its directory cannot be made: a file stands where it should be.
+        std::fs::write(dir.path().join("job"), "in the way").unwrap();
+        let (mut log, mut writer) = log_in(dir.path(), "t-1.log");
+        writer.write_all(b"a little\n").unwrap();
+        // The process runs on past SPILL_AFTER: the spill fails, and the copy waits for the
+        // pipe again instead of trying the spill over and over.
+        let copied = tokio::time::timeout(SPILL_AFTER * 2, log.copy_until_closed()).await;
+        assert!(copied.is_err(), "the pipe is still open");
+        assert!(log.sink.held.is_empty() && log.sink.lost.is_some());
+        drop(writer);
+        log.copy_until_closed().await.unwrap();
         assert!(log.finish(true, &SucceededLogs::default()).is_err());
     }
 

@@ -240,7 +240,7 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
         ),
         Transition::Rejected(j) if !run.is_current_for(j) => format!(
             "job left as it is: a newer run started meanwhile ({} attempt(s) of this run \
-             stopped, its capacity released)",
+             stopped; a lease acquired since it stopped kept)",
             report.interrupted
         ),
         Transition::Rejected(j) => format!(

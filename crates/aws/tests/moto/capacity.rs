@@ -55,6 +55,26 @@ pub async fn desired(client: &aws_sdk_autoscaling::Client, name: &str) -> i32 {
     out.auto_scaling_groups()[0].desired_capacity().unwrap()
 }
 
+/// Leases in a new DynamoDB table on `moto`, sizing the named groups: 4 slots an instance, at
+/// most 5 instances.
+async fn pool_over(
+    moto: &Moto,
+    asg: &aws_sdk_autoscaling::Client,
+    spot: Option<&str>,
+    on_demand: Option<&str>,
+) -> AsgCapacity {
+    AsgCapacity::new(
+        asg.clone(),
+        crate::dynamo::store(moto).await,
+        CapacityConfig {
+            spot_asg: spot.map(str::to_owned),
+            on_demand_asg: on_demand.map(str::to_owned),
+            slots_per_instance: 4,
+            max_instances: 5,
+        },
+    )
+}
+
 fn lease(job: &str, slots: u32) -> Lease {
     Lease {
         job_id: JobId::new(job).unwrap(),
@@ -70,17 +90,7 @@ async fn asg_leases_size_the_group_and_release_only_their_share() {
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     group(&asg, "sluice-spot", 0).await;
     group(&asg, "sluice-on-demand", 1).await;
-    let store = crate::dynamo::store(&moto).await;
-    let pool = AsgCapacity::new(
-        asg.clone(),
-        store,
-        CapacityConfig {
-            spot_asg: Some("sluice-spot".into()),
-            on_demand_asg: Some("sluice-on-demand".into()),
-            slots_per_instance: 4,
-            max_instances: 5,
-        },
-    );
+    let pool = pool_over(&moto, &asg, Some("sluice-spot"), Some("sluice-on-demand")).await;
 
     // Job A wants 6 slots: 2 instances of 4.
     let s = pool.acquire(&lease("job-a", 6)).await.unwrap();
@@ -167,17 +177,7 @@ async fn with_batch_leases_are_kept_and_no_group_is_resized() {
     let sdk = moto.sdk().await;
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     group(&asg, "sluice-spot", 0).await;
-    let store = crate::dynamo::store(&moto).await;
-    let pool = AsgCapacity::new(
-        asg.clone(),
-        store,
-        CapacityConfig {
-            spot_asg: None,
-            on_demand_asg: None,
-            slots_per_instance: 4,
-            max_instances: 5,
-        },
-    );
+    let pool = pool_over(&moto, &asg, None, None).await;
     let s = pool.acquire(&lease("job-a", 6)).await.unwrap();
     assert_eq!(
         s,
@@ -205,17 +205,7 @@ async fn asg_leases_keep_the_capacity_contract() {
     let sdk = moto.sdk().await;
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     group(&asg, "sluice-spot", 0).await;
-    let store = crate::dynamo::store(&moto).await;
-    let pool = AsgCapacity::new(
-        asg.clone(),
-        store,
-        CapacityConfig {
-            spot_asg: Some("sluice-spot".into()),
-            on_demand_asg: None,
-            slots_per_instance: 4,
-            max_instances: 5,
-        },
-    );
+    let pool = pool_over(&moto, &asg, Some("sluice-spot"), None).await;
     sluice_core::testing::contract::capacity(&pool, "dynamo").await;
     assert_eq!(desired(&asg, "sluice-spot").await, 0, "scaled in again");
 }

@@ -84,7 +84,8 @@ pub struct MemoryJobStore {
     attempts: Mutex<BTreeMap<(String, String, u32), Attempt>>,
     /// Writes so far (each call that creates or updates, whatever it changed).
     writes: std::sync::atomic::AtomicUsize,
-    /// Run once, right after the next `get_job` has read its answer ([`MemoryJobStore::after_next_get_job`]).
+    /// Run once, right after the next `get_job` has read its answer
+    /// ([`MemoryJobStore::after_next_get_job`]).
     after_get_job: Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
     pub guard: Arc<CallGuard>,
 }
