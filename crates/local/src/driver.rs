@@ -204,7 +204,7 @@ impl Drivers {
         let status = event["detail"]["status"].as_str().unwrap_or("").to_string();
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
-            match route(services, event.clone()).await {
+            match route(services, &event).await {
                 Ok(report) => {
                     tracing::info!(%report, "execution event handled");
                     break;
@@ -312,7 +312,7 @@ impl Drivers {
             redrive_count,
         );
         self.bus.log(&running);
-        route(services, running)
+        route(services, &running)
             .await
             .map_err(|e| RedriveError::Engine {
                 job: job.id.to_string(),

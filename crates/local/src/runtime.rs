@@ -374,7 +374,7 @@ impl LocalRuntime {
     /// handler's result.
     pub async fn deliver(&self, event: Value) -> Result<Value, StepError> {
         self.bus.log(&event);
-        route(&self.services, event).await
+        route(&self.services, &event).await
     }
 
     /// Invoke one handler by function name, as `sam local invoke` would.
@@ -388,8 +388,10 @@ impl LocalRuntime {
     }
 }
 
-/// Route an EventBridge-shaped event like the stack's rules do.
-pub(crate) async fn route(services: &Services, event: Value) -> Result<Value, StepError> {
+/// Route an EventBridge-shaped event like the stack's rules do. The event is lent, not given:
+/// a delivery that fails is retried with the same event, and the task-events handler (two
+/// events per task) reads it where it is.
+pub(crate) async fn route(services: &Services, event: &Value) -> Result<Value, StepError> {
     let detail_type = event
         .get("detail-type")
         .and_then(Value::as_str)
@@ -398,7 +400,10 @@ pub(crate) async fn route(services: &Services, event: Value) -> Result<Value, St
         sluice_core::events::ECS_TASK_STATE_CHANGE
         | sluice_core::events::BATCH_JOB_STATE_CHANGE
         | sluice_core::events::EC2_SPOT_INTERRUPTION_WARNING
-        | sluice_core::events::EC2_INSTANCE_STATE_CHANGE => "task-events",
+        | sluice_core::events::EC2_INSTANCE_STATE_CHANGE => {
+            let report = sluice_fn_task_events::handle_event(services, event).await?;
+            return serde_json::to_value(report).map_err(StepError::internal);
+        }
         sluice_core::events::S3_OBJECT_CREATED | sluice_fn_ingest::SCHEDULE_DETAIL_TYPE => "ingest",
         sluice_core::events::SFN_EXECUTION_STATUS_CHANGE => "execution-events",
         other => {
@@ -407,9 +412,11 @@ pub(crate) async fn route(services: &Services, event: Value) -> Result<Value, St
             )));
         }
     };
-    dispatch(services, function, event).await
+    dispatch(services, function, event.clone()).await
 }
 
+/// Runs a handler on a payload read into its input type; a handler of raw events (`Value`)
+/// gets the payload as it is ([`call_raw`]): reading a `Value` into a `Value` copies it whole.
 async fn call<I, O, F, Fut>(services: &Services, payload: Value, f: F) -> Result<Value, StepError>
 where
     I: DeserializeOwned,
@@ -423,6 +430,16 @@ where
     serde_json::to_value(output).map_err(StepError::internal)
 }
 
+async fn call_raw<O, F, Fut>(services: &Services, payload: Value, f: F) -> Result<Value, StepError>
+where
+    O: Serialize,
+    F: FnOnce(Services, Value) -> Fut,
+    Fut: std::future::Future<Output = Result<O, StepError>>,
+{
+    let output = f(services.clone(), payload).await?;
+    serde_json::to_value(output).map_err(StepError::internal)
+}
+
 /// Run a handler by name with a JSON payload: the in-process equivalent of Lambda Invoke.
 pub async fn dispatch(
     services: &Services,
@@ -431,7 +448,7 @@ pub async fn dispatch(
 ) -> Result<Value, StepError> {
     match function {
         "ingest" => {
-            call(services, payload, |s, i: Value| async move {
+            call_raw(services, payload, |s, i| async move {
                 sluice_fn_ingest::handle(&s, i).await
             })
             .await
@@ -455,7 +472,7 @@ pub async fn dispatch(
             .await
         }
         "task-events" => {
-            call(services, payload, |s, i: Value| async move {
+            call_raw(services, payload, |s, i| async move {
                 sluice_fn_task_events::handle(&s, i).await
             })
             .await
@@ -473,7 +490,7 @@ pub async fn dispatch(
             .await
         }
         "execution-events" => {
-            call(services, payload, |s, i: Value| async move {
+            call_raw(services, payload, |s, i| async move {
                 sluice_fn_execution_events::handle(&s, i).await
             })
             .await
@@ -799,7 +816,7 @@ impl EventSink for LocalBus {
 async fn deliver_with_retries(services: Services, event: Value) {
     let mut delay = std::time::Duration::from_millis(100);
     for attempt in 1..=4 {
-        match route(&services, event.clone()).await {
+        match route(&services, &event).await {
             Ok(result) => {
                 tracing::debug!(%result, "event handled");
                 return;
