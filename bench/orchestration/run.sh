@@ -6,7 +6,8 @@
 # adds per task (plan, launch, process pool, events, job table, aggregate). For each N:
 #   sluice  wall time; its own CPU (user+sys of the sluice process, not of the tasks) per task;
 #           the tasks' CPU per task; peak RSS; size of sluice.db (+ WAL)
-#   xargs   wall time of the same N commands, SLOTS at a time
+#   xargs   wall time of the same N commands, SLOTS at a time, and their CPU per task (both
+#           sides measured by measure.py, so the tasks' CPU compares like with like)
 # and the ratio of the two wall times. The pipeline's parallelism is SLOTS and `sluice run`
 # gets --max-parallel SLOTS: at most SLOTS task processes at once, as for xargs.
 #
@@ -69,18 +70,21 @@ run_sluice() { # N DIR INPUT -> "wall own tasks rss db" on stdout, or nothing if
   du -cb "$dir"/w/sluice.db* | tail -1 | cut -f1
 }
 
-run_xargs() { # N DIR -> wall seconds
-  local n=$1 dir=$2 start end
+# The xargs side as a script of its own (N, DIR), so measure.py can run it as it runs sluice.
+cat > "$work/xargs.sh" <<SH
+seq 1 "\$1" | xargs -P $SLOTS -I{} sh -c "${say_xargs}printf '{\"k\": \"x\", \"n\": %s}' {} > \$2/out/{}.json" > "\$2/xargs.log"
+SH
+
+run_xargs() { # N DIR -> "wall tasks" on stdout, measured as sluice is (measure.py)
+  local n=$1 dir=$2 m
   mkdir -p "$dir/out"
-  start=$(date +%s.%N)
-  seq 1 "$n" | xargs -P "$SLOTS" -I{} sh -c "${say_xargs}printf '{\"k\": \"x\", \"n\": %s}' {} > $dir/out/{}.json" > "$dir/xargs.log"
-  end=$(date +%s.%N)
+  m=$(python3 "$MEASURE" "$dir/xargs.out" sh "$work/xargs.sh" "$n" "$dir")
   [ "$(ls "$dir/out" | wc -l)" -eq "$n" ] || { echo "xargs wrote the wrong number of files" >&2; exit 1; }
-  calc "$end - $start"
+  python3 -c "import json,sys; m=json.loads(sys.argv[1]); print(m['wall'], m['children_cpu'])" "$m"
 }
 
-echo "| tasks | slots | sluice wall | sluice CPU/task | tasks' CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | sluice / xargs |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| tasks | slots | sluice wall | sluice CPU/task | tasks' CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | xargs tasks' CPU/task | sluice / xargs |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $NS; do
   in="$work/in$n.csv"
   { echo n; seq 1 "$n"; } > "$in"
@@ -106,12 +110,14 @@ for n in $NS; do
   fi
   col() { for row in "${sluice_runs[@]}"; do echo "$row" | cut -d' ' -f"$1"; done | median; }
   wall=$(col 1); own=$(col 2); tasks=$(col 3); rss=$(col 4); db=$(col 5)
-  xwall=$(printf '%s\n' "${xargs_runs[@]}" | median)
-  printf '| %d | %d | %.1f s | %.2f ms | %.2f ms | %.0f MiB | %.1f MiB | %.1f s | %.2fx |\n' \
+  xwall=$(for row in "${xargs_runs[@]}"; do echo "$row" | cut -d' ' -f1; done | median)
+  xtasks=$(for row in "${xargs_runs[@]}"; do echo "$row" | cut -d' ' -f2; done | median)
+  printf '| %d | %d | %.1f s | %.2f ms | %.2f ms | %.0f MiB | %.1f MiB | %.1f s | %.2f ms | %.2fx |\n' \
     "$n" "$SLOTS" "$wall" "$(calc "$own * 1000 / $n")" "$(calc "$tasks * 1000 / $n")" \
-    "$(calc "$rss / 1048576")" "$(calc "$db / 1048576")" "$xwall" "$(calc "$wall / $xwall")"
+    "$(calc "$rss / 1048576")" "$(calc "$db / 1048576")" "$xwall" "$(calc "$xtasks * 1000 / $n")" \
+    "$(calc "$wall / $xwall")"
   if [ "$ROUNDS" -gt 1 ]; then
-    echo "  $n tasks, each round: sluice $(for r in "${sluice_runs[@]}"; do printf '%.1f ' "${r%% *}"; done)s; xargs $(printf '%.1f ' "${xargs_runs[@]}")s" >&2
+    echo "  $n tasks, each round: sluice $(for r in "${sluice_runs[@]}"; do printf '%.1f ' "${r%% *}"; done)s; xargs $(for r in "${xargs_runs[@]}"; do printf '%.1f ' "${r%% *}"; done)s" >&2
   fi
   # Not deleted here: on ext4, deleting N files makes every file created in the next half
   # minute slower (new inodes skip recently deleted ones), which would tax the next run. All
