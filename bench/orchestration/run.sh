@@ -6,8 +6,8 @@
 # adds per task (plan, launch, process pool, events, job table, aggregate). For each N:
 #   sluice  wall time; its own CPU (user+sys of the sluice process, not of the tasks) per task;
 #           the tasks' CPU per task; peak RSS; size of sluice.db (+ WAL)
-#   xargs   wall time of the same N commands, SLOTS at a time, and their CPU per task (both
-#           sides measured by measure.py, so the tasks' CPU compares like with like)
+#   xargs   wall time of the same N commands, SLOTS at a time, and the CPU per task of that
+#           side (xargs's forks and the tasks; both sides measured by measure.py)
 # and the ratio of the two wall times. The pipeline's parallelism is SLOTS and `sluice run`
 # gets --max-parallel SLOTS: at most SLOTS task processes at once, as for xargs.
 #
@@ -83,7 +83,7 @@ run_xargs() { # N DIR -> "wall tasks" on stdout, measured as sluice is (measure.
   python3 -c "import json,sys; m=json.loads(sys.argv[1]); print(m['wall'], m['children_cpu'])" "$m"
 }
 
-echo "| tasks | slots | sluice wall | sluice CPU/task | tasks' CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | xargs tasks' CPU/task | sluice / xargs |"
+echo "| tasks | slots | sluice wall | sluice CPU/task | tasks' CPU/task | sluice peak RSS | sluice.db | xargs -P $SLOTS wall | xargs side CPU/task | sluice / xargs |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $NS; do
   in="$work/in$n.csv"

@@ -849,7 +849,7 @@ fn prepare(run: &Run, pool: &Pool) -> Result<Prepared, String> {
 
 fn spawn(run: &Run, prepared: Prepared) -> Result<(TaskProcess, TaskLog), String> {
     let Prepared {
-        log,
+        mut log,
         writer,
         program,
         env,
@@ -862,6 +862,7 @@ fn spawn(run: &Run, prepared: Prepared) -> Result<(TaskProcess, TaskLog), String
         output: writer.as_fd(),
     })
     .map_err(|e| format!("{}: {e}", run.argv[0]))?;
+    log.started();
     // Only the process (and what it starts) holds the pipe now: it closes when they are done.
     drop(writer);
     Ok((child, log))

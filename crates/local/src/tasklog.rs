@@ -1,6 +1,8 @@
 //! An attempt's log: what its process writes to stdout and stderr.
 //!
-//! The process writes into a pipe and the pool copies what comes out of it. Where it goes:
+//! The process writes into a pipe and the pool copies what comes out of it, from a short quiet
+//! spell after the start on ([`QUIET_START`]: a short task's output is taken in one read at its
+//! end, not a read per write). Where it goes:
 //! - `logs/<job>/<task>-<n>.log`, the attempt's own file, for an attempt that did not succeed
 //!   (the log one reads to see why), that ran longer than [`SPILL_AFTER`] (followed with
 //!   `tail -f` while it runs) or that wrote more than [`SPILL_BYTES`];
@@ -40,6 +42,12 @@ pub const SPILL_BYTES: usize = 64 * 1024;
 /// An attempt running this long gets its own file for what it wrote (and writes), so that
 /// a long task's log can be followed while it runs.
 pub const SPILL_AFTER: Duration = Duration::from_secs(1);
+/// The pipe is first read this long after the process started, or when it exits if that is
+/// sooner. Read as it came, each write of each task woke the pool's thread mid-task (a
+/// context switch and a read on a core the tasks need) where one read at the end takes all
+/// of a short task's output. The pipe holds 64 KiB: only a task that writes more in its first
+/// moments waits, once, at most this long.
+pub const QUIET_START: Duration = Duration::from_millis(10);
 
 /// The pipe's read end and the log it fills. The reads are the pipe's own non-blocking
 /// reads, not tokio's `pipe::Receiver::try_read`: that one answers "would block" until the
@@ -90,15 +98,24 @@ impl TaskLog {
         Ok((log, writer))
     }
 
+    /// The process writing into the pipe has started: its time ([`SPILL_AFTER`],
+    /// [`QUIET_START`]) runs from now, not from when the pipe was made (an attempt launched
+    /// ahead may wait long for its slot).
+    pub fn started(&mut self) {
+        self.opened = Instant::now();
+    }
+
     /// The attempt's own file (made if it needs one).
     pub fn path(&self) -> &Path {
         &self.sink.path
     }
 
-    /// Copies what the process writes until the pipe closes; what is held in memory goes to
-    /// the attempt's own file once the attempt has run for [`SPILL_AFTER`].
+    /// Copies what the process writes until the pipe closes, from [`QUIET_START`] on; what
+    /// is held in memory goes to the attempt's own file once the attempt has run for
+    /// [`SPILL_AFTER`].
     pub async fn copy_until_closed(&mut self) -> io::Result<()> {
         let spill_at = self.opened + SPILL_AFTER;
+        tokio::time::sleep_until(self.opened + QUIET_START).await;
         loop {
             // (A spill empties `held`, whether it made the file or lost the output.)
             let holding = !self.sink.held.is_empty();
@@ -335,6 +352,50 @@ mod tests {
 
     fn log_in(dir: &Path, name: &str) -> (TaskLog, PipeWriter) {
         TaskLog::open(dir.join("job").join(name)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_task_s_output_is_first_read_after_its_quiet_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, mut writer) = log_in(dir.path(), "t-1.log");
+        writer.write_all(b"early\n").unwrap();
+        // The reactor has seen the pipe readable: a copy that read at once would take it now.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        log.started();
+        let first = tokio::time::timeout(Duration::ZERO, log.copy_until_closed()).await;
+        assert!(first.is_err(), "the copy waits");
+        assert!(
+            log.sink.held.is_empty(),
+            "nothing read within the quiet start"
+        );
+        // After it, what came is taken (and the copy goes on waiting for the close).
+        let later = tokio::time::timeout(QUIET_START * 20, log.copy_until_closed()).await;
+        assert!(later.is_err(), "the pipe is still open");
+        assert_eq!(log.sink.held, b"early\n");
+        // A process that ends within it leaves its output for `finish`, which takes it all.
+        drop(writer);
+        let logs = SucceededLogs::default();
+        log.finish(true, &logs).unwrap();
+        let together = std::fs::read_to_string(dir.path().join("job").join(SUCCEEDED_LOG)).unwrap();
+        assert!(together.ends_with("early\n"), "{together}");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_s_time_runs_from_its_start_not_from_its_launch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, mut writer) = log_in(dir.path(), "t-1.log");
+        // Launched ahead, it waited for a slot longer than SPILL_AFTER; then it ran briefly.
+        std::thread::sleep(SPILL_AFTER + Duration::from_millis(100));
+        log.started();
+        writer.write_all(b"quick\n").unwrap();
+        drop(writer);
+        log.finish(true, &SucceededLogs::default()).unwrap();
+        assert!(
+            !dir.path().join("job").join("t-1.log").exists(),
+            "no file of its own"
+        );
+        let together = std::fs::read_to_string(dir.path().join("job").join(SUCCEEDED_LOG)).unwrap();
+        assert!(together.ends_with("quick\n"), "{together}");
     }
 
     #[tokio::test]
