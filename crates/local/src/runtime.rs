@@ -374,7 +374,7 @@ impl LocalRuntime {
     /// handler's result.
     pub async fn deliver(&self, event: Value) -> Result<Value, StepError> {
         self.bus.log(&event);
-        route(&self.services, &event).await
+        route(&self.services, &event).await?.into_value()
     }
 
     /// Invoke one handler by function name, as `sam local invoke` would.
@@ -388,10 +388,40 @@ impl LocalRuntime {
     }
 }
 
+/// What the handler an event was routed to answered. Task-events' report (two events per
+/// task) stays typed: the bus only logs it at debug level, and made into JSON per event it
+/// was work for nobody.
+pub(crate) enum Handled {
+    TaskEvent(sluice_fn_task_events::TaskEventReport),
+    Other(Value),
+}
+
+impl Handled {
+    /// The answer as the handler's JSON output.
+    pub(crate) fn into_value(self) -> Result<Value, StepError> {
+        match self {
+            Handled::TaskEvent(report) => serde_json::to_value(report).map_err(StepError::internal),
+            Handled::Other(value) => Ok(value),
+        }
+    }
+}
+
+impl std::fmt::Display for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handled::TaskEvent(report) => match serde_json::to_string(report) {
+                Ok(json) => f.write_str(&json),
+                Err(_) => write!(f, "{report:?}"),
+            },
+            Handled::Other(value) => write!(f, "{value}"),
+        }
+    }
+}
+
 /// Route an EventBridge-shaped event like the stack's rules do. The event is lent, not given:
 /// a delivery that fails is retried with the same event, and the task-events handler (two
 /// events per task) reads it where it is.
-pub(crate) async fn route(services: &Services, event: &Value) -> Result<Value, StepError> {
+pub(crate) async fn route(services: &Services, event: &Value) -> Result<Handled, StepError> {
     let detail_type = event
         .get("detail-type")
         .and_then(Value::as_str)
@@ -402,7 +432,7 @@ pub(crate) async fn route(services: &Services, event: &Value) -> Result<Value, S
         | sluice_core::events::EC2_SPOT_INTERRUPTION_WARNING
         | sluice_core::events::EC2_INSTANCE_STATE_CHANGE => {
             let report = sluice_fn_task_events::handle_event(services, event).await?;
-            return serde_json::to_value(report).map_err(StepError::internal);
+            return Ok(Handled::TaskEvent(report));
         }
         sluice_core::events::S3_OBJECT_CREATED | sluice_fn_ingest::SCHEDULE_DETAIL_TYPE => "ingest",
         sluice_core::events::SFN_EXECUTION_STATUS_CHANGE => "execution-events",
@@ -412,7 +442,9 @@ pub(crate) async fn route(services: &Services, event: &Value) -> Result<Value, S
             )));
         }
     };
-    dispatch(services, function, event.clone()).await
+    dispatch(services, function, event.clone())
+        .await
+        .map(Handled::Other)
 }
 
 /// Runs a handler on a payload read into its input type; a handler of raw events (`Value`)

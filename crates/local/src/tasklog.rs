@@ -385,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, mut writer) = log_in(dir.path(), "t-1.log");
         // Launched ahead, it waited for a slot longer than SPILL_AFTER; then it ran briefly.
-        std::thread::sleep(SPILL_AFTER + Duration::from_millis(100));
+        tokio::time::sleep(SPILL_AFTER + Duration::from_millis(100)).await;
         log.started();
         writer.write_all(b"quick\n").unwrap();
         drop(writer);
