@@ -26,7 +26,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, PipeWriter, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -54,7 +54,14 @@ pub const QUIET_START: Duration = Duration::from_millis(10);
 /// reactor has seen the pipe readable, and what an exited process left in the pipe must be
 /// taken at once, whatever the reactor has seen.
 pub struct TaskLog {
-    pipe: AsyncFd<File>,
+    /// The pipe's readiness, watched by the reactor of the thread that copies it, and only
+    /// once [`QUIET_START`] is over: a task that ends sooner never has its pipe in an epoll
+    /// set. Made when the attempt was launched, on the launching thread, the pipe was watched
+    /// by that thread's reactor: each write of a task woke that thread (sluice's own work),
+    /// which then woke the pool's thread; and every attempt cost an epoll registration.
+    /// Declared before `pipe`, so it is dropped (deregistered) before the pipe is closed.
+    watch: Option<AsyncFd<RawFd>>,
+    pipe: File,
     sink: Sink,
     opened: Instant,
 }
@@ -76,14 +83,11 @@ impl TaskLog {
     /// A pipe for the log at `path` (`logs/<job>/<task>-<n>.log`; nothing is created on disk
     /// yet) and its write end, the process's stdout and stderr: the pool drops its copy of the
     /// write end right after the spawn, so that the pipe closes when the process (and whatever
-    /// it started) is done with it. Needs a tokio runtime.
+    /// it started) is done with it.
     pub fn open(path: PathBuf) -> io::Result<(Self, PipeWriter)> {
         let (reader, writer) = std::io::pipe()?;
         let reader = File::from(OwnedFd::from(reader));
         set_nonblocking(&reader)?;
-        // SAFETY: the descriptor is ours and stays open, unreplaced, while the AsyncFd owns it.
-        let pipe =
-            unsafe { AsyncFd::register_with_interest(reader, tokio::io::Interest::READABLE) }?;
         let sink = Sink {
             path,
             held: Vec::new(),
@@ -91,7 +95,8 @@ impl TaskLog {
             lost: None,
         };
         let log = Self {
-            pipe,
+            watch: None,
+            pipe: reader,
             sink,
             opened: Instant::now(),
         };
@@ -116,22 +121,40 @@ impl TaskLog {
     pub async fn copy_until_closed(&mut self) -> io::Result<()> {
         let spill_at = self.opened + SPILL_AFTER;
         tokio::time::sleep_until(self.opened + QUIET_START).await;
+        if self.sink.take_from(&self.pipe)? {
+            return Ok(());
+        }
+        if self.watch.is_none() {
+            // SAFETY: `pipe` stays open, unreplaced, while `watch` lives: it is never
+            // reassigned, and `watch` is declared (so dropped) before it.
+            let watch = unsafe {
+                AsyncFd::register_with_interest(
+                    self.pipe.as_raw_fd(),
+                    tokio::io::Interest::READABLE,
+                )
+            }
+            .map_err(io::Error::from)?;
+            self.watch = Some(watch);
+        }
+        let Some(watch) = &self.watch else {
+            unreachable!("registered above")
+        };
         loop {
             // (A spill empties `held`, whether it made the file or lost the output.)
             let holding = !self.sink.held.is_empty();
             // Only output held in memory needs the timer (most tasks print nothing).
             let mut ready = if holding {
                 tokio::select! {
-                    ready = self.pipe.readable() => ready?,
+                    ready = watch.readable() => ready?,
                     _ = tokio::time::sleep_until(spill_at) => {
                         self.sink.spill();
                         continue;
                     }
                 }
             } else {
-                self.pipe.readable().await?
+                watch.readable().await?
             };
-            if self.sink.take_from(self.pipe.get_ref())? {
+            if self.sink.take_from(&self.pipe)? {
                 return Ok(());
             }
             ready.clear_ready();
@@ -142,7 +165,7 @@ impl TaskLog {
     /// attempt's own file if it has one or did not `succeed`, else as a block of the job's
     /// [`SUCCEEDED_LOG`] in `together`. An error if (some of) the output could not be kept.
     pub fn finish(mut self, succeeded: bool, together: &SucceededLogs) -> io::Result<()> {
-        self.sink.take_from(self.pipe.get_ref())?;
+        self.sink.take_from(&self.pipe)?;
         if !self.sink.held.is_empty() && self.sink.lost.is_none() {
             if !succeeded || self.opened.elapsed() >= SPILL_AFTER {
                 self.sink.spill();
@@ -359,7 +382,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, mut writer) = log_in(dir.path(), "t-1.log");
         writer.write_all(b"early\n").unwrap();
-        // The reactor has seen the pipe readable: a copy that read at once would take it now.
+        // Written before the copy starts: a copy that read at once would take it now.
         tokio::time::sleep(Duration::from_millis(5)).await;
         log.started();
         let first = tokio::time::timeout(Duration::ZERO, log.copy_until_closed()).await;
@@ -378,6 +401,50 @@ mod tests {
         log.finish(true, &logs).unwrap();
         let together = std::fs::read_to_string(dir.path().join("job").join(SUCCEEDED_LOG)).unwrap();
         assert!(together.ends_with("early\n"), "{together}");
+    }
+
+    /// The launch makes the log on sluice's own threads, the pool copies it on its own: the
+    /// pipe is watched by the copying thread's reactor, and only after the quiet start.
+    #[test]
+    fn the_pipe_is_watched_where_it_is_copied_and_only_after_the_quiet_start() {
+        let dir = tempfile::tempdir().unwrap();
+        // Made where no runtime runs (a pipe watched from here would panic: no reactor).
+        let (mut short, mut short_writer) = log_in(dir.path(), "t-1.log");
+        let (mut long, mut long_writer) = log_in(dir.path(), "t-2.log");
+        let copier = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        copier.block_on(async {
+            short.started();
+            short_writer.write_all(b"short\n").unwrap();
+            // It ends within the quiet start: the copy is cut off there, as the pool cuts it
+            // at the process's exit, and the pipe was never in an epoll set.
+            let cut = tokio::time::timeout(QUIET_START / 2, short.copy_until_closed()).await;
+            assert!(cut.is_err());
+            assert!(
+                short.watch.is_none(),
+                "watched before the quiet start ended"
+            );
+            long.started();
+            long_writer.write_all(b"first\n").unwrap();
+            let copying = tokio::time::timeout(QUIET_START * 5, long.copy_until_closed()).await;
+            assert!(copying.is_err(), "the pipe is still open");
+            assert!(long.watch.is_some(), "watched after the quiet start");
+            assert_eq!(long.sink.held, b"first\n");
+            // Written after it is watched: the readiness comes to this thread's reactor.
+            long_writer.write_all(b"second\n").unwrap();
+            drop(long_writer);
+            long.copy_until_closed().await.unwrap();
+            assert_eq!(long.sink.held, b"first\nsecond\n");
+        });
+        drop(short_writer);
+        let logs = SucceededLogs::default();
+        short.finish(true, &logs).unwrap();
+        long.finish(true, &logs).unwrap();
+        let together = std::fs::read_to_string(dir.path().join("job").join(SUCCEEDED_LOG)).unwrap();
+        assert!(together.contains("short\n"), "{together}");
+        assert!(together.contains("first\nsecond\n"), "{together}");
     }
 
     #[tokio::test]
