@@ -165,13 +165,9 @@ pub async fn summarize(
         .get_job(job_id)
         .await?
         .context("job disappeared")?;
-    let tasks = runtime.services.jobs.list_tasks(job_id).await?;
-    let succeeded = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Succeeded)
-        .count();
-    let attempts: u32 = tasks.iter().map(|t| t.attempts).sum();
-    let spot: u32 = tasks.iter().map(|t| t.spot_interruptions).sum();
+    let tally = runtime.services.jobs.tally_tasks(job_id).await?;
+    let succeeded = tally.in_state(TaskState::Succeeded);
+    let (attempts, spot) = (tally.attempts, tally.spot_interruptions);
     println!("job        {}", job.id);
     println!("state      {}", job.state.as_str());
     if let Some(reason) = &job.reason {
@@ -188,9 +184,8 @@ pub async fn summarize(
         println!("redrives   {}", job.redrive_count);
     }
     println!(
-        "tasks      {succeeded}/{} succeeded, {} attempts, {spot} Spot interruptions",
-        tasks.len(),
-        attempts
+        "tasks      {succeeded}/{} succeeded, {attempts} attempts, {spot} Spot interruptions",
+        tally.tasks()
     );
     println!("elapsed    {:.1}s", elapsed.as_secs_f64());
     println!(

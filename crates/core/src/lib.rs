@@ -32,7 +32,9 @@ pub mod testing;
 
 pub use error::{ErrorName, StoreError};
 pub use ids::{JobId, TaskId};
-pub use model::{Attempt, AttemptState, Capacity, Interruption, Job, JobState, Task, TaskState};
+pub use model::{
+    Attempt, AttemptState, Capacity, Interruption, Job, JobState, Task, TaskState, TaskTally,
+};
 pub use pipeline::PipelineConfig;
 pub use ports::Services;
 

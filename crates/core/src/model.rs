@@ -258,6 +258,51 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A job's tasks summed up: how many are in each state, and their attempts and Spot
+/// interruptions over all of them. What a job's end and its summary report, which a job table
+/// can answer without reading every task ([`crate::ports::JobStore::tally_tasks`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskTally {
+    by_state: std::collections::HashMap<TaskState, u32>,
+    /// Attempts launched, over all tasks.
+    pub attempts: u64,
+    /// Attempts lost to Spot reclaims, over all tasks.
+    pub spot_interruptions: u64,
+}
+
+impl TaskTally {
+    /// The tally of `tasks`.
+    pub fn of<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Self {
+        let mut tally = Self::default();
+        for t in tasks {
+            tally.add(
+                t.state,
+                1,
+                u64::from(t.attempts),
+                u64::from(t.spot_interruptions),
+            );
+        }
+        tally
+    }
+
+    /// Counts `tasks` more tasks in `state`, with their attempts and Spot interruptions.
+    pub fn add(&mut self, state: TaskState, tasks: u32, attempts: u64, spot_interruptions: u64) {
+        *self.by_state.entry(state).or_default() += tasks;
+        self.attempts += attempts;
+        self.spot_interruptions += spot_interruptions;
+    }
+
+    /// All the job's tasks.
+    pub fn tasks(&self) -> u32 {
+        self.by_state.values().sum()
+    }
+
+    /// The tasks in `state`.
+    pub fn in_state(&self, state: TaskState) -> u32 {
+        self.by_state.get(&state).copied().unwrap_or(0)
+    }
+}
+
 /// Which kind of capacity an attempt was placed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -9,7 +9,7 @@ use crate::error::StoreError;
 use crate::ids::{JobId, TaskId};
 use crate::model::{
     Attempt, AttemptKey, AttemptState, AttemptUpdate, Capacity, Job, JobState, JobUpdate, Lease,
-    ObjectRef, Task, TaskState,
+    ObjectRef, Task, TaskState, TaskTally,
 };
 use crate::pipeline::PipelineConfig;
 use async_trait::async_trait;
@@ -84,6 +84,28 @@ pub trait JobStore: Send + Sync {
     /// keeps counts answers without reading every task.
     async fn count_tasks(&self, job: &JobId) -> Result<usize, StoreError> {
         Ok(self.list_tasks(job).await?.len())
+    }
+    /// The job's tasks summed up by state, with their attempts and Spot interruptions: what
+    /// a job's end and its summary report. The default lists every task; a store that can
+    /// sum them where they are answers without making each into a [`Task`].
+    async fn tally_tasks(&self, job: &JobId) -> Result<TaskTally, StoreError> {
+        Ok(TaskTally::of(&self.list_tasks(job).await?))
+    }
+    /// The job's tasks not in `state`, in index order, at most `limit` of them: a finished
+    /// job's failures without reading every task that succeeded. The default lists every task.
+    async fn tasks_not_in(
+        &self,
+        job: &JobId,
+        state: TaskState,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        Ok(self
+            .list_tasks(job)
+            .await?
+            .into_iter()
+            .filter(|t| t.state != state)
+            .take(limit)
+            .collect())
     }
     /// Move the task to `to` if its state is in `to.allowed_from()`.
     async fn transition_task(
@@ -396,7 +418,8 @@ pub enum PortCall {
     ObjectExists,
     /// [`Pipelines::get`]: `pipelines/<name>.toml` in the data bucket.
     PipelineGet,
-    /// Reads of the job table (`get_*`, `list_*`, `find_*`).
+    /// Reads of the job table (`get_*`, `list_*`, `find_*`, `count_tasks`, `tally_tasks`,
+    /// `tasks_not_in`).
     JobRead,
     /// New records in the job table (`create_job`, `create_attempt`, `put_tasks`).
     JobCreate,

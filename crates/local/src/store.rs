@@ -12,7 +12,7 @@ use sluice_core::model::{
     Attempt, AttemptKey, AttemptState, AttemptUpdate, JobUpdate, Lease, ObjectRef, TokenAnswer,
 };
 use sluice_core::ports::{JobStore, TaskUpdate, TaskWithAttempts, Transition};
-use sluice_core::{Capacity, Job, JobId, JobState, StoreError, Task, TaskId, TaskState};
+use sluice_core::{Capacity, Job, JobId, JobState, StoreError, Task, TaskId, TaskState, TaskTally};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak, mpsc};
@@ -1479,6 +1479,61 @@ impl JobStore for SqliteJobStore {
     async fn count_tasks(&self, job: &JobId) -> Result<usize, StoreError> {
         let job = job.clone();
         self.read_keyed(move |c| kept_task_count(c, &job)).await
+    }
+
+    /// Summed where the rows are: listing a job's 100,000 tasks to count them made each one
+    /// into a `Task` (its params and result parsed from JSON), four times at every job's end.
+    async fn tally_tasks(&self, job: &JobId) -> Result<TaskTally, StoreError> {
+        let job = job.clone();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT state, COUNT(*), SUM(attempts), SUM(spot_interruptions) FROM tasks
+                     WHERE job_id = ?1 GROUP BY state",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt.query(params![job.as_str()]).map_err(backend)?;
+            let mut tally = TaskTally::default();
+            while let Some(r) = rows.next().map_err(backend)? {
+                let state: String = col(r, 0, "state")?;
+                let state =
+                    TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?;
+                let (tasks, attempts, spot): (i64, i64, i64) = (
+                    col(r, 1, "COUNT(*)")?,
+                    col(r, 2, "SUM(attempts)")?,
+                    col(r, 3, "SUM(spot_interruptions)")?,
+                );
+                tally.add(state, tasks as u32, attempts as u64, spot as u64);
+            }
+            Ok(tally)
+        })
+        .await
+    }
+
+    async fn tasks_not_in(
+        &self,
+        job: &JobId,
+        state: TaskState,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let job = job.clone();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    task_columns!(),
+                    " FROM tasks WHERE job_id = ?1 AND state != ?2 ORDER BY idx LIMIT ?3"
+                ))
+                .map_err(backend)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(params![job.as_str(), state.as_str(), limit], |r| {
+                    Ok(task_row(r))
+                })
+                .map_err(backend)?;
+            rows.map(|row| row.map_err(backend)?).collect()
+        })
+        .await
     }
 
     async fn transition_task(

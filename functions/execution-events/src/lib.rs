@@ -221,13 +221,9 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
         .await?;
     report.job_state = job_state(&t).or(report.job_state);
     if let Transition::Applied(j) = &t {
-        let tasks = services.jobs.list_tasks(&j.id).await?;
-        let succeeded = tasks
-            .iter()
-            .filter(|t| t.state == sluice_core::TaskState::Succeeded)
-            .count() as u32;
-        let delivered =
-            sluice_core::notify::announce(services, j, tasks.len() as u32, succeeded).await;
+        let tally = services.jobs.tally_tasks(&j.id).await?;
+        let succeeded = tally.in_state(sluice_core::TaskState::Succeeded);
+        let delivered = sluice_core::notify::announce(services, j, tally.tasks(), succeeded).await;
         for failure in &delivered.failed {
             tracing::warn!(job = %j.id, %failure, "notification not delivered");
         }

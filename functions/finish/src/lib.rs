@@ -66,20 +66,19 @@ pub struct FinishOutput {
     pub summary: Summary,
 }
 
+/// How many of a job's failed tasks its reason names.
+const FAILURES_NAMED: usize = 5;
+
 /// The error of a job whose tasks failed.
 pub const TASKS_FAILED: &str = ErrorName::TasksFailed.as_str();
 
 pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOutput, StepError> {
     let job = services.job(&input.job_id).await?;
-    let tasks = services.jobs.list_tasks(&job.id).await?;
-    let succeeded = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Succeeded)
-        .count() as u32;
-    let failed_tasks: Vec<_> = tasks
-        .iter()
-        .filter(|t| t.state != TaskState::Succeeded)
-        .collect();
+    // Counted, not listed: a job's end read all its tasks (100,000 made into `Task`s) to
+    // count them; only the failures named in the reason are read.
+    let tally = services.jobs.tally_tasks(&job.id).await?;
+    let (total, succeeded) = (tally.tasks(), tally.in_state(TaskState::Succeeded));
+    let failed = total - succeeded;
 
     let (to, error, reason) = match &input.failure {
         Some(caught) => (
@@ -87,18 +86,20 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
             Some(caught.error.clone()),
             Some(cause_text(caught)),
         ),
-        None if failed_tasks.is_empty() => (JobState::Succeeded, None, None),
+        None if failed == 0 => (JobState::Succeeded, None, None),
         None => {
-            let examples: Vec<String> = failed_tasks
+            let examples: Vec<String> = services
+                .jobs
+                .tasks_not_in(&job.id, TaskState::Succeeded, FAILURES_NAMED)
+                .await?
                 .iter()
-                .take(5)
                 .map(|t| match &t.last_error {
                     Some(e) => format!("{} ({e})", t.id),
                     None => t.id.to_string(),
                 })
                 .collect();
-            let more = if failed_tasks.len() > 5 {
-                format!(" and {} more", failed_tasks.len() - 5)
+            let more = if failed as usize > FAILURES_NAMED {
+                format!(" and {} more", failed as usize - FAILURES_NAMED)
             } else {
                 String::new()
             };
@@ -106,9 +107,7 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
                 JobState::Failed,
                 Some(TASKS_FAILED.to_string()),
                 Some(format!(
-                    "{} of {} tasks failed: {}{more}",
-                    failed_tasks.len(),
-                    tasks.len(),
+                    "{failed} of {total} tasks failed: {}{more}",
                     examples.join("; ")
                 )),
             )
@@ -133,7 +132,7 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
         Transition::Applied(j) => {
             // Announced by the write that recorded the outcome, so once however often this
             // step is retried.
-            let delivered = announce(services, &j, tasks.len() as u32, succeeded).await;
+            let delivered = announce(services, &j, total, succeeded).await;
             for failure in &delivered.failed {
                 tracing::warn!(job = %j.id, %failure, "notification not delivered");
             }
@@ -164,9 +163,9 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
         error,
         reason,
         summary: Summary {
-            tasks: tasks.len() as u32,
+            tasks: total,
             succeeded,
-            failed: failed_tasks.len() as u32,
+            failed,
             results: job.results.clone(),
         },
     })

@@ -464,14 +464,10 @@ async fn reject(
     {
         // This write records the outcome, so it announces it (finish will find the job final).
         Ok(sluice_core::ports::Transition::Applied(failed)) => {
-            let tasks = services.jobs.list_tasks(job).await.unwrap_or_default();
-            let succeeded = tasks
-                .iter()
-                .filter(|t| t.state == TaskState::Succeeded)
-                .count() as u32;
+            let tally = services.jobs.tally_tasks(job).await.unwrap_or_default();
+            let succeeded = tally.in_state(TaskState::Succeeded);
             let delivered =
-                sluice_core::notify::announce(services, &failed, tasks.len() as u32, succeeded)
-                    .await;
+                sluice_core::notify::announce(services, &failed, tally.tasks(), succeeded).await;
             for failure in &delivered.failed {
                 tracing::warn!(job = %job, %failure, "notification not delivered");
             }

@@ -8,7 +8,7 @@ use crate::error::ErrorName;
 use crate::ids::{JobId, TaskId};
 use crate::model::{
     Attempt, AttemptKey, AttemptState, AttemptUpdate, Capacity, ExecutionRun, Job, JobState,
-    JobUpdate, Lease, ObjectRef, Task, TaskState, TokenAnswer,
+    JobUpdate, Lease, ObjectRef, Task, TaskState, TaskTally, TokenAnswer,
 };
 use crate::ports::{CapacityPool, JobStore, TaskUpdate, Transition};
 use chrono::{DateTime, Duration, Utc};
@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 pub async fn job_store(store: &dyn JobStore, prefix: &str) {
     jobs(store, prefix).await;
     tasks(store, prefix).await;
+    tallies(store, prefix).await;
     attempts(store, prefix).await;
     reclaims_and_answers(store, prefix).await;
     attempts_with_their_task(store, prefix).await;
@@ -338,6 +339,123 @@ pub async fn tasks(store: &dyn JobStore, prefix: &str) {
             .unwrap(),
         Transition::Missing
     ));
+}
+
+/// A job's tasks summed up by state, and the ones not in a state, as they move.
+pub async fn tallies(store: &dyn JobStore, prefix: &str) {
+    let job = job_id(prefix, "tallies");
+    store
+        .put_tasks(&[
+            task(&job, "t-3", 3),
+            task(&job, "t-0", 0),
+            task(&job, "t-2", 2),
+            task(&job, "t-1", 1),
+        ])
+        .await
+        .unwrap();
+    let moves: [(&str, TaskState, TaskUpdate); 7] = [
+        (
+            "t-0",
+            TaskState::Running,
+            TaskUpdate {
+                attempts: Some(1),
+                ..Default::default()
+            },
+        ),
+        ("t-0", TaskState::Succeeded, TaskUpdate::default()),
+        (
+            "t-1",
+            TaskState::Running,
+            TaskUpdate {
+                attempts: Some(1),
+                ..Default::default()
+            },
+        ),
+        (
+            "t-1",
+            TaskState::Retrying,
+            TaskUpdate {
+                spot_interruptions: Some(1),
+                ..Default::default()
+            },
+        ),
+        (
+            "t-1",
+            TaskState::Running,
+            TaskUpdate {
+                attempts: Some(2),
+                ..Default::default()
+            },
+        ),
+        ("t-1", TaskState::Failed, TaskUpdate::default()),
+        (
+            "t-2",
+            TaskState::Running,
+            TaskUpdate {
+                attempts: Some(1),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (id, to, update) in moves {
+        let id = TaskId::new(id).unwrap();
+        let moved = store.transition_task(&job, &id, to, update).await.unwrap();
+        assert!(moved.applied(), "{id} to {to:?}");
+    }
+    let tally = store.tally_tasks(&job).await.unwrap();
+    let by_state: Vec<u32> = [
+        TaskState::Pending,
+        TaskState::Running,
+        TaskState::Retrying,
+        TaskState::Succeeded,
+        TaskState::Failed,
+    ]
+    .iter()
+    .map(|s| tally.in_state(*s))
+    .collect();
+    assert_eq!(by_state, [1, 1, 0, 1, 1]);
+    assert_eq!(
+        (tally.tasks(), tally.attempts, tally.spot_interruptions),
+        (4, 4, 1)
+    );
+    assert_eq!(tally, TaskTally::of(&store.list_tasks(&job).await.unwrap()));
+    let ids =
+        |tasks: Vec<Task>| -> Vec<String> { tasks.iter().map(|t| t.id.to_string()).collect() };
+    let not_succeeded = store
+        .tasks_not_in(&job, TaskState::Succeeded, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(not_succeeded), ["t-1", "t-2", "t-3"], "in index order");
+    let first_two = store
+        .tasks_not_in(&job, TaskState::Succeeded, 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(first_two), ["t-1", "t-2"]);
+    let not_pending = store
+        .tasks_not_in(&job, TaskState::Pending, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(not_pending), ["t-0", "t-1", "t-2"]);
+    let failed = &store
+        .tasks_not_in(&job, TaskState::Succeeded, 1)
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (failed.state, failed.attempts, failed.spot_interruptions),
+        (TaskState::Failed, 2, 1)
+    );
+    let none = job_id(prefix, "no-tasks");
+    assert_eq!(
+        store.tally_tasks(&none).await.unwrap(),
+        TaskTally::default()
+    );
+    assert!(
+        store
+            .tasks_not_in(&none, TaskState::Succeeded, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn attempt(job: &JobId, n: u32) -> Attempt {
