@@ -167,7 +167,8 @@ pub async fn summarize(
         .context("job disappeared")?;
     let tally = runtime.services.jobs.tally_tasks(job_id).await?;
     let succeeded = tally.in_state(TaskState::Succeeded);
-    let (attempts, spot) = (tally.attempts, tally.spot_interruptions);
+    let total = tally.total();
+    let (attempts, spot) = (total.attempts, total.spot_interruptions);
     println!("job        {}", job.id);
     println!("state      {}", job.state.as_str());
     if let Some(reason) = &job.reason {
@@ -185,7 +186,7 @@ pub async fn summarize(
     }
     println!(
         "tasks      {succeeded}/{} succeeded, {attempts} attempts, {spot} Spot interruptions",
-        tally.tasks()
+        tally.total().tasks
     );
     println!("elapsed    {:.1}s", elapsed.as_secs_f64());
     println!(

@@ -258,15 +258,22 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A job's tasks summed up: how many are in each state, and their attempts and Spot
-/// interruptions over all of them. What a job's end and its summary report, which a job table
-/// can answer without reading every task ([`crate::ports::JobStore::tally_tasks`]).
+/// A job's tasks summed up by stage and state: how many, their attempts and their Spot
+/// interruptions. What a job's end, a stage's close and the summaries report, which a job
+/// table can answer without reading every task ([`crate::ports::JobStore::tally_tasks`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskTally {
-    by_state: std::collections::HashMap<TaskState, u32>,
-    /// Attempts launched, over all tasks.
+    /// By (stage, state).
+    rows: std::collections::HashMap<(String, TaskState), Tallied>,
+}
+
+/// The tasks of one stage in one state, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tallied {
+    pub tasks: u32,
+    /// Attempts launched.
     pub attempts: u64,
-    /// Attempts lost to Spot reclaims, over all tasks.
+    /// Attempts lost to Spot reclaims.
     pub spot_interruptions: u64,
 }
 
@@ -276,30 +283,58 @@ impl TaskTally {
         let mut tally = Self::default();
         for t in tasks {
             tally.add(
+                &t.stage,
                 t.state,
-                1,
-                u64::from(t.attempts),
-                u64::from(t.spot_interruptions),
+                Tallied {
+                    tasks: 1,
+                    attempts: u64::from(t.attempts),
+                    spot_interruptions: u64::from(t.spot_interruptions),
+                },
             );
         }
         tally
     }
 
-    /// Counts `tasks` more tasks in `state`, with their attempts and Spot interruptions.
-    pub fn add(&mut self, state: TaskState, tasks: u32, attempts: u64, spot_interruptions: u64) {
-        *self.by_state.entry(state).or_default() += tasks;
-        self.attempts += attempts;
-        self.spot_interruptions += spot_interruptions;
+    /// Counts more tasks of `stage` in `state`.
+    pub fn add(&mut self, stage: &str, state: TaskState, more: Tallied) {
+        let row = self.rows.entry((stage.to_string(), state)).or_default();
+        row.tasks += more.tasks;
+        row.attempts += more.attempts;
+        row.spot_interruptions += more.spot_interruptions;
     }
 
-    /// All the job's tasks.
-    pub fn tasks(&self) -> u32 {
-        self.by_state.values().sum()
+    /// Only the stages `keep` says yes to (by the stage's name as its tasks record it).
+    pub fn stages(&self, keep: impl Fn(&str) -> bool) -> Self {
+        Self {
+            rows: self
+                .rows
+                .iter()
+                .filter(|((stage, _), _)| keep(stage))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
+    }
+
+    /// Every task counted.
+    pub fn total(&self) -> Tallied {
+        self.sum(|_| true)
     }
 
     /// The tasks in `state`.
     pub fn in_state(&self, state: TaskState) -> u32 {
-        self.by_state.get(&state).copied().unwrap_or(0)
+        self.sum(|s| s == state).tasks
+    }
+
+    fn sum(&self, states: impl Fn(TaskState) -> bool) -> Tallied {
+        let mut sum = Tallied::default();
+        for ((_, state), row) in &self.rows {
+            if states(*state) {
+                sum.tasks += row.tasks;
+                sum.attempts += row.attempts;
+                sum.spot_interruptions += row.spot_interruptions;
+            }
+        }
+        sum
     }
 }
 

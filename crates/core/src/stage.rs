@@ -42,10 +42,19 @@ pub fn task_id(stage: &StageSpec, item: &str) -> Result<TaskId, IdError> {
 /// The stage a task belongs to, with its position. A task recorded without a stage (by a
 /// version of sluice before stages) belongs to the pipeline's first stage that runs tasks.
 pub fn stage_of<'a>(cfg: &'a PipelineConfig, task: &Task) -> Option<(usize, &'a StageSpec)> {
-    if task.stage.is_empty() {
+    stage_recorded_as(cfg, &task.stage)
+}
+
+/// The stage of the tasks that record `stage` as theirs ([`stage_of`] by the name alone, for
+/// tasks counted rather than read, see [`crate::model::TaskTally`]).
+pub fn stage_recorded_as<'a>(
+    cfg: &'a PipelineConfig,
+    stage: &str,
+) -> Option<(usize, &'a StageSpec)> {
+    if stage.is_empty() {
         cfg.stages.iter().enumerate().find(|(_, s)| s.runs_tasks())
     } else {
-        cfg.stage(&task.stage)
+        cfg.stage(stage)
     }
 }
 

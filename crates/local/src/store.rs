@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use sluice_core::model::Tallied;
 use sluice_core::model::{
     Attempt, AttemptKey, AttemptState, AttemptUpdate, JobUpdate, Lease, ObjectRef, TokenAnswer,
 };
@@ -1488,22 +1489,28 @@ impl JobStore for SqliteJobStore {
         self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT state, COUNT(*), SUM(attempts), SUM(spot_interruptions) FROM tasks
-                     WHERE job_id = ?1 GROUP BY state",
+                    "SELECT stage, state, COUNT(*), SUM(attempts), SUM(spot_interruptions)
+                     FROM tasks WHERE job_id = ?1 GROUP BY stage, state",
                 )
                 .map_err(backend)?;
             let mut rows = stmt.query(params![job.as_str()]).map_err(backend)?;
             let mut tally = TaskTally::default();
             while let Some(r) = rows.next().map_err(backend)? {
-                let state: String = col(r, 0, "state")?;
+                let stage: String = col(r, 0, "stage")?;
+                let state: String = col(r, 1, "state")?;
                 let state =
                     TaskState::parse(&state).ok_or_else(|| corrupt("task state", &state))?;
                 let (tasks, attempts, spot): (i64, i64, i64) = (
-                    col(r, 1, "COUNT(*)")?,
-                    col(r, 2, "SUM(attempts)")?,
-                    col(r, 3, "SUM(spot_interruptions)")?,
+                    col(r, 2, "COUNT(*)")?,
+                    col(r, 3, "SUM(attempts)")?,
+                    col(r, 4, "SUM(spot_interruptions)")?,
                 );
-                tally.add(state, tasks as u32, attempts as u64, spot as u64);
+                let more = Tallied {
+                    tasks: tasks as u32,
+                    attempts: attempts as u64,
+                    spot_interruptions: spot as u64,
+                };
+                tally.add(&stage, state, more);
             }
             Ok(tally)
         })

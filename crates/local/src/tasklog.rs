@@ -124,21 +124,19 @@ impl TaskLog {
         if self.sink.take_from(&self.pipe)? {
             return Ok(());
         }
-        if self.watch.is_none() {
+        let watch = match self.watch.take() {
+            Some(watch) => watch,
             // SAFETY: `pipe` stays open, unreplaced, while `watch` lives: it is never
             // reassigned, and `watch` is declared (so dropped) before it.
-            let watch = unsafe {
+            None => unsafe {
                 AsyncFd::register_with_interest(
                     self.pipe.as_raw_fd(),
                     tokio::io::Interest::READABLE,
                 )
             }
-            .map_err(io::Error::from)?;
-            self.watch = Some(watch);
-        }
-        let Some(watch) = &self.watch else {
-            unreachable!("registered above")
+            .map_err(io::Error::from)?,
         };
+        let watch = &*self.watch.insert(watch);
         loop {
             // (A spill empties `held`, whether it made the file or lost the output.)
             let holding = !self.sink.held.is_empty();

@@ -223,7 +223,8 @@ pub async fn handle(services: &Services, event: Value) -> Result<ExecutionEventR
     if let Transition::Applied(j) = &t {
         let tally = services.jobs.tally_tasks(&j.id).await?;
         let succeeded = tally.in_state(sluice_core::TaskState::Succeeded);
-        let delivered = sluice_core::notify::announce(services, j, tally.tasks(), succeeded).await;
+        let delivered =
+            sluice_core::notify::announce(services, j, tally.total().tasks, succeeded).await;
         for failure in &delivered.failed {
             tracing::warn!(job = %j.id, %failure, "notification not delivered");
         }

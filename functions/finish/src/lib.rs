@@ -77,7 +77,7 @@ pub async fn handle(services: &Services, input: FinishInput) -> Result<FinishOut
     // Counted, not listed: a job's end read all its tasks (100,000 made into `Task`s) to
     // count them; only the failures named in the reason are read.
     let tally = services.jobs.tally_tasks(&job.id).await?;
-    let (total, succeeded) = (tally.tasks(), tally.in_state(TaskState::Succeeded));
+    let (total, succeeded) = (tally.total().tasks, tally.in_state(TaskState::Succeeded));
     let failed = total - succeeded;
 
     let (to, error, reason) = match &input.failure {

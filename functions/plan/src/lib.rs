@@ -23,7 +23,9 @@ use sluice_core::model::{JobUpdate, ObjectRef};
 use sluice_core::pipeline::{PipelineConfig, RowSource, StageKind};
 use sluice_core::ports::PortCall;
 use sluice_core::ports::{Location, fail_task, layout};
-use sluice_core::stage::{belongs_to, plan_stage, require_stage_at, stage_done, stage_output};
+use sluice_core::stage::{
+    belongs_to, plan_stage, require_stage_at, stage_done, stage_output, stage_recorded_as,
+};
 use sluice_core::{Job, JobId, JobState, Services, StoreError, Task, TaskState};
 
 /// Every port call this handler's code can make (see [`PortCall`]): the IAM permission
@@ -405,21 +407,31 @@ async fn close_stage(
     let job = services.job(&input.job_id).await?;
     let pipeline = services.job_pipeline(&job).await?;
     let stage = require_stage_at(&pipeline, input.stage)?;
-    let tasks = services.jobs.list_tasks(&job.id).await?;
-    let mine: Vec<&Task> = tasks
-        .iter()
-        .filter(|t| belongs_to(&pipeline, t, input.stage))
-        .collect();
+    // Counted, not listed (a stage's 100,000 tasks made into `Task`s to see that all
+    // succeeded); only tasks that did not are read.
+    let tally = services.jobs.tally_tasks(&job.id).await?;
+    let mine = tally
+        .stages(|name| stage_recorded_as(&pipeline, name).is_some_and(|(i, _)| i == input.stage));
+    let total = mine.total().tasks as usize;
     let mut failed = Vec::new();
-    for task in mine.iter().filter(|t| t.state != TaskState::Succeeded) {
-        let reason = task
-            .last_error
-            .clone()
-            .unwrap_or_else(|| format!("task ended {} without a result", task.state.as_str()));
-        fail_task(services.jobs.as_ref(), &job.id, &task.id, &reason).await?;
-        failed.push(format!("{} ({reason})", task.id));
+    if mine.in_state(TaskState::Succeeded) as usize != total {
+        let unfinished = services
+            .jobs
+            .tasks_not_in(&job.id, TaskState::Succeeded, usize::MAX)
+            .await?;
+        for task in unfinished
+            .iter()
+            .filter(|t| belongs_to(&pipeline, t, input.stage))
+        {
+            let reason = task
+                .last_error
+                .clone()
+                .unwrap_or_else(|| format!("task ended {} without a result", task.state.as_str()));
+            fail_task(services.jobs.as_ref(), &job.id, &task.id, &reason).await?;
+            failed.push(format!("{} ({reason})", task.id));
+        }
     }
-    let succeeded = (mine.len() - failed.len()) as u32;
+    let succeeded = total.saturating_sub(failed.len()) as u32;
     if !failed.is_empty() {
         let shown = failed.len().min(5);
         let more = if failed.len() > shown {
@@ -433,7 +445,7 @@ async fn close_stage(
                 "stage '{}': {} of {} tasks failed: {}{more}",
                 stage.name,
                 failed.len(),
-                mine.len(),
+                total,
                 failed[..shown].join("; ")
             ),
         ));
@@ -467,7 +479,8 @@ async fn reject(
             let tally = services.jobs.tally_tasks(job).await.unwrap_or_default();
             let succeeded = tally.in_state(TaskState::Succeeded);
             let delivered =
-                sluice_core::notify::announce(services, &failed, tally.tasks(), succeeded).await;
+                sluice_core::notify::announce(services, &failed, tally.total().tasks, succeeded)
+                    .await;
             for failure in &delivered.failed {
                 tracing::warn!(job = %job, %failure, "notification not delivered");
             }

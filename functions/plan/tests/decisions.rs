@@ -176,3 +176,128 @@ async fn the_map_runs_ahead_of_the_lease_by_what_compute_holds_waiting() {
     assert_eq!(stage_plan(10, 0, true).await, (3, 3, 160));
     assert_eq!(stage_plan(10, 0, false).await, (3, 3, 100));
 }
+
+const TWO_STAGES: &str = r#"
+name = "two"
+[[stage]]
+name = "clean"
+command = ["clean.py", "{input}", "{output}"]
+[[stage]]
+name = "merge"
+command = ["merge.py", "{input}", "{output}"]
+"#;
+
+/// Closing a stage: its tasks counted (those recorded without a stage belong to the first),
+/// every one that did not succeed failed with its reason, the other stages' tasks untouched.
+#[tokio::test]
+async fn a_stage_closes_on_its_own_tasks_only() {
+    use sluice_core::ports::{TaskUpdate, Transition};
+    use sluice_core::{Task, TaskId, TaskState};
+    use sluice_fn_plan::{CloseStageInput, PlanResponse, StageClosed};
+    /// A case: its name, the states the first stage's two tasks ended in, the merge task's
+    /// state, and the answer (how many succeeded, or the reason the stage failed).
+    type Case = (
+        &'static str,
+        [TaskState; 2],
+        TaskState,
+        Result<u32, &'static str>,
+    );
+    let cases: [Case; 3] = [
+        (
+            "all succeeded, another stage's task failed",
+            [TaskState::Succeeded, TaskState::Succeeded],
+            TaskState::Failed,
+            Ok(2),
+        ),
+        (
+            "one ended without a result",
+            [TaskState::Succeeded, TaskState::Running],
+            TaskState::Pending,
+            Err("stage 'clean': 1 of 2 tasks failed: t-1 (task ended RUNNING without a result)"),
+        ),
+        (
+            "none succeeded",
+            [TaskState::Failed, TaskState::Retrying],
+            TaskState::Succeeded,
+            Err("stage 'clean': 2 of 2 tasks failed: t-0 (boom); t-1 (boom)"),
+        ),
+    ];
+    for (case, first, merge_state, answer) in cases {
+        let w = World::declared(sluice_fn_plan::PORT_CALLS);
+        w.pipeline(TWO_STAGES);
+        let job = w.running_job("two-1", "two", 2).await.id;
+        let merge = Task {
+            stage: "merge".into(),
+            id: TaskId::new("merge").unwrap(),
+            index: 5,
+            ..w.jobs
+                .get_task(&job, &TaskId::new("t-0").unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        w.jobs.put_tasks(&[merge]).await.unwrap();
+        let ended = [("t-0", first[0]), ("t-1", first[1]), ("merge", merge_state)];
+        for (id, state) in ended {
+            let id = TaskId::new(id).unwrap();
+            let path: &[TaskState] = match state {
+                TaskState::Pending => &[],
+                TaskState::Running => &[TaskState::Running],
+                TaskState::Retrying | TaskState::Succeeded => &[TaskState::Running, state],
+                TaskState::Failed => &[TaskState::Running, TaskState::Failed],
+            };
+            for to in path {
+                let update = TaskUpdate {
+                    attempts: Some(1),
+                    last_error: (*to != TaskState::Succeeded && *to != TaskState::Running)
+                        .then(|| Some("boom".to_string())),
+                    ..Default::default()
+                };
+                let moved = w
+                    .jobs
+                    .transition_task(&job, &id, *to, update)
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(moved, Transition::Applied(_)),
+                    "{case}: {id} to {to:?}"
+                );
+            }
+        }
+        let closed = handle(
+            &w.services,
+            PlanRequest::CloseStage(CloseStageInput {
+                job_id: job.clone(),
+                stage: 0,
+            }),
+        )
+        .await;
+        match (closed, answer) {
+            (Ok(PlanResponse::Closed(StageClosed { index, succeeded })), Ok(n)) => {
+                assert_eq!((index, succeeded), (0, n), "{case}");
+            }
+            (Err(e), Err(reason)) => {
+                assert_eq!(e.name, sluice_core::ErrorName::TasksFailed, "{case}");
+                assert_eq!(e.cause, reason, "{case}");
+            }
+            (got, want) => panic!("{case}: {got:?}, expected {want:?}"),
+        }
+        let states: Vec<TaskState> = w
+            .jobs
+            .list_tasks(&job)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.state)
+            .collect();
+        let first_after = first.map(|s| match s {
+            TaskState::Succeeded => s,
+            _ => TaskState::Failed,
+        });
+        assert_eq!(
+            states,
+            [first_after[0], first_after[1], merge_state],
+            "{case}: the stage's unfinished tasks failed, the merge task as it was"
+        );
+    }
+}

@@ -414,8 +414,9 @@ pub async fn tallies(store: &dyn JobStore, prefix: &str) {
     .map(|s| tally.in_state(*s))
     .collect();
     assert_eq!(by_state, [1, 1, 0, 1, 1]);
+    let total = tally.total();
     assert_eq!(
-        (tally.tasks(), tally.attempts, tally.spot_interruptions),
+        (total.tasks, total.attempts, total.spot_interruptions),
         (4, 4, 1)
     );
     assert_eq!(tally, TaskTally::of(&store.list_tasks(&job).await.unwrap()));
@@ -455,6 +456,24 @@ pub async fn tallies(store: &dyn JobStore, prefix: &str) {
             .await
             .unwrap()
             .is_empty()
+    );
+    // By stage: a job's stages are tallied apart.
+    let staged = job_id(prefix, "tallies-by-stage");
+    let merge = Task {
+        stage: "merge".into(),
+        ..task(&staged, "merge", 0)
+    };
+    store
+        .put_tasks(&[task(&staged, "t-0", 0), task(&staged, "t-1", 1), merge])
+        .await
+        .unwrap();
+    let tally = store.tally_tasks(&staged).await.unwrap();
+    assert_eq!(tally.total().tasks, 3);
+    assert_eq!(tally.stages(|s| s == "tasks").total().tasks, 2);
+    let merge = tally.stages(|s| s == "merge");
+    assert_eq!(
+        (merge.total().tasks, merge.in_state(TaskState::Pending)),
+        (1, 1)
     );
 }
 
