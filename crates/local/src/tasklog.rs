@@ -290,11 +290,15 @@ pub fn find(dir: &Path, name: &str) -> io::Result<Option<AttemptLog>> {
         return Ok(Some(AttemptLog::File(own)));
     }
     let mut found = None;
-    for_each_block(dir, |block, output| {
-        if block == name {
-            found = Some(output.to_vec());
-        }
-    })?;
+    for_each_block(
+        dir,
+        |block| block == name,
+        |block, output| {
+            if block == name {
+                found = output;
+            }
+        },
+    )?;
     Ok(found.map(AttemptLog::Block))
 }
 
@@ -307,49 +311,84 @@ pub fn blocks_among<'a>(
 ) -> io::Result<HashSet<&'a str>> {
     let wanted: HashSet<&str> = names.into_iter().collect();
     let mut found = HashSet::new();
-    for_each_block(dir, |name, _| {
-        if let Some(w) = wanted.get(name) {
-            found.insert(*w);
-        }
-    })?;
+    for_each_block(
+        dir,
+        |_| false,
+        |name, _| {
+            if let Some(w) = wanted.get(name) {
+                found.insert(*w);
+            }
+        },
+    )?;
     Ok(found)
 }
 
-fn for_each_block(dir: &Path, mut f: impl FnMut(&str, &[u8])) -> io::Result<()> {
-    let text = match std::fs::read(dir.join(SUCCEEDED_LOG)) {
-        Ok(t) => t,
+/// Walks the blocks of the job's [`SUCCEEDED_LOG`] in order, calling `f` with each complete
+/// block's name and, if `wants_body` said yes to its name, its output. The file is read as a
+/// stream and the bodies not wanted are skipped: read whole, a chatty job's file (up to 64 KiB
+/// per attempt) was held in memory for every page of the console. A block still being written
+/// (the file ends inside it) ends the walk.
+fn for_each_block(
+    dir: &Path,
+    mut wants_body: impl FnMut(&str) -> bool,
+    mut f: impl FnMut(&str, Option<Vec<u8>>),
+) -> io::Result<()> {
+    use std::io::BufRead;
+    let path = dir.join(SUCCEEDED_LOG);
+    let file = match File::open(&path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    let mut rest = &text[..];
-    while !rest.is_empty() {
-        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-            break; // a block being written
-        };
-        let header = std::str::from_utf8(&rest[..end]).ok();
-        let parsed = header
+    let mut reader = io::BufReader::new(file);
+    let mut header = Vec::new();
+    let mut at: u64 = 0; // where the block's header starts
+    loop {
+        header.clear();
+        let read = reader.read_until(b'\n', &mut header)?;
+        if header.last() != Some(&b'\n') {
+            break; // the end, or a header being written
+        }
+        let parsed = std::str::from_utf8(&header[..read - 1])
+            .ok()
             .and_then(|h| h.strip_prefix("==> "))
             .and_then(|h| h.strip_suffix(" <=="))
             .and_then(|h| h.rsplit_once(' '))
             .and_then(|(name, len)| Some((name, len.parse::<usize>().ok()?)));
         let Some((name, len)) = parsed else {
             return Err(io::Error::other(format!(
-                "{}: not a block header at byte {}",
-                dir.join(SUCCEEDED_LOG).display(),
-                text.len() - rest.len()
+                "{}: not a block header at byte {at}",
+                path.display()
             )));
         };
-        let body = &rest[end + 1..];
-        if body.len() < len {
-            break; // a block being written
+        // The body, or for a body not wanted only its last byte: whether the newline after it
+        // is its own or the block's separator.
+        let (body, last) = if wants_body(name) {
+            let mut body = vec![0; len];
+            match reader.read_exact(&mut body) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                other => other?,
+            }
+            let last = body.last().copied();
+            (Some(body), last)
+        } else if len == 0 {
+            (None, None)
+        } else {
+            reader.seek_relative(len as i64 - 1)?;
+            let mut byte = [0u8];
+            match reader.read_exact(&mut byte) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                other => other?,
+            }
+            (None, Some(byte[0]))
+        };
+        let mut length = (read + len) as u64;
+        if last != Some(b'\n') && reader.fill_buf()?.first() == Some(&b'\n') {
+            reader.consume(1);
+            length += 1;
         }
-        let output = &body[..len];
-        f(name, output);
-        let mut next = &body[len..];
-        if !output.ends_with(b"\n") && next.first() == Some(&b'\n') {
-            next = &next[1..];
-        }
-        rest = next;
+        f(name, body);
+        at += length;
     }
     Ok(())
 }
@@ -524,6 +563,56 @@ mod tests {
         assert_eq!(
             text,
             "==> a-1.log 18 <==\nline one\nline two\n==> b-1.log 28 <==\n==> a-1.log 3 <==\nno newline\n"
+        );
+    }
+
+    /// Bodies longer than the reader's buffer, wanted or skipped, ending in a newline or not,
+    /// and a last block cut off inside a body that is skipped.
+    #[test]
+    fn blocks_are_walked_without_reading_the_bodies_not_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job");
+        let together = SucceededLogs::default();
+        let big = |c: u8, newline: bool| {
+            let mut body = vec![c; 20_000];
+            if newline {
+                body.push(b'\n');
+            }
+            body
+        };
+        let blocks = [
+            ("a-1.log", big(b'a', true)),
+            ("b-1.log", big(b'b', false)),
+            ("c-1.log", b"\n".to_vec()),
+            ("d-1.log", big(b'\n', false)),
+            ("e-1.log", b"e".to_vec()),
+        ];
+        for (name, body) in &blocks {
+            together.append(&job.join(name), body).unwrap();
+        }
+        for (name, body) in &blocks {
+            assert_eq!(
+                find(&job, name).unwrap(),
+                Some(AttemptLog::Block(body.clone())),
+                "{name}"
+            );
+        }
+        let names = [
+            "a-1.log", "b-1.log", "c-1.log", "d-1.log", "e-1.log", "f-1.log",
+        ];
+        let all = HashSet::from(["a-1.log", "b-1.log", "c-1.log", "d-1.log", "e-1.log"]);
+        assert_eq!(blocks_among(&job, names).unwrap(), all);
+        // A block being written: its header and part of its body are there.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(job.join(SUCCEEDED_LOG))
+            .unwrap();
+        file.write_all(b"==> f-1.log 30000 <==\nffff").unwrap();
+        assert_eq!(blocks_among(&job, names).unwrap(), all);
+        assert_eq!(find(&job, "f-1.log").unwrap(), None);
+        assert_eq!(
+            find(&job, "e-1.log").unwrap(),
+            Some(AttemptLog::Block(b"e".to_vec()))
         );
     }
 
