@@ -258,6 +258,32 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Task {
+    /// A task just planned: PENDING, never launched, no result yet.
+    pub fn pending(
+        job_id: JobId,
+        id: TaskId,
+        stage: impl Into<String>,
+        index: u32,
+        params: BTreeMap<String, serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            job_id,
+            id,
+            stage: stage.into(),
+            index,
+            params,
+            state: TaskState::Pending,
+            attempts: 0,
+            spot_interruptions: 0,
+            result: None,
+            last_error: None,
+            updated_at: now,
+        }
+    }
+}
+
 /// A job's tasks summed up by stage and state: how many, their attempts and their Spot
 /// interruptions. What a job's end, a stage's close and the summaries report, which a job
 /// table can answer without reading every task ([`crate::ports::JobStore::tally_tasks`]).

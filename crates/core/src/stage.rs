@@ -173,18 +173,8 @@ pub fn plan_stage(
     source: Option<(&str, &[u8])>,
     now: DateTime<Utc>,
 ) -> Result<PlannedStage, PlanError> {
-    let task = |id: TaskId, index: u32, params: BTreeMap<String, serde_json::Value>| Task {
-        job_id: job.clone(),
-        id,
-        stage: stage.name.clone(),
-        index,
-        params,
-        state: TaskState::Pending,
-        attempts: 0,
-        spot_interruptions: 0,
-        result: None,
-        last_error: None,
-        updated_at: now,
+    let task = |id: TaskId, index: u32, params: BTreeMap<String, serde_json::Value>| {
+        Task::pending(job.clone(), id, stage.name.as_str(), index, params, now)
     };
     let id_error = |e: IdError| PlanError::File {
         file: format!("stage {}", stage.name),

@@ -35,18 +35,10 @@ async fn main() -> anyhow::Result<()> {
     );
     store.create_job(&job).await?;
     let tasks: Vec<Task> = (0..n)
-        .map(|i| Task {
-            job_id: id.clone(),
-            id: TaskId::new(format!("t-{i:06}")).expect("task id"),
-            stage: String::new(),
-            index: i,
-            params: BTreeMap::from([("n".to_string(), serde_json::json!(i))]),
-            state: TaskState::Pending,
-            attempts: 0,
-            spot_interruptions: 0,
-            result: None,
-            last_error: None,
-            updated_at: Utc::now(),
+        .map(|i| {
+            let task_id = TaskId::new(format!("t-{i:06}")).expect("task id");
+            let params = BTreeMap::from([("n".to_string(), serde_json::json!(i))]);
+            Task::pending(id.clone(), task_id, "", i, params, Utc::now())
         })
         .collect();
     store.put_tasks(&tasks).await?;

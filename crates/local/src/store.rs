@@ -2262,18 +2262,9 @@ mod tests {
     async fn task_counts_match_the_tasks() {
         let store = SqliteJobStore::in_memory().unwrap();
         let job = JobId::new("j").unwrap();
-        let task = |id: &str, i: u32| Task {
-            job_id: job.clone(),
-            id: TaskId::new(id).unwrap(),
-            stage: String::new(),
-            index: i,
-            params: Default::default(),
-            state: TaskState::Pending,
-            attempts: 0,
-            spot_interruptions: 0,
-            result: None,
-            last_error: None,
-            updated_at: Utc::now(),
+        let task = |id: &str, i: u32| {
+            let id = TaskId::new(id).unwrap();
+            Task::pending(job.clone(), id, "", i, Default::default(), Utc::now())
         };
         store
             .put_tasks(&[task("a", 0), task("b", 1), task("c", 2)])
@@ -2362,18 +2353,10 @@ mod tests {
         let store = SqliteJobStore::in_memory().unwrap();
         let job = JobId::new("j").unwrap();
         let tasks: Vec<Task> = (0..40)
-            .map(|i| Task {
-                job_id: job.clone(),
-                id: TaskId::new(format!("t{i}")).unwrap(),
-                stage: if i % 3 == 0 { "a".into() } else { "b".into() },
-                index: i,
-                params: Default::default(),
-                state: TaskState::Pending,
-                attempts: 0,
-                spot_interruptions: 0,
-                result: None,
-                last_error: None,
-                updated_at: Utc::now(),
+            .map(|i| {
+                let id = TaskId::new(format!("t{i}")).unwrap();
+                let stage = if i % 3 == 0 { "a" } else { "b" };
+                Task::pending(job.clone(), id, stage, i, Default::default(), Utc::now())
             })
             .collect();
         store.put_tasks(&tasks).await.unwrap();

@@ -223,19 +223,9 @@ pub async fn only_in_run(store: &dyn JobStore, prefix: &str) {
 }
 
 fn task(job: &JobId, id: &str, index: u32) -> Task {
-    Task {
-        job_id: job.clone(),
-        id: TaskId::new(id).unwrap(),
-        stage: "tasks".into(),
-        index,
-        params: BTreeMap::from([("n".to_string(), serde_json::json!(index))]),
-        state: TaskState::Pending,
-        attempts: 0,
-        spot_interruptions: 0,
-        result: None,
-        last_error: None,
-        updated_at: Utc::now(),
-    }
+    let params = BTreeMap::from([("n".to_string(), serde_json::json!(index))]);
+    let id = TaskId::new(id).unwrap();
+    Task::pending(job.clone(), id, "tasks", index, params, Utc::now())
 }
 
 /// Tasks: index order, never reset by a re-plan, transitions only from allowed states.

@@ -937,20 +937,11 @@ impl World {
         );
         self.jobs.create_job(&job).await.expect("create job");
         let tasks: Vec<Task> = (0..n)
-            .map(|i| Task {
-                job_id: id.clone(),
-                id: TaskId::new(format!("t-{i}")).expect("task id"),
+            .map(|i| {
+                let task_id = TaskId::new(format!("t-{i}")).expect("task id");
                 // Recorded without a stage, like tasks of jobs from before stages: they belong
                 // to the pipeline's first stage.
-                stage: String::new(),
-                index: i,
-                params: BTreeMap::new(),
-                state: TaskState::Pending,
-                attempts: 0,
-                spot_interruptions: 0,
-                result: None,
-                last_error: None,
-                updated_at: Utc::now(),
+                Task::pending(id.clone(), task_id, "", i, BTreeMap::new(), Utc::now())
             })
             .collect();
         self.jobs.put_tasks(&tasks).await.expect("put tasks");
