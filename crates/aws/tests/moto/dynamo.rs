@@ -35,26 +35,16 @@ pub fn job(id: &str, created: DateTime<Utc>) -> Job {
 }
 
 fn task(job: &str, id: &str, index: u32) -> Task {
-    Task {
-        job_id: JobId::new(job).unwrap(),
-        id: TaskId::new(id).unwrap(),
-        stage: String::new(),
-        index,
-        params: BTreeMap::from([
-            ("snr_db".to_owned(), serde_json::json!(index as f64 * 1.5)),
-            ("bits".to_owned(), serde_json::json!(100_000)),
-            (
-                "label".to_owned(),
-                serde_json::json!(format!("row {index}")),
-            ),
-        ]),
-        state: TaskState::Pending,
-        attempts: 0,
-        spot_interruptions: 0,
-        result: None,
-        last_error: None,
-        updated_at: t0(),
-    }
+    let params = BTreeMap::from([
+        ("snr_db".to_owned(), serde_json::json!(index as f64 * 1.5)),
+        ("bits".to_owned(), serde_json::json!(100_000)),
+        (
+            "label".to_owned(),
+            serde_json::json!(format!("row {index}")),
+        ),
+    ]);
+    let (job, id) = (JobId::new(job).unwrap(), TaskId::new(id).unwrap());
+    Task::pending(job, id, "", index, params, t0())
 }
 
 pub fn attempt(job: &str, task: &str, number: u32) -> Attempt {

@@ -61,19 +61,14 @@ async fn execution_events_stop_the_jobs_ecs_tasks_and_release_its_capacity() {
     );
     store.create_job(&job).await.unwrap();
     store
-        .put_tasks(&[sluice_core::Task {
-            job_id: job_id.clone(),
-            id: TaskId::new("t-0").unwrap(),
-            stage: String::new(),
-            index: 0,
-            params: Default::default(),
-            state: TaskState::Pending,
-            attempts: 0,
-            spot_interruptions: 0,
-            result: None,
-            last_error: None,
-            updated_at: chrono::Utc::now(),
-        }])
+        .put_tasks(&[sluice_core::Task::pending(
+            job_id.clone(),
+            TaskId::new("t-0").unwrap(),
+            "",
+            0,
+            Default::default(),
+            chrono::Utc::now(),
+        )])
         .await
         .unwrap();
     store

@@ -192,22 +192,17 @@ async fn handler_task_events_spot_reclaim_fails_the_waiting_task() {
     let token = crate::sfn::wait_for_token(&sfn, &arn).await;
     services
         .jobs
-        .put_tasks(&[Task {
-            job_id: job_id.clone(),
-            id: task_id.clone(),
-            stage: String::new(),
-            index: 0,
-            params: BTreeMap::from([
+        .put_tasks(&[Task::pending(
+            job_id.clone(),
+            task_id.clone(),
+            "",
+            0,
+            BTreeMap::from([
                 ("ebn0_db".to_owned(), json!(2.0)),
                 ("seed".to_owned(), json!(7)),
             ]),
-            state: TaskState::Pending,
-            attempts: 0,
-            spot_interruptions: 0,
-            result: None,
-            last_error: None,
-            updated_at: now,
-        }])
+            now,
+        )])
         .await
         .unwrap();
     services
@@ -389,22 +384,17 @@ async fn handler_task_events_ec2_spot_warning_makes_an_exit_code_a_reclaim() {
     let token = crate::sfn::wait_for_token(&sfn, &arn).await;
     services
         .jobs
-        .put_tasks(&[Task {
-            job_id: job_id.clone(),
-            id: task_id.clone(),
-            stage: String::new(),
-            index: 0,
-            params: BTreeMap::from([
+        .put_tasks(&[Task::pending(
+            job_id.clone(),
+            task_id.clone(),
+            "",
+            0,
+            BTreeMap::from([
                 ("ebn0_db".to_owned(), json!(2.0)),
                 ("seed".to_owned(), json!(7)),
             ]),
-            state: TaskState::Pending,
-            attempts: 0,
-            spot_interruptions: 0,
-            result: None,
-            last_error: None,
-            updated_at: now,
-        }])
+            now,
+        )])
         .await
         .unwrap();
     services
