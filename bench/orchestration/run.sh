@@ -108,10 +108,13 @@ for n in $NS; do
     echo "| $n | $SLOTS | not finished in ${TIMEOUT}s (or failed) | | | | | | |"
     continue
   fi
-  col() { for row in "${sluice_runs[@]}"; do echo "$row" | cut -d' ' -f"$1"; done | median; }
-  wall=$(col 1); own=$(col 2); tasks=$(col 3); rss=$(col 4); db=$(col 5)
-  xwall=$(for row in "${xargs_runs[@]}"; do echo "$row" | cut -d' ' -f1; done | median)
-  xtasks=$(for row in "${xargs_runs[@]}"; do echo "$row" | cut -d' ' -f2; done | median)
+  col() { # RUNS-ARRAY-NAME FIELD -> the median of that field over the runs
+    local -n runs=$1
+    for row in "${runs[@]}"; do echo "$row" | cut -d' ' -f"$2"; done | median
+  }
+  wall=$(col sluice_runs 1); own=$(col sluice_runs 2); tasks=$(col sluice_runs 3)
+  rss=$(col sluice_runs 4); db=$(col sluice_runs 5)
+  xwall=$(col xargs_runs 1); xtasks=$(col xargs_runs 2)
   printf '| %d | %d | %.1f s | %.2f ms | %.2f ms | %.0f MiB | %.1f MiB | %.1f s | %.2f ms | %.2fx |\n' \
     "$n" "$SLOTS" "$wall" "$(calc "$own * 1000 / $n")" "$(calc "$tasks * 1000 / $n")" \
     "$(calc "$rss / 1048576")" "$(calc "$db / 1048576")" "$xwall" "$(calc "$xtasks * 1000 / $n")" \

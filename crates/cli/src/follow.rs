@@ -186,7 +186,7 @@ pub async fn summarize(
     }
     println!(
         "tasks      {succeeded}/{} succeeded, {attempts} attempts, {spot} Spot interruptions",
-        tally.total().tasks
+        total.tasks
     );
     println!("elapsed    {:.1}s", elapsed.as_secs_f64());
     println!(

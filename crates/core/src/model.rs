@@ -323,10 +323,7 @@ impl TaskTally {
 
     /// Counts more tasks of `stage` in `state`.
     pub fn add(&mut self, stage: &str, state: TaskState, more: Tallied) {
-        let row = self.rows.entry((stage.to_string(), state)).or_default();
-        row.tasks += more.tasks;
-        row.attempts += more.attempts;
-        row.spot_interruptions += more.spot_interruptions;
+        *self.rows.entry((stage.to_string(), state)).or_default() += more;
     }
 
     /// Only the stages `keep` says yes to (by the stage's name as its tasks record it).
@@ -355,12 +352,18 @@ impl TaskTally {
         let mut sum = Tallied::default();
         for ((_, state), row) in &self.rows {
             if states(*state) {
-                sum.tasks += row.tasks;
-                sum.attempts += row.attempts;
-                sum.spot_interruptions += row.spot_interruptions;
+                sum += *row;
             }
         }
         sum
+    }
+}
+
+impl std::ops::AddAssign for Tallied {
+    fn add_assign(&mut self, more: Tallied) {
+        self.tasks += more.tasks;
+        self.attempts += more.attempts;
+        self.spot_interruptions += more.spot_interruptions;
     }
 }
 

@@ -85,8 +85,8 @@ pub trait JobStore: Send + Sync {
     async fn count_tasks(&self, job: &JobId) -> Result<usize, StoreError> {
         Ok(self.list_tasks(job).await?.len())
     }
-    /// The job's tasks summed up by state, with their attempts and Spot interruptions: what
-    /// a job's end and its summary report. The default lists every task; a store that can
+    /// The job's tasks summed up by stage and state, with their attempts and Spot
+    /// interruptions: what a job's end, a stage's close and the summaries report. The default lists every task; a store that can
     /// sum them where they are answers without making each into a [`Task`].
     async fn tally_tasks(&self, job: &JobId) -> Result<TaskTally, StoreError> {
         Ok(TaskTally::of(&self.list_tasks(job).await?))
